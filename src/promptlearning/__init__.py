@@ -1,0 +1,27 @@
+"""promptlearning: adapt one frozen pretrained transformer to many text tasks with small prompts."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .backbones import Backbone, BackboneInfo, list_backbones, load_backbone  # noqa: E402
+from .errors import PromptLearningError  # noqa: E402
+from .heads import HeadConfig  # noqa: E402
+from .methods import MethodConfig, PromptMethod, build_method, list_methods, register_method  # noqa: E402
+from .model import PromptModel  # noqa: E402
+
+__all__ = [
+    "Backbone",
+    "BackboneInfo",
+    "HeadConfig",
+    "MethodConfig",
+    "PromptLearningError",
+    "PromptMethod",
+    "PromptModel",
+    "__version__",
+    "build_method",
+    "list_backbones",
+    "list_methods",
+    "load_backbone",
+    "register_method",
+]

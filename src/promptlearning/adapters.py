@@ -1,0 +1,132 @@
+"""Adapter directories: a JSON config plus a safetensors file of the full trainable state.
+
+The JSON names the method, so loading finds its class through the registry; it records the
+backbone's identity (a weights fingerprint and shapes) and loading refuses any mismatch with
+a message naming the right backbone. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .backbones import Backbone, load_backbone
+from .errors import AdapterError, PromptLearningError
+from .fileio import atomic_directory, read_json, write_json
+from .heads import HeadConfig, build_head
+from .methods.base import get_method
+
+if TYPE_CHECKING:
+    from .model import PromptModel
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+FORMAT = 1
+_SHAPE_KEYS = ("model_type", "num_layers", "hidden_size", "num_heads", "vocab_size")
+
+
+def adapter_config(model: PromptModel) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "library": "promptlearning",
+        "version": __version__,
+        "method": type(model.method).name,
+        "method_config": model.method.config.to_dict(),
+        "head": model.head.config.to_dict(),
+        "labels": model.labels,
+        "task": model.task,
+        "max_length": model.max_length,
+        "backbone": model.backbone.info.to_dict(),
+    }
+
+
+def save_tensors(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in state.items()}, str(path), metadata=metadata)
+
+
+def save_adapter(model: PromptModel, directory: Path, extra: dict[str, Any] | None = None) -> Path:
+    config = adapter_config(model)
+    if extra:
+        config["extra"] = extra
+    with atomic_directory(directory) as tmp:
+        save_tensors(model.trainable_state(), tmp / WEIGHTS_FILE)
+        write_json(tmp / CONFIG_FILE, config)
+    return directory
+
+
+def read_adapter_config(directory: Path) -> dict[str, Any]:
+    if not directory.is_dir():
+        raise AdapterError(f"adapter directory {directory} does not exist; give the folder that train --output wrote")
+    config = read_json(directory / CONFIG_FILE,
+                       lambda why: AdapterError(f"not a usable adapter: {why}; retrain or point to another adapter"))
+    if not isinstance(config, dict) or config.get("library") != "promptlearning" or "method" not in config:
+        raise AdapterError(f"{directory / CONFIG_FILE} is not a promptlearning adapter config; retrain it")
+    return config
+
+
+def check_backbone(config: dict[str, Any], backbone: Backbone, directory: Path) -> None:
+    saved = config.get("backbone", {})
+    have = backbone.info.to_dict()
+    mismatched = [k for k in _SHAPE_KEYS if saved.get(k) != have.get(k)]
+    if saved.get("fingerprint") != have["fingerprint"]:
+        mismatched.append("weights")
+    if mismatched:
+        raise AdapterError(
+            f"adapter {directory} was made for backbone {saved.get('name')!r} but {have['name']!r} was given "
+            f"(differs in {', '.join(mismatched)}); load it with --backbone {saved.get('name')}"
+        )
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise AdapterError(f"{path} is missing; the adapter is incomplete, retrain or restore it")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AdapterError(f"{path} is corrupt ({str(exc).splitlines()[0]}); retrain or restore the adapter") from exc
+
+
+def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], expected: set[str], where: Path) -> None:
+    """Copy tensors in, refusing missing, unexpected or mis-shaped entries."""
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - expected)
+    if missing or unexpected:
+        raise AdapterError(f"{where} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]}); "
+                           "it is corrupt or from another version: retrain it")
+    params = dict(model.named_parameters())
+    params.update(dict(model.named_buffers()))
+    with torch.no_grad():
+        for name, tensor in state.items():
+            target = params[name]
+            if target.shape != tensor.shape:
+                raise AdapterError(f"{where}: {name} has shape {tuple(tensor.shape)}, expected {tuple(target.shape)}; "
+                                   "the adapter does not fit this configuration")
+            target.copy_(tensor.to(target.dtype))
+
+
+def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptModel:
+    from .model import PromptModel
+
+    directory = Path(directory)
+    config = read_adapter_config(directory)
+    if backbone is None:
+        backbone = load_backbone(str(config.get("backbone", {}).get("name", "minilm-l6")))
+    check_backbone(config, backbone, directory)
+    try:
+        cls = get_method(config["method"])
+        method = cls(cls.config_class.from_dict(config["method_config"]), backbone)
+        head = build_head(HeadConfig.from_dict(config["head"]), backbone, len(config["labels"]))
+        model = PromptModel(backbone, method, head, config["labels"], task=config.get("task"),
+                            max_length=int(config.get("max_length", 128)))
+    except PromptLearningError as exc:
+        raise AdapterError(f"adapter {directory} has an unusable config: {exc}") from exc
+    except (KeyError, TypeError) as exc:
+        raise AdapterError(f"adapter {directory} config lacks or mistypes {exc}; retrain it") from exc
+    state = load_tensors(directory / WEIGHTS_FILE)
+    load_state_into(model, state, set(model.trainable_state()), directory / WEIGHTS_FILE)
+    return model.to(backbone.input_embeddings().weight.device)

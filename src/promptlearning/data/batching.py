@@ -1,0 +1,89 @@
+"""Tokenised examples and the batches the model consumes.
+
+A batch carries each row's task id (and optionally a task representation) besides ids and
+mask, so mixed-task batches, multi-task training and hypernetworks need no special path.
+Datasets are tokenised once; batches are padded to their own longest row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+
+from .examples import Example
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, L)
+    attention_mask: torch.Tensor  # (B, L)
+    task_ids: torch.Tensor  # (B,)
+    labels: torch.Tensor | None = None  # (B,)
+    token_type_ids: torch.Tensor | None = None  # (B, L)
+    task_repr: torch.Tensor | None = None  # (B, D)
+
+    def to(self, device: torch.device | str) -> Batch:
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(self, **{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in moved.items()})
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One tokenised example."""
+
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...] | None
+    label: int
+    task_id: int
+
+
+def encode(tokenizer: Any, examples: Sequence[Example], max_length: int, task_id: int = 0) -> list[Encoded]:
+    """Tokenise examples once (pairs keep both parts; truncation takes from the longest)."""
+    if not examples:
+        return []
+    texts_a = [e.text_a for e in examples]
+    pairs = any(e.text_b is not None for e in examples)
+    texts_b = [e.text_b or "" for e in examples] if pairs else None
+    out = tokenizer(texts_a, texts_b, truncation=True, max_length=max_length)
+    types = out.get("token_type_ids")
+    return [
+        Encoded(tuple(ids), tuple(types[i]) if types is not None else None, e.label, task_id)
+        for i, (ids, e) in enumerate(zip(out["input_ids"], examples, strict=True))
+    ]
+
+
+def collate(items: Sequence[Encoded], pad_id: int, left_pad: bool = False) -> Batch:
+    """Pad to the longest row; decoders pad on the left so the last position is real text."""
+    width = max(len(x.input_ids) for x in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    has_types = items[0].token_type_ids is not None
+    types = torch.zeros((len(items), width), dtype=torch.long) if has_types else None
+    for row, item in enumerate(items):
+        n = len(item.input_ids)
+        cols = slice(width - n, width) if left_pad else slice(0, n)
+        ids[row, cols] = torch.tensor(item.input_ids)
+        mask[row, cols] = 1
+        if types is not None and item.token_type_ids is not None:
+            types[row, cols] = torch.tensor(item.token_type_ids)
+    return Batch(
+        input_ids=ids,
+        attention_mask=mask,
+        task_ids=torch.tensor([x.task_id for x in items], dtype=torch.long),
+        labels=torch.tensor([x.label for x in items], dtype=torch.long),
+        token_type_ids=types,
+    )
+
+
+def batches(items: Sequence[Encoded], batch_size: int, pad_id: int, left_pad: bool = False,
+            order: Sequence[int] | None = None) -> list[Batch]:
+    """Split (optionally reordered) items into padded batches."""
+    index = list(order) if order is not None else list(range(len(items)))
+    return [collate([items[i] for i in index[s:s + batch_size]], pad_id, left_pad)
+            for s in range(0, len(index), batch_size)]

@@ -1,0 +1,101 @@
+"""Heads: turn the backbone's last hidden states into class scores.
+
+Pluggable through a small registry, like methods. The classification head pools only the
+input's positions (never the prompt's), so pooling means the same with and without a prompt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .backbones import Backbone
+from .errors import ConfigError, UnknownNameError
+from .methods.base import PromptContext
+
+POOLINGS = ("auto", "cls", "mean", "last")
+
+
+@dataclass
+class HeadConfig:
+    kind: str = "classification"
+    pooling: str = "auto"  # auto: mean for encoders, last token for decoders
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.kind not in HEADS:
+            raise UnknownNameError(f"unknown head {self.kind!r}; choose one of: {', '.join(sorted(HEADS))}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"unknown pooling {self.pooling!r}; choose one of: {', '.join(POOLINGS)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"head dropout must be in [0, 1) (got {self.dropout})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> HeadConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown head option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+class Head(nn.Module):
+    kind: ClassVar[str] = ""
+
+    def __init__(self, config: HeadConfig, backbone: Backbone, num_labels: int) -> None:
+        super().__init__()
+        self.config = config
+
+    def forward(self, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor:  # (B, C)
+        raise NotImplementedError
+
+
+def pool(hidden: torch.Tensor, text_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Pool the input positions of (B, L, H) hidden states into (B, H)."""
+    mask = text_mask.to(hidden.dtype).unsqueeze(-1)  # (B, L, 1)
+    if how == "mean":
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    if how == "cls":
+        return hidden[:, 0]
+    if how == "last":
+        # index of each row's last attended position (works for left and right padding)
+        positions = torch.arange(text_mask.shape[1], device=hidden.device)
+        last = (text_mask.long() * positions).argmax(dim=1)  # (B,)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    raise ConfigError(f"unknown pooling {how!r}; choose one of: {', '.join(POOLINGS)}")
+
+
+class ClassificationHead(Head):
+    """Dropout and a linear layer over the pooled input positions."""
+
+    kind = "classification"
+
+    def __init__(self, config: HeadConfig, backbone: Backbone, num_labels: int) -> None:
+        super().__init__(config, backbone, num_labels)
+        self.pooling = config.pooling if config.pooling != "auto" else ("last" if backbone.info.is_decoder else "mean")
+        self.dropout = nn.Dropout(config.dropout)
+        self.linear = nn.Linear(backbone.info.hidden_size, num_labels)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # the same head every time: reproducible without a global seed
+            nn.init.normal_(self.linear.weight, std=0.02)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor:
+        assert ctx.text_mask is not None
+        text = hidden[:, ctx.num_prompt_positions:]  # (B, L, H)
+        pooled = pool(text, ctx.text_mask, self.pooling)  # (B, H)
+        return self.linear(self.dropout(pooled))  # (B, C)
+
+
+HEADS: dict[str, type[Head]] = {"classification": ClassificationHead}
+
+
+def build_head(config: HeadConfig, backbone: Backbone, num_labels: int) -> Head:
+    return HEADS[config.kind](config, backbone, num_labels)

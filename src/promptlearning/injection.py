@@ -1,0 +1,118 @@
+"""The only code that touches backbone modules.
+
+A method says what prompt goes where; this module does the surgery. It prepends P prompt
+positions to the sequence (extending the attention mask and giving explicit position ids),
+fills them with the method's input prompt (or zeros), and for every layer where the method
+may have a prompt installs a forward pre-hook, for the duration of one forward, that
+replaces those positions in the layer's incoming hidden states. Hooks, not patched
+``forward`` methods, so several models can share one backbone and nothing leaks.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from .backbones import Backbone
+from .data.batching import Batch
+from .errors import ConfigError
+from .methods.base import PromptContext, PromptMethod
+
+# Families whose learned position table starts after the padding index.
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "data2vec-text"}
+
+
+def make_context(backbone: Backbone, method: PromptMethod, batch: Batch) -> PromptContext:
+    embeds = backbone.embed(batch.input_ids)  # (B, L, H)
+    return PromptContext(
+        batch_size=len(batch),
+        device=embeds.device,
+        dtype=embeds.dtype,
+        task_ids=batch.task_ids,
+        task_repr=batch.task_repr,
+        text_embeds=embeds,
+        text_mask=batch.attention_mask,
+        num_prompt_positions=method.num_prompt_positions,
+    )
+
+
+def position_ids_for(backbone: Backbone, mask: torch.Tensor) -> torch.Tensor:
+    """Positions that count only attended tokens, so left padding and prompts both work."""
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, S)
+    if backbone.info.model_type in _OFFSET_POSITIONS:
+        positions = positions + int(backbone.model.config.pad_token_id or 1) + 1
+    return positions
+
+
+def check_length(backbone: Backbone, prompt_len: int, text_len: int) -> None:
+    limit = backbone.info.max_positions
+    if backbone.info.model_type in _OFFSET_POSITIONS:
+        limit -= int(backbone.model.config.pad_token_id or 1) + 1
+    if prompt_len + text_len > limit:
+        raise ConfigError(
+            f"prompt of {prompt_len} plus input of {text_len} tokens exceeds the {limit} positions "
+            f"{backbone.info.name} allows; lower --max-length or --num-tokens"
+        )
+
+
+@contextmanager
+def layer_hooks(backbone: Backbone, method: PromptMethod, ctx: PromptContext):  # type: ignore[no-untyped-def]
+    """Install the pre-hooks that replace prompt positions, and always remove them."""
+    handles = []
+    prompt_len = method.num_prompt_positions
+
+    def make_hook(layer: int):  # type: ignore[no-untyped-def]
+        def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]):  # type: ignore[no-untyped-def]
+            hidden = args[0] if args else kwargs["hidden_states"]  # (B, P + L, H)
+            new = method.layer_prompt(layer, hidden, ctx)  # (B, P, H) or None
+            if new is None:
+                return None
+            hidden = torch.cat([new.to(hidden.dtype), hidden[:, prompt_len:]], dim=1)
+            if args:
+                return (hidden, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": hidden}
+
+        return hook
+
+    try:
+        if prompt_len:
+            for layer in method.prompt_layers:
+                handles.append(backbone.layers[layer].register_forward_pre_hook(make_hook(layer), with_kwargs=True))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def run_backbone(backbone: Backbone, method: PromptMethod, batch: Batch,
+                 ctx: PromptContext | None = None) -> tuple[torch.Tensor, torch.Tensor, PromptContext]:
+    """Forward the backbone with the method's prompts in place.
+
+    Returns the last hidden states (B, P + L, H), the full attention mask (B, P + L) and
+    the context (heads read the prompt length and the text mask from it).
+    """
+    ctx = ctx or make_context(backbone, method, batch)
+    prompt_len = method.num_prompt_positions
+    check_length(backbone, prompt_len, int(batch.input_ids.shape[1]))
+    embeds = ctx.text_embeds
+    assert embeds is not None
+    mask = batch.attention_mask
+    types = batch.token_type_ids
+    if prompt_len:
+        prompt = method.input_prompt(ctx)
+        if prompt is None:
+            prompt = embeds.new_zeros(ctx.batch_size, prompt_len, embeds.shape[-1])  # (B, P, H)
+        embeds = torch.cat([prompt.to(embeds.dtype), embeds], dim=1)  # (B, P + L, H)
+        mask = torch.cat([mask.new_ones(ctx.batch_size, prompt_len), mask], dim=1)  # (B, P + L)
+        if types is not None:
+            types = torch.cat([types.new_zeros(ctx.batch_size, prompt_len), types], dim=1)
+    kwargs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": mask}
+    if backbone.accepts("position_ids"):
+        kwargs["position_ids"] = position_ids_for(backbone, mask)
+    if types is not None and backbone.accepts("token_type_ids"):
+        kwargs["token_type_ids"] = types
+    with layer_hooks(backbone, method, ctx):
+        out = backbone.model(**kwargs)
+    return out.last_hidden_state, mask, ctx

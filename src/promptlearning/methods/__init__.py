@@ -1,0 +1,37 @@
+"""Prompt methods: the registry and every built-in method (each in its own module)."""
+
+from __future__ import annotations
+
+from .base import (
+    METHODS,
+    MethodConfig,
+    PromptContext,
+    PromptMethod,
+    build_method,
+    get_method,
+    make_config,
+    register_method,
+)
+
+
+def _ensure_registered() -> None:
+    """Import the built-in method modules so their decorators fill the registry."""
+    from . import baselines, deep_prompts, prompt_tuning  # noqa: F401
+
+
+def list_methods() -> list[type[PromptMethod]]:
+    _ensure_registered()
+    return [METHODS[k] for k in sorted(METHODS)]
+
+
+__all__ = [
+    "METHODS",
+    "MethodConfig",
+    "PromptContext",
+    "PromptMethod",
+    "build_method",
+    "get_method",
+    "list_methods",
+    "make_config",
+    "register_method",
+]

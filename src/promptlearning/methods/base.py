@@ -1,0 +1,189 @@
+"""The one extension point: a prompt method is a config dataclass plus a module.
+
+A method answers, per batch, only *what* prompt goes *where*: the input-layer prompt, the
+prompt hidden states to place before layer ``l`` (given that layer's incoming hidden
+states), and which of its parameters are architecture parameters. It never touches the
+backbone's modules; :mod:`promptlearning.injection` does that. A new method is a subclass
+registered with :func:`register_method`; nothing else in the library changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..backbones import Backbone, BackboneInfo
+from ..errors import ConfigError, UnknownNameError
+
+
+@dataclass
+class MethodConfig:
+    """Hyper-parameters of a method; serialises to JSON and validates itself.
+
+    Subclasses add fields with ``metadata={"help": ...}``; the help text feeds the CLI.
+    """
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Checks that need no backbone; raise ConfigError with a one-line fix."""
+
+    def check_backbone(self, info: BackboneInfo) -> None:
+        """Checks that need the backbone's shape (layer indices, prompt length)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> MethodConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} for this method; valid: {', '.join(sorted(known)) or 'none'}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(cls)}
+
+
+def option(default: Any, help: str) -> Any:
+    """A config field with help text (mutable defaults handled)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def check_layers(layers: list[int] | None, info: BackboneInfo, what: str = "layers") -> list[int]:
+    """Resolve a layer list (None = every layer) and reject indices the backbone lacks."""
+    if layers is None:
+        return list(range(info.num_layers))
+    if not layers:
+        raise ConfigError(f"{what} is empty; give at least one layer index in 0..{info.num_layers - 1} or omit it")
+    bad = [i for i in layers if not 0 <= i < info.num_layers]
+    if bad:
+        raise ConfigError(
+            f"{what} {bad} out of range: the backbone {info.name} has layers 0..{info.num_layers - 1}"
+        )
+    return sorted(set(layers))
+
+
+@dataclass
+class PromptContext:
+    """What a method may read about the current batch.
+
+    ``task_ids`` lets mixed-task batches, multi-task prompts and hypernetworks work with no
+    special path; ``text_embeds`` and ``text_mask`` are the input tokens' embeddings, for
+    methods that condition on the input.
+    """
+
+    batch_size: int
+    device: torch.device
+    dtype: torch.dtype
+    task_ids: torch.Tensor | None = None  # (B,)
+    task_repr: torch.Tensor | None = None  # (B, D)
+    text_embeds: torch.Tensor | None = None  # (B, L, H)
+    text_mask: torch.Tensor | None = None  # (B, L)
+    num_prompt_positions: int = 0
+
+
+class PromptMethod(nn.Module):
+    """Base of every prompt method. Subclasses override the sites they have something to say at."""
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[MethodConfig]] = MethodConfig
+    summary: ClassVar[str] = ""
+    trains_backbone: ClassVar[bool] = False
+    default_lr: ClassVar[float] = 1e-2
+
+    def __init__(self, config: MethodConfig, backbone: Backbone) -> None:
+        super().__init__()
+        config.check_backbone(backbone.info)
+        self.config = config
+        self.info = backbone.info
+
+    # ---- how many prompt positions the injector must make room for
+    @property
+    def num_prompt_positions(self) -> int:
+        return 0
+
+    @property
+    def prompt_layers(self) -> list[int]:
+        """Layers whose incoming prompt positions this method may replace."""
+        return []
+
+    # ---- the sites
+    def input_prompt(self, ctx: PromptContext) -> torch.Tensor | None:
+        """Prompt vectors at the input layer, (B, P, H), or None (zeros then flow up)."""
+        return None
+
+    def layer_prompt(self, layer: int, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor | None:
+        """Replacement for the P prompt positions entering ``layer``, (B, P, H), or None.
+
+        ``hidden`` is that layer's whole incoming hidden state (B, P + L, H): its first P
+        positions are the prompt flowing up from below, the rest the input.
+        """
+        return None
+
+    def architecture_parameters(self) -> list[nn.Parameter]:
+        """Parameters that choose the architecture (SPT gates), trained on validation data."""
+        return []
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        arch = {id(p) for p in self.architecture_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch and p.requires_grad]
+
+    def describe(self) -> str:
+        return json.dumps(self.config.to_dict())
+
+
+METHODS: dict[str, type[PromptMethod]] = {}
+
+
+def register_method(cls: type[PromptMethod]) -> type[PromptMethod]:
+    """Class decorator: make a method available by its ``name`` everywhere (API, CLI, adapters)."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} needs a non-empty `name`")
+    if cls.name in METHODS and METHODS[cls.name] is not cls:
+        raise TypeError(f"method name {cls.name!r} is already registered by {METHODS[cls.name].__name__}")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> type[PromptMethod]:
+    from . import _ensure_registered
+
+    _ensure_registered()
+    key = name.replace("-", "_")
+    if key not in METHODS:
+        raise UnknownNameError(
+            f"unknown method {name!r}; choose one of: {', '.join(sorted(METHODS))} (see `promptlearning methods`)"
+        )
+    return METHODS[key]
+
+
+def make_config(method: str, values: dict[str, Any] | None = None) -> MethodConfig:
+    return get_method(method).config_class.from_dict(dict(values or {}))
+
+
+def build_method(method: str | MethodConfig, backbone: Backbone, values: dict[str, Any] | None = None) -> PromptMethod:
+    """Build a method from its name (and option values) or from a config instance."""
+    if isinstance(method, MethodConfig):
+        cls = next((c for c in METHODS.values() if isinstance(method, c.config_class)), None)
+        if cls is None:
+            raise ConfigError(f"no registered method uses config {type(method).__name__}")
+        return cls(method, backbone)
+    cls = get_method(method)
+    return cls(cls.config_class.from_dict(dict(values or {})), backbone)
+
+
+def method_name_of(module: PromptMethod) -> str:
+    return type(module).name

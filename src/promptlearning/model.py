@@ -1,0 +1,134 @@
+"""PromptModel: a frozen backbone, a trainable prompt method and a head.
+
+The wrapper never branches on a method's name: every method answers the same questions and
+the injector places the answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import Backbone
+from .data.batching import Batch, batches, encode
+from .data.examples import Example
+from .errors import ConfigError
+from .heads import Head, HeadConfig, build_head
+from .injection import run_backbone
+from .methods.base import PromptMethod, build_method
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # (B, C)
+    loss: torch.Tensor | None = None
+
+
+class PromptModel(nn.Module):
+    def __init__(self, backbone: Backbone, method: PromptMethod, head: Head, labels: Sequence[str],
+                 *, task: str | None = None, max_length: int = 128) -> None:
+        super().__init__()
+        if len(labels) < 2:
+            raise ConfigError(f"a classifier needs at least 2 labels (got {list(labels)})")
+        self.backbone = backbone
+        self.method = method
+        self.head = head
+        self.labels = list(labels)
+        self.task = task
+        self.max_length = max_length
+        if method.trains_backbone:
+            backbone.unfreeze()
+        else:
+            backbone.freeze()
+
+    @classmethod
+    def build(cls, backbone: Backbone, method: str, labels: Sequence[str], *,
+              method_options: dict[str, Any] | None = None, head: HeadConfig | None = None,
+              task: str | None = None, max_length: int = 128) -> PromptModel:
+        """Build from names: the usual entry point for library users."""
+        built = build_method(method, backbone, method_options)
+        return cls(backbone, built, build_head(head or HeadConfig(), backbone, len(labels)), labels,
+                   task=task, max_length=max_length)
+
+    # ------------------------------------------------------------------ running
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.input_embeddings().weight.device
+
+    def train(self, mode: bool = True) -> PromptModel:
+        """Train the method and head; the frozen backbone stays in eval mode (no dropout)."""
+        super().train(mode)
+        if not self.method.trains_backbone:
+            self.backbone.eval()
+        return self
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        hidden, _, ctx = run_backbone(self.backbone, self.method, batch)  # (B, P + L, H)
+        logits = self.head(hidden, ctx)  # (B, C)
+        loss = F.cross_entropy(logits, batch.labels) if batch.labels is not None else None
+        return ModelOutput(logits, loss)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """One predicate decides what trains and what is saved: requires_grad."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        names = {id(p) for p in self.trainable_parameters()}
+        state = {n: p for n, p in self.named_parameters() if id(p) in names}
+        state.update({n: b for n, b in self.method.named_buffers(prefix="method")})
+        state.update({n: b for n, b in self.head.named_buffers(prefix="head")})
+        return {n: t.detach() for n, t in state.items()}
+
+    def num_trainable(self) -> int:
+        return sum(p.numel() for p in self.trainable_parameters())
+
+    def num_backbone_parameters(self) -> int:
+        return sum(p.numel() for p in self.backbone.parameters())
+
+    def encode(self, examples: Sequence[Example]) -> list[Any]:
+        return encode(self.backbone.tokenizer, examples, self.max_length)
+
+    @torch.no_grad()
+    def predict_proba(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 32) -> torch.Tensor:
+        """Class probabilities (N, C) for raw texts or (text_a, text_b) pairs."""
+        examples = [Example(t[0], 0, t[1]) if isinstance(t, tuple) else Example(t, 0) for t in texts]
+        was_training = self.training
+        self.eval()
+        out = []
+        for batch in batches(self.encode(examples), batch_size, self.pad_id, self.left_pad):
+            batch = Batch(batch.input_ids, batch.attention_mask, batch.task_ids, None, batch.token_type_ids)
+            out.append(self(batch.to(self.device)).logits.float().softmax(-1).cpu())
+        self.train(was_training)
+        return torch.cat(out) if out else torch.empty(0, len(self.labels))
+
+    def predict(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 32) -> list[str]:
+        probs = self.predict_proba(texts, batch_size)
+        return [self.labels[i] for i in probs.argmax(-1).tolist()]
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.backbone.tokenizer.pad_token_id or 0)
+
+    @property
+    def left_pad(self) -> bool:
+        return self.backbone.info.is_decoder
+
+    # ------------------------------------------------------------------ adapters
+    def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        from .adapters import save_adapter
+
+        return save_adapter(self, Path(directory), extra)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, backbone: Backbone | None = None,
+                        device: str | torch.device | None = None) -> PromptModel:
+        from .adapters import load_adapter
+
+        model = load_adapter(Path(directory), backbone)
+        return model.to(device) if device is not None else model
