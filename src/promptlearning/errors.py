@@ -38,3 +38,7 @@ class AdapterError(PromptLearningError, RuntimeError):
 
 class BackboneError(PromptLearningError, RuntimeError):
     """A backbone cannot be loaded or is not supported."""
+
+
+class TrainingError(PromptLearningError, RuntimeError):
+    """Training cannot go on (a diverged loss, a checkpoint that does not fit this run)."""

@@ -1,0 +1,1 @@
+"""Metrics, benchmark suites and reports."""

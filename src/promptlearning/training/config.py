@@ -1,0 +1,56 @@
+"""Training hyper-parameters, as one dataclass the CLI and YAML files fill."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    lr: float | None = _opt(None, "learning rate of the method's weights (default: the method's own)")
+    head_lr: float = _opt(1e-2, "learning rate of the head")
+    weight_decay: float = _opt(0.01, "AdamW weight decay on matrices of the head (and backbone when fine-tuning)")
+    batch_size: int = _opt(8, "training batch size")
+    eval_batch_size: int = _opt(64, "evaluation batch size")
+    max_steps: int = _opt(200, "number of optimisation steps")
+    warmup_ratio: float = _opt(0.06, "share of steps with linear warm-up, then linear decay to zero")
+    max_grad_norm: float = _opt(1.0, "gradient clipping norm (0 turns clipping off)")
+    eval_every: int = _opt(20, "evaluate on dev every N steps")
+    patience: int = _opt(0, "stop after N evaluations without dev improvement (0: never stop early)")
+    checkpoint_every: int = _opt(50, "write a resumable checkpoint every N steps (0: only at the end)")
+    log_every: int = _opt(10, "log the training loss every N steps")
+    seed: int = _opt(42, "seed of Python, NumPy and torch (data order, dropout, init)")
+    device: str = _opt("auto", "auto, cpu or cuda")
+    quiet: bool = _opt(False, "no progress bar")
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "eval_batch_size", "max_steps", "eval_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.lr is not None and self.lr <= 0:
+            raise ConfigError(f"lr must be > 0 (got {self.lr})")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda (got {self.device!r})")
+        if self.patience < 0 or self.checkpoint_every < 0:
+            raise ConfigError("patience and checkpoint_every must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        return cls(**values)

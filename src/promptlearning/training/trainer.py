@@ -1,0 +1,253 @@
+"""The plain trainer: AdamW, warm-up and linear decay, clipping, dev evaluation, checkpoints.
+
+Trainers are strategies over the same PromptModel: subclasses (bi-level SPT search, meta
+episodes) override :meth:`Trainer.training_step` and keep everything else, including exact
+resume. Exact resume rests on three things: the data order of every epoch comes from a
+generator seeded by (seed, epoch) alone, the global RNG state is saved with the optimizer,
+and the learning-rate schedule is a pure function of the step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data.batching import Batch, Encoded, batches
+from ..devices import accelerator_for
+from ..errors import TrainingError
+from ..evaluation.metrics import evaluate
+from ..model import PromptModel
+from ..seeding import seed_everything
+from .checkpoint import load_checkpoint, restore_optimizer, restore_rng, save_checkpoint
+from .config import TrainConfig
+
+BEST_DIR = "best"
+CHECKPOINT_DIR = "checkpoint"
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TrainResult:
+    best_dev: float
+    best_step: int
+    steps: int
+    train_seconds: float
+    seconds_per_step: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def parameter_groups(model: PromptModel, config: TrainConfig) -> list[dict[str, Any]]:
+    """Optimizer groups by one rule: prompts never decay; matrices of the head/backbone do."""
+    lr = config.lr if config.lr is not None else type(model.method).default_lr
+    groups: list[dict[str, Any]] = []
+
+    def add(name: str, params: list[nn.Parameter], group_lr: float) -> None:
+        decay = [p for p in params if p.ndim >= 2]
+        rest = [p for p in params if p.ndim < 2]
+        if decay:
+            groups.append({"name": f"{name}/decay", "params": decay, "lr": group_lr,
+                           "weight_decay": config.weight_decay})
+        if rest:
+            groups.append({"name": f"{name}/no_decay", "params": rest, "lr": group_lr, "weight_decay": 0.0})
+
+    method_params = [p for p in model.method.weight_parameters() if p.requires_grad]
+    if method_params:
+        groups.append({"name": "method", "params": method_params, "lr": lr, "weight_decay": 0.0})
+    add("head", [p for p in model.head.parameters() if p.requires_grad], config.head_lr)
+    if model.method.trains_backbone:
+        add("backbone", [p for p in model.backbone.parameters() if p.requires_grad], lr)
+    return groups
+
+
+def describe_groups(groups: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{g['name']}: {sum(p.numel() for p in g['params']):,} params lr={g['lr']:g} "
+                     f"wd={g['weight_decay']:g}" for g in groups)
+
+
+def linear_schedule(total: int, warmup_ratio: float):  # type: ignore[no-untyped-def]
+    warmup = int(total * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+class Trainer:
+    """Train a PromptModel's method and head on tokenised few-shot data."""
+
+    def __init__(self, model: PromptModel, config: TrainConfig, train: list[Encoded], dev: list[Encoded],
+                 output_dir: str | Path | None = None, run_info: dict[str, Any] | None = None) -> None:
+        if not train:
+            raise TrainingError("the training set is empty; give a task or file with examples")
+        self.model = model
+        self.config = config
+        self.train_items = train
+        self.dev_items = dev
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.run_info = run_info or {}
+        self.accelerator = accelerator_for(config.device)
+        self.device = self.accelerator.device
+
+    # ------------------------------------------------------------------ hooks for strategies
+    def training_step(self, batch: Batch, step: int) -> torch.Tensor:
+        """One forward and backward; returns the (detached) loss. Strategies override this."""
+        out = self.model(batch)
+        assert out.loss is not None
+        self.accelerator.backward(out.loss)
+        return out.loss.detach()
+
+    # ------------------------------------------------------------------ the loop
+    def batch_at(self, step: int) -> Batch:
+        """The batch of a given global step, computed from (seed, epoch) alone."""
+        n, size = len(self.train_items), self.config.batch_size
+        per_epoch = math.ceil(n / size)
+        epoch, pos = divmod(step, per_epoch)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed * 100_003 + epoch))
+        idx = order[pos * size:(pos + 1) * size].tolist()
+        return batches([self.train_items[i] for i in idx], size, self.model.pad_id, self.model.left_pad)[0]
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        cfg = self.config
+        seed_everything(cfg.seed)
+        self.model.to(self.device)
+        groups = parameter_groups(self.model, cfg)
+        if not groups:
+            raise TrainingError("nothing to train: the method and head have no trainable parameters")
+        optimizer = torch.optim.AdamW(groups, lr=groups[0]["lr"])
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.max_steps, cfg.warmup_ratio))
+        state = {"step": 0, "best_dev": -1.0, "best_step": -1, "bad_evals": 0, "history": [], "train_seconds": 0.0,
+                 "stopped_early": False}
+        if not cfg.quiet:
+            tqdm.write(f"optimizer groups: {describe_groups(groups)}")
+        if resume:
+            state = self._resume(optimizer, state)
+            schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.max_steps, cfg.warmup_ratio),
+                                                         last_epoch=state["step"] - 1)
+        elif self.output_dir is not None:
+            self._metrics_path().parent.mkdir(parents=True, exist_ok=True)
+            self._metrics_path().write_text("")
+        self.model.train()
+        params = [p for g in groups for p in g["params"]]
+        bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=cfg.quiet, desc="train", unit="step",
+                   dynamic_ncols=True)
+        try:
+            while state["step"] < cfg.max_steps and not state["stopped_early"]:
+                step = state["step"]
+                started = time.perf_counter()
+                loss = self.training_step(self.batch_at(step).to(self.device), step)
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"the loss became {loss.item()} at step {step}; lower --lr or check the data")
+                if cfg.max_grad_norm > 0:
+                    self.accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                state["train_seconds"] += time.perf_counter() - started
+                state["step"] = step + 1
+                bar.update(1)
+                if state["step"] % cfg.log_every == 0:
+                    self._log({"step": state["step"], "loss": round(loss.item(), 6), "lr": schedule.get_last_lr()[0]})
+                    bar.set_postfix(loss=f"{loss.item():.4f}", best_dev=f"{max(state['best_dev'], 0):.3f}")
+                if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.max_steps:
+                    self._evaluate(state)
+                if self.output_dir is not None and (
+                    (cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0)
+                    or state["step"] == cfg.max_steps or state["stopped_early"]
+                ):
+                    self._checkpoint(optimizer, state)
+        finally:
+            bar.close()
+        self._restore_best()
+        seconds = state["train_seconds"]
+        return TrainResult(best_dev=state["best_dev"], best_step=state["best_step"], steps=state["step"],
+                           train_seconds=seconds, seconds_per_step=seconds / max(1, state["step"]),
+                           history=state["history"], stopped_early=state["stopped_early"])
+
+    # ------------------------------------------------------------------ pieces
+    def _evaluate(self, state: dict[str, Any]) -> None:
+        if not self.dev_items:
+            # no dev set: the last model is the best one
+            state["best_step"], state["best_dev"] = state["step"], 0.0
+            self._keep_best(state)
+            return
+        scores = evaluate(self.model, self.dev_items, self.config.eval_batch_size)
+        record = {"step": state["step"], "dev_accuracy": scores["accuracy"], "dev_macro_f1": scores["macro_f1"]}
+        state["history"].append(record)
+        self._log(record)
+        if scores["accuracy"] > state["best_dev"]:
+            state["best_dev"], state["best_step"], state["bad_evals"] = scores["accuracy"], state["step"], 0
+            self._keep_best(state)
+        else:
+            state["bad_evals"] += 1
+            if self.config.patience and state["bad_evals"] >= self.config.patience:
+                state["stopped_early"] = True
+                self._log({"step": state["step"], "event": "early_stop"})
+
+    def _keep_best(self, state: dict[str, Any]) -> None:
+        if self.output_dir is not None:
+            self.model.save_pretrained(self.output_dir / BEST_DIR,
+                                       extra={"step": state["step"], "dev_accuracy": state["best_dev"], **self.run_info})
+        else:
+            self._best_state = {k: v.clone() for k, v in self.model.trainable_state().items()}
+
+    def _restore_best(self) -> None:
+        from ..adapters import WEIGHTS_FILE, load_state_into, load_tensors
+
+        if self.output_dir is not None and (self.output_dir / BEST_DIR / WEIGHTS_FILE).is_file():
+            best = load_tensors(self.output_dir / BEST_DIR / WEIGHTS_FILE)
+        else:
+            best = getattr(self, "_best_state", None)
+        if best is not None:
+            load_state_into(self.model, best, set(self.model.trainable_state()), self.output_dir or Path("."))
+
+    def _metrics_path(self) -> Path:
+        assert self.output_dir is not None
+        return self.output_dir / METRICS_FILE
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.output_dir is not None:
+            with self._metrics_path().open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+    def _fingerprint(self) -> dict[str, Any]:
+        return {"train": self.config.to_dict() | {"quiet": None, "device": None},
+                "method": type(self.model.method).name, "method_config": self.model.method.config.to_dict(),
+                "n_train": len(self.train_items), "n_dev": len(self.dev_items)}
+
+    def _checkpoint(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        assert self.output_dir is not None
+        save_checkpoint(self.output_dir / CHECKPOINT_DIR, self.model.trainable_state(), optimizer,
+                        {"state": state, "run": self._fingerprint()})
+
+    def _resume(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> dict[str, Any]:
+        from ..adapters import load_state_into
+
+        if self.output_dir is None:
+            raise TrainingError("--resume needs --output, the directory of the run to continue")
+        tensors, meta = load_checkpoint(self.output_dir / CHECKPOINT_DIR)
+        if meta.get("run") != json.loads(json.dumps(self._fingerprint())):
+            raise TrainingError(f"the checkpoint in {self.output_dir} was made with other settings; "
+                                "resume with the same options or choose a new --output")
+        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        load_state_into(self.model, model_state, set(self.model.trainable_state()), self.output_dir / CHECKPOINT_DIR)
+        restore_optimizer(optimizer, tensors, meta["optimizer"])
+        restore_rng(tensors)
+        state = meta["state"]
+        # drop log lines written after the checkpoint by the run that was killed
+        path = self._metrics_path()
+        if path.is_file():
+            kept = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= state["step"]]
+            path.write_text("".join(ln + "\n" for ln in kept))
+        return state
