@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .backbones import Backbone, load_backbone
+from .backbones import Backbone, load_backbone, weights_fingerprint
 from .errors import AdapterError, PromptLearningError
 from .fileio import atomic_directory, read_json, write_json
 from .heads import HeadConfig, build_head
@@ -73,7 +73,8 @@ def check_backbone(config: dict[str, Any], backbone: Backbone, directory: Path) 
     saved = config.get("backbone", {})
     have = backbone.info.to_dict()
     mismatched = [k for k in _SHAPE_KEYS if saved.get(k) != have.get(k)]
-    if saved.get("fingerprint") != have["fingerprint"]:
+    # recomputed from the live weights: a modified copy of the same model is another backbone
+    if saved.get("fingerprint") != weights_fingerprint(backbone.input_embeddings().weight):
         mismatched.append("weights")
     if mismatched:
         raise AdapterError(

@@ -1,0 +1,334 @@
+"""`promptlearning` command line: thin over the library.
+
+Options come from flags or a YAML file (``--config``); flags win. Method options are
+generic (``--option key=value``), so a new method needs no CLI change. Errors a user can
+cause print one line and exit non-zero, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, PromptLearningError
+
+EXAMPLES = """examples:
+  promptlearning tasks
+  promptlearning train --task mr --method p_tuning_v2 --shots 16 --output runs/mr
+  promptlearning train --task cr --method prompt_tuning --option num_tokens=20 --option init=vocab --lr 0.03
+  promptlearning train --train-file my.csv --text-column review --label-column stars --output runs/mine
+  promptlearning train --config run.yaml --resume
+  promptlearning evaluate --adapter runs/mr/best --task mr
+  echo "a gorgeous, moving film" | promptlearning predict --adapter runs/mr/best
+"""
+
+
+# ---------------------------------------------------------------------------- parsing helpers
+def _parse_option(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"--option {text!r} is not KEY=VALUE; write e.g. --option num_tokens=20")
+    key, value = text.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value) if value else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().replace("-", "_"), parsed
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist; check the --config path") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML ({type(exc).__name__}); fix its syntax") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option: value")
+    return data
+
+
+def _fields(cls: Any) -> list[dataclasses.Field[Any]]:
+    return list(dataclasses.fields(cls))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: Any, skip: tuple[str, ...] = ()) -> None:
+    for f in _fields(cls):
+        if f.name in skip:
+            continue
+        help_text = str(f.metadata.get("help", ""))
+        if f.type in ("bool", bool):
+            parser.add_argument(_flag(f.name), action="store_true", default=argparse.SUPPRESS, help=help_text)
+            continue
+        typ = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(f.type), str)
+        parser.add_argument(_flag(f.name), type=typ, default=argparse.SUPPRESS,
+                            help=f"{help_text} (default: {f.default})")
+
+
+def _add_data_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("data")
+    g.add_argument("--task", default=argparse.SUPPRESS, help="registered task (see `promptlearning tasks`)")
+    g.add_argument("--train-file", default=argparse.SUPPRESS, help="your own CSV, TSV or JSONL training data")
+    g.add_argument("--test-file", default=argparse.SUPPRESS, help="your own test data (else a fixed part is held out)")
+    g.add_argument("--text-column", default=argparse.SUPPRESS, help="column with the text (default: text)")
+    g.add_argument("--text-b-column", default=argparse.SUPPRESS, help="second text column for sentence pairs")
+    g.add_argument("--label-column", default=argparse.SUPPRESS, help="column with the label (default: label)")
+    g.add_argument("--description", default=argparse.SUPPRESS, help="one-sentence description of your task")
+    g.add_argument("--shots", type=int, default=argparse.SUPPRESS, help="K examples per class for training (default 16)")
+    g.add_argument("--dev-shots", type=int, default=argparse.SUPPRESS, help="K per class for dev (default: --shots)")
+    g.add_argument("--data-seed", type=int, default=argparse.SUPPRESS,
+                   help="seed of the few-shot split: 13, 21, 42, 87 or 100 as in LM-BFF (default 13)")
+    g.add_argument("--max-test", type=int, default=argparse.SUPPRESS, help="evaluate on the first N test examples")
+
+
+def experiment_from(args: argparse.Namespace) -> Any:
+    """Merge defaults, the YAML file and the flags (in that order) into an ExperimentConfig."""
+    from .experiment import DataConfig, ExperimentConfig
+    from .heads import HeadConfig
+    from .training import TrainConfig
+
+    data_keys = {f.name for f in dataclasses.fields(DataConfig)}
+
+    values: dict[str, Any] = _read_yaml(args.config) if getattr(args, "config", None) else {}
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "resume", "func", "option")}
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    data = {k: values.pop(k) for k in list(values) if k in data_keys}
+    train = dict(values.pop("train", None) or {})
+    head = dict(values.pop("head", None) or {})
+    options = dict(values.pop("method_options", None) or {})
+    top = {k: values.pop(k) for k in list(values) if k in ("backbone", "method", "max_length", "output_dir")}
+    if values:
+        raise ConfigError(f"unknown key(s) in {args.config}: {', '.join(sorted(values))}; "
+                          "valid: task/data keys, backbone, method, method_options, head, train, max_length, output_dir")
+    for key, value in flags.items():
+        if key in data_keys:
+            data[key] = value
+        elif key in train_keys:
+            train[key] = value
+        elif key == "pooling":
+            head["pooling"] = value
+        elif key == "head_dropout":
+            head["dropout"] = value
+        elif key == "output":
+            top["output_dir"] = value
+        else:
+            top[key] = value
+    for text in getattr(args, "option", None) or []:
+        k, v = _parse_option(text)
+        options[k] = v
+    if "train_file" in data and "task" not in data:
+        data["task"] = None
+    try:
+        return ExperimentConfig(data=DataConfig(**data), train=TrainConfig.from_dict(train),
+                                head=HeadConfig.from_dict(head), method_options=options, **top)
+    except TypeError as exc:
+        raise ConfigError(f"bad configuration: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from .data import list_tasks, load_task
+
+    for spec in list_tasks():
+        line = f"{spec.name:8s} labels: {', '.join(spec.labels)}"
+        if not args.no_sizes:
+            data = load_task(spec.name)
+            counts = data.counts("pool")
+            line += f"  pool {len(data.pool)} ({', '.join(f'{k} {v}' for k, v in counts.items())}), test {len(data.test)}"
+        print(line)
+        print(f"         {spec.description}")
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    from .backbones import ALIASES, list_backbones
+
+    for entry in list_backbones():
+        aliases = [a for a, t in ALIASES.items() if t == entry.name]
+        print(f"{entry.name:12s} {entry.description}" + (f" (aliases: {', '.join(aliases)})" if aliases else ""))
+    print("Any Hugging Face encoder (BERT, RoBERTa, DistilBERT) or decoder (Llama, GPT-2) directory or hub id works too.")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .methods import list_methods
+
+    for cls in list_methods():
+        print(f"{cls.name:14s} {cls.summary}")
+        for name, text in cls.config_class.help().items():
+            default = next(f for f in dataclasses.fields(cls.config_class) if f.name == name)
+            value = default.default if default.default is not dataclasses.MISSING else "[]"
+            print(f"    --option {name}=...  {text} (default: {value})")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .experiment import run_experiment
+
+    cfg = experiment_from(args)
+    if args.resume and not cfg.output_dir:
+        raise ConfigError("--resume needs --output, the directory of the run to continue")
+    result = run_experiment(cfg, resume=args.resume, baseline=not args.no_baseline)
+    if cfg.output_dir:
+        print(f"adapter (best on dev) saved to {result['adapter']}; metrics in {cfg.output_dir}/metrics.jsonl")
+    return 0
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    from .backbones import load_backbone
+    from .model import PromptModel
+
+    backbone = load_backbone(args.backbone) if args.backbone else None
+    return PromptModel.from_pretrained(args.adapter, backbone=backbone)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data.batching import encode
+    from .evaluation.metrics import evaluate
+    from .experiment import load_data, make_split
+
+    model = _load_model(args)
+    cfg = experiment_from(argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in ("adapter", "backbone", "split")}))
+    if "task" not in vars(args) and "train_file" not in vars(args) and model.task:
+        cfg.data.task = model.task
+    data = load_data(cfg.data)
+    if data.labels != model.labels:
+        raise ConfigError(f"the adapter predicts {model.labels} but task {data.name} has labels {data.labels}; "
+                          "evaluate on a task with the same labels")
+    examples = data.test if args.split == "test" else getattr(make_split(cfg.data, data), args.split)
+    if cfg.data.max_test is not None and args.split == "test":
+        examples = examples[: cfg.data.max_test]
+    scores = evaluate(model, encode(model.backbone.tokenizer, examples, model.max_length))
+    print(json.dumps({"task": data.name, "split": args.split, **scores}))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    model = _load_model(args)
+    texts = list(args.texts)
+    if args.file:
+        try:
+            texts += [ln for ln in Path(args.file).read_text().splitlines() if ln.strip()]
+        except FileNotFoundError as exc:
+            raise ConfigError(f"--file {args.file} does not exist; give a text file with one input per line") from exc
+    if not texts and not sys.stdin.isatty():
+        texts = [ln for ln in sys.stdin.read().splitlines() if ln.strip()]
+    if not texts:
+        raise ConfigError("nothing to classify; give texts as arguments, --file FILE, or lines on stdin")
+    probs = model.predict_proba(texts)
+    for text, row in zip(texts, probs.tolist(), strict=True):
+        best = max(range(len(row)), key=row.__getitem__)
+        if args.json:
+            print(json.dumps({"text": text, "label": model.labels[best],
+                              "probabilities": dict(zip(model.labels, row, strict=True))}))
+        else:
+            print(f"{model.labels[best]}\t{row[best]:.3f}\t{text}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(output=args.output, steps=args.max_steps, quiet=args.quiet)
+    return 0
+
+
+# ---------------------------------------------------------------------------- the parser
+def build_parser() -> argparse.ArgumentParser:
+    from .heads import POOLINGS
+    from .training import TrainConfig
+
+    parser = argparse.ArgumentParser(
+        prog="promptlearning",
+        description="Adapt a frozen pretrained transformer to text tasks by learning small prompts.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"promptlearning {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("tasks", help="list the registered tasks with label names and sizes")
+    p.add_argument("--no-sizes", action="store_true", help="do not load the corpora to count examples")
+    p.set_defaults(func=cmd_tasks)
+    sub.add_parser("backbones", help="list the packaged backbones").set_defaults(func=cmd_backbones)
+    sub.add_parser("methods", help="list the prompt methods and their options").set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("train", help="few-shot train a prompt method and save the adapter",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", help="YAML file with any of these options (flags override it)")
+    p.add_argument("--method", default=argparse.SUPPRESS, help="prompt method (see `promptlearning methods`)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="method option, repeatable, e.g. --option num_tokens=20 --option layers=[3,4,5]")
+    p.add_argument("--backbone", default=argparse.SUPPRESS, help="packaged name, local directory or hub id")
+    p.add_argument("--max-length", type=int, default=argparse.SUPPRESS, help="max input tokens (default 64)")
+    p.add_argument("--pooling", choices=POOLINGS, default=argparse.SUPPRESS, help="head pooling (default auto)")
+    p.add_argument("--head-dropout", type=float, default=argparse.SUPPRESS, help="dropout before the head")
+    p.add_argument("--output", default=argparse.SUPPRESS, help="run directory: best adapter, checkpoint, metrics")
+    p.add_argument("--resume", action="store_true", help="continue the killed run in --output exactly")
+    p.add_argument("--no-baseline", action="store_true", help="skip the untrained-baseline evaluation")
+    _add_data_flags(p)
+    _add_dataclass_flags(p.add_argument_group("training"), TrainConfig)  # type: ignore[arg-type]
+    p.set_defaults(func=cmd_train)
+
+    for name, helptext in (("evaluate", "score a saved adapter on a task's test (or dev) split"),
+                           ("predict", "classify texts with a saved adapter")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--adapter", required=True, help="adapter directory (e.g. runs/mr/best)")
+        p.add_argument("--backbone", default=None, help="backbone to load it on (default: the one it records)")
+        if name == "evaluate":
+            p.add_argument("--config", help="YAML file with data options")
+            p.add_argument("--split", choices=("test", "dev", "train"), default="test")
+            _add_data_flags(p)
+            p.set_defaults(func=cmd_evaluate)
+        else:
+            p.add_argument("texts", nargs="*", help="texts to classify (else --file or stdin)")
+            p.add_argument("--file", help="text file, one input per line")
+            p.add_argument("--json", action="store_true", help="print JSON lines with every label's probability")
+            p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="the main job: 16-shot P-tuning v2 on MR with MiniLM-L6, save, reload, classify")
+    p.add_argument("--output", default="runs/demo", help="run directory")
+    p.add_argument("--max-steps", type=int, default=150, help="training steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except PromptLearningError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; saved adapters and checkpoints are intact (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

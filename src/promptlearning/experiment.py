@@ -1,0 +1,143 @@
+"""One few-shot run from a config: data, model, baseline, training, evaluation, adapter.
+
+The CLI's ``train``, the ``demo`` and the benchmark all go through :func:`run_experiment`,
+so a number in a results table means exactly what ``promptlearning train`` prints.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
+from .data import FewShotSplit, TaskData, few_shot_split, load_task, load_user_task
+from .data.batching import encode
+from .errors import ConfigError
+from .evaluation.metrics import evaluate, majority_accuracy
+from .fileio import write_json
+from .heads import HeadConfig
+from .model import PromptModel
+from .seeding import seed_everything
+from .training import Trainer, TrainConfig
+
+
+@dataclass
+class DataConfig:
+    task: str | None = "mr"
+    train_file: str | None = None
+    test_file: str | None = None
+    text_column: str = "text"
+    text_b_column: str | None = None
+    label_column: str = "label"
+    description: str | None = None
+    shots: int = 16
+    dev_shots: int | None = None
+    data_seed: int = 13
+    max_test: int | None = None  # evaluate on the first N test examples only (smoke runs)
+
+    def check(self) -> None:
+        if not self.task and not self.train_file:
+            raise ConfigError("no data: give --task NAME (see `promptlearning tasks`) or --train-file FILE")
+        if self.shots < 1:
+            raise ConfigError(f"shots must be >= 1 (got {self.shots})")
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    backbone: str = DEFAULT_BACKBONE
+    method: str = "p_tuning_v2"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    max_length: int = 64
+    output_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_data(cfg: DataConfig) -> TaskData:
+    cfg.check()
+    if cfg.train_file:
+        return load_user_task(cfg.train_file, cfg.test_file, text_column=cfg.text_column,
+                              label_column=cfg.label_column, text_b_column=cfg.text_b_column,
+                              description=cfg.description)
+    assert cfg.task is not None
+    return load_task(cfg.task)
+
+
+def make_split(cfg: DataConfig, data: TaskData) -> FewShotSplit:
+    split = few_shot_split(data, cfg.shots, cfg.data_seed, cfg.dev_shots)
+    if cfg.max_test is not None:
+        split = dataclasses.replace(split, test=split.test[: cfg.max_test])
+    return split
+
+
+_BACKBONES: dict[str, Backbone] = {}
+
+
+def shared_backbone(name: str) -> Backbone:
+    """Load each backbone once per process; frozen weights are safe to share."""
+    if name not in _BACKBONES:
+        _BACKBONES[name] = load_backbone(name)
+    return _BACKBONES[name]
+
+
+def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbone | None = None,
+                   baseline: bool = True, log: Any = print) -> dict[str, Any]:
+    """Train one method on one few-shot split and return every number a table needs."""
+    started = time.perf_counter()
+    data = load_data(cfg.data)
+    split = make_split(cfg.data, data)
+    backbone = backbone or shared_backbone(cfg.backbone)
+    seed_everything(cfg.train.seed)
+    from .methods import get_method
+
+    if get_method(cfg.method).trains_backbone:
+        backbone = copy.deepcopy(backbone)  # fine-tuning must not alter the shared frozen copy
+    model = PromptModel.build(backbone, cfg.method, data.labels, method_options=cfg.method_options,
+                              head=cfg.head, task=data.name, max_length=cfg.max_length)
+    tok = backbone.tokenizer
+    train_items = encode(tok, split.train, cfg.max_length)
+    dev_items = encode(tok, split.dev, cfg.max_length)
+    test_items = encode(tok, split.test, cfg.max_length)
+    trainable, total = model.num_trainable(), model.num_backbone_parameters()
+    log(f"task {data.name}: {len(split.train)} train / {len(split.dev)} dev / {len(split.test)} test, "
+        f"labels {data.labels}; method {cfg.method}; backbone {backbone.info.name}")
+    log(f"trainable parameters: {trainable:,} ({100 * trainable / total:.3f}% of the backbone's {total:,})")
+    result: dict[str, Any] = {"task": data.name, "method": cfg.method, "backbone": backbone.info.name,
+                              "shots": cfg.data.shots, "data_seed": cfg.data.data_seed, "seed": cfg.train.seed,
+                              "trainable_params": trainable, "backbone_params": total,
+                              "trainable_share": trainable / total}
+    result["majority_test_accuracy"] = majority_accuracy([e.label for e in split.train], [e.label for e in split.test])
+    if baseline:
+        model.to(torch.device("cpu") if cfg.train.device == "cpu" else model.device)
+        untrained = evaluate(model, test_items, cfg.train.eval_batch_size)
+        result["untrained_test_accuracy"] = untrained["accuracy"]
+        log(f"untrained baseline: test accuracy {untrained['accuracy']:.4f} "
+            f"(majority class {result['majority_test_accuracy']:.4f})")
+    out = Path(cfg.output_dir) if cfg.output_dir else None
+    trainer = Trainer(model, cfg.train, train_items, dev_items, out,
+                      run_info={"task": data.name, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed})
+    fit = trainer.fit(resume=resume)
+    dev = evaluate(model, dev_items, cfg.train.eval_batch_size)
+    test = evaluate(model, test_items, cfg.train.eval_batch_size)
+    result.update({"dev_accuracy": dev["accuracy"], "test_accuracy": test["accuracy"],
+                   "test_macro_f1": test["macro_f1"], "best_step": fit.best_step, "steps": fit.steps,
+                   "seconds_per_step": fit.seconds_per_step, "train_seconds": fit.train_seconds,
+                   "dev_curve": [(h["step"], h["dev_accuracy"]) for h in fit.history],
+                   "wall_seconds": time.perf_counter() - started, "stopped_early": fit.stopped_early})
+    log(f"dev accuracy {dev['accuracy']:.4f}  test accuracy {test['accuracy']:.4f}  "
+        f"test macro-F1 {test['macro_f1']:.4f}  (best step {fit.best_step}, {fit.seconds_per_step:.3f} s/step)")
+    if out is not None:
+        write_json(out / "results.json", {"config": cfg.to_dict(), "results": result})
+        result["adapter"] = str(out / "best")
+    result["_model"] = model
+    return result

@@ -1,0 +1,90 @@
+"""The plain trainer: learning, best-on-dev, early stop, exact resume after a kill."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from promptlearning.backbones import Backbone
+from promptlearning.data.batching import encode
+from promptlearning.errors import TrainingError
+from promptlearning.model import PromptModel
+from promptlearning.training import TrainConfig, Trainer
+from promptlearning.training.checkpoint import load_checkpoint
+
+from .conftest import toy_examples
+
+
+def _trainer(backbone: Backbone, out: Path | None, cls: type[Trainer] = Trainer, **overrides: object) -> Trainer:
+    model = PromptModel.build(backbone, "p_tuning_v2", ["neg", "pos"], method_options={"num_tokens": 3})
+    model.head.dropout.p = 0.2  # dropout makes the RNG state matter for exact resume
+    cfg = TrainConfig(**{"max_steps": 24, "eval_every": 6, "checkpoint_every": 6, "quiet": True, "lr": 0.05,
+                         **overrides})  # type: ignore[arg-type]
+    train = encode(backbone.tokenizer, toy_examples(8, seed=1), 32)
+    dev = encode(backbone.tokenizer, toy_examples(4, seed=2), 32)
+    return cls(model, cfg, train, dev, out)
+
+
+class _KilledAt15(Trainer):
+    def training_step(self, batch, step):  # type: ignore[no-untyped-def]
+        if step == 15:
+            raise KeyboardInterrupt
+        return super().training_step(batch, step)
+
+
+def test_training_lowers_the_loss_and_keeps_the_backbone(bert: Backbone, tmp_path: Path) -> None:
+    before = {k: v.clone() for k, v in bert.state_dict().items()}
+    result = _trainer(bert, tmp_path).fit()
+    losses = [r["loss"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    assert losses[-1] < losses[0]
+    assert result.steps == 24 and 0 <= result.best_dev <= 1
+    assert (tmp_path / "best" / "adapter_config.json").is_file()
+    assert all(torch.equal(before[k], v) for k, v in bert.state_dict().items())
+
+
+def test_resume_after_kill_continues_exactly(bert: Backbone, tmp_path: Path) -> None:
+    _trainer(bert, tmp_path / "full").fit()
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(bert, tmp_path / "cut", _KilledAt15).fit()
+    assert json.loads((tmp_path / "cut/checkpoint/trainer_state.json").read_text())["state"]["step"] == 12
+    _trainer(bert, tmp_path / "cut").fit(resume=True)
+    a, _ = load_checkpoint(tmp_path / "full/checkpoint")
+    b, _ = load_checkpoint(tmp_path / "cut/checkpoint")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "full/metrics.jsonl").read_text() == (tmp_path / "cut/metrics.jsonl").read_text()
+
+
+def test_resume_without_checkpoint_is_a_clear_error(bert: Backbone, tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="holds no checkpoint"):
+        _trainer(bert, tmp_path).fit(resume=True)
+
+
+def test_resume_with_other_settings_is_refused(bert: Backbone, tmp_path: Path) -> None:
+    _trainer(bert, tmp_path, max_steps=6).fit()
+    with pytest.raises(TrainingError, match="other settings"):
+        _trainer(bert, tmp_path, max_steps=6, lr=0.01).fit(resume=True)
+
+
+def test_early_stopping_stops(bert: Backbone) -> None:
+    result = _trainer(bert, None, patience=1, max_steps=200, eval_every=1, lr=1e-6, head_lr=1e-6).fit()
+    assert result.stopped_early and result.steps < 200
+
+
+def test_nan_loss_stops_with_a_clear_error(bert: Backbone) -> None:
+    class NaN(Trainer):
+        def training_step(self, batch, step):  # type: ignore[no-untyped-def]
+            return torch.tensor(float("nan"))
+
+    with pytest.raises(TrainingError, match="lower --lr"):
+        _trainer(bert, None, NaN).fit()
+
+
+def test_best_checkpoint_is_restored_at_the_end(bert: Backbone, tmp_path: Path) -> None:
+    trainer = _trainer(bert, tmp_path)
+    trainer.fit()
+    saved = PromptModel.from_pretrained(tmp_path / "best", backbone=bert).trainable_state()
+    now = trainer.model.trainable_state()
+    assert all(torch.equal(saved[k], now[k]) for k in saved)
