@@ -99,7 +99,7 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], expe
     if missing or unexpected:
         raise AdapterError(f"{where} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]}); "
                            "it is corrupt or from another version: retrain it")
-    params = dict(model.named_parameters())
+    params: dict[str, torch.Tensor] = dict(model.named_parameters())
     params.update(dict(model.named_buffers()))
     with torch.no_grad():
         for name, tensor in state.items():

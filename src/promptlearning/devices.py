@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import torch
 
@@ -10,7 +11,7 @@ from .errors import ConfigError
 
 
 @lru_cache(maxsize=4)
-def accelerator_for(device: str = "auto"):  # type: ignore[no-untyped-def]
+def accelerator_for(device: str = "auto") -> Any:
     """One Accelerator per requested device kind (Accelerate keeps process-wide state)."""
     from accelerate import Accelerator
 

@@ -24,7 +24,7 @@ from .fileio import write_json
 from .heads import HeadConfig
 from .model import PromptModel
 from .seeding import seed_everything
-from .training import Trainer, TrainConfig
+from .training import TrainConfig, Trainer
 
 
 @dataclass

@@ -10,6 +10,7 @@ replaces those positions in the layer's incoming hidden states. Hooks, not patch
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,15 +42,18 @@ def make_context(backbone: Backbone, method: PromptMethod, batch: Batch) -> Prom
 def position_ids_for(backbone: Backbone, mask: torch.Tensor) -> torch.Tensor:
     """Positions that count only attended tokens, so left padding and prompts both work."""
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, S)
-    if backbone.info.model_type in _OFFSET_POSITIONS:
-        positions = positions + int(backbone.model.config.pad_token_id or 1) + 1
-    return positions
+    return positions + _position_offset(backbone)
+
+
+def _position_offset(backbone: Backbone) -> int:
+    if backbone.info.model_type not in _OFFSET_POSITIONS:
+        return 0
+    config: Any = backbone.model.config
+    return int(config.pad_token_id or 1) + 1
 
 
 def check_length(backbone: Backbone, prompt_len: int, text_len: int) -> None:
-    limit = backbone.info.max_positions
-    if backbone.info.model_type in _OFFSET_POSITIONS:
-        limit -= int(backbone.model.config.pad_token_id or 1) + 1
+    limit = backbone.info.max_positions - _position_offset(backbone)
     if prompt_len + text_len > limit:
         raise ConfigError(
             f"prompt of {prompt_len} plus input of {text_len} tokens exceeds the {limit} positions "
@@ -58,13 +62,13 @@ def check_length(backbone: Backbone, prompt_len: int, text_len: int) -> None:
 
 
 @contextmanager
-def layer_hooks(backbone: Backbone, method: PromptMethod, ctx: PromptContext):  # type: ignore[no-untyped-def]
+def layer_hooks(backbone: Backbone, method: PromptMethod, ctx: PromptContext) -> Iterator[None]:
     """Install the pre-hooks that replace prompt positions, and always remove them."""
     handles = []
     prompt_len = method.num_prompt_positions
 
-    def make_hook(layer: int):  # type: ignore[no-untyped-def]
-        def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def make_hook(layer: int) -> Callable[..., Any]:
+        def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             hidden = args[0] if args else kwargs["hidden_states"]  # (B, P + L, H)
             new = method.layer_prompt(layer, hidden, ctx)  # (B, P, H) or None
             if new is None:

@@ -80,7 +80,7 @@ class PromptModel(nn.Module):
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         names = {id(p) for p in self.trainable_parameters()}
-        state = {n: p for n, p in self.named_parameters() if id(p) in names}
+        state: dict[str, torch.Tensor] = {n: p for n, p in self.named_parameters() if id(p) in names}
         state.update({n: b for n, b in self.method.named_buffers(prefix="method")})
         state.update({n: b for n, b in self.head.named_buffers(prefix="head")})
         return {n: t.detach() for n, t in state.items()}

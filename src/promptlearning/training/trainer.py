@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def describe_groups(groups: list[dict[str, Any]]) -> str:
                      f"wd={g['weight_decay']:g}" for g in groups)
 
 
-def linear_schedule(total: int, warmup_ratio: float):  # type: ignore[no-untyped-def]
+def linear_schedule(total: int, warmup_ratio: float) -> Callable[[int], float]:
     warmup = int(total * warmup_ratio)
 
     def factor(step: int) -> float:
@@ -127,7 +128,7 @@ class Trainer:
             raise TrainingError("nothing to train: the method and head have no trainable parameters")
         optimizer = torch.optim.AdamW(groups, lr=groups[0]["lr"])
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.max_steps, cfg.warmup_ratio))
-        state = {"step": 0, "best_dev": -1.0, "best_step": -1, "bad_evals": 0, "history": [], "train_seconds": 0.0,
+        state: dict[str, Any] = {"step": 0, "best_dev": -1.0, "best_step": -1, "bad_evals": 0, "history": [], "train_seconds": 0.0,
                  "stopped_early": False}
         if not cfg.quiet:
             tqdm.write(f"optimizer groups: {describe_groups(groups)}")
@@ -208,8 +209,8 @@ class Trainer:
         if self.output_dir is not None and (self.output_dir / BEST_DIR / WEIGHTS_FILE).is_file():
             best = load_tensors(self.output_dir / BEST_DIR / WEIGHTS_FILE)
         else:
-            best = getattr(self, "_best_state", None)
-        if best is not None:
+            best = getattr(self, "_best_state", {})
+        if best:
             load_state_into(self.model, best, set(self.model.trainable_state()), self.output_dir or Path("."))
 
     def _metrics_path(self) -> Path:

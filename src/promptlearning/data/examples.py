@@ -1,0 +1,131 @@
+"""Examples, task data, and the cleaning and fixed test split every packaged task shares.
+
+A task is a list of label names, a one-sentence description (the label-description head
+and reports read it), a *pool* that few-shot train and dev sets are sampled from, and a
+fixed held-out *test* set that is identical on every machine.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+#: Largest fixed test set carved from a corpus that ships no test split of its own.
+MAX_TEST = 1000
+#: Share of a corpus held out for test (before the :data:`MAX_TEST` cap).
+TEST_FRACTION = 0.2
+#: Seed of the shuffle that picks the fixed test set; never changes, or published results would.
+TEST_SPLIT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled text (or text pair); ``label`` indexes the task's label names."""
+
+    text_a: str
+    label: int
+    text_b: str | None = None
+
+
+@dataclass
+class TaskData:
+    """A task's labels, description, the pool few-shot sets are drawn from, and its test set."""
+
+    name: str
+    labels: list[str]
+    description: str
+    pool: list[Example] = field(default_factory=list)
+    test: list[Example] = field(default_factory=list)
+
+    def counts(self, part: str = "pool") -> dict[str, int]:
+        """Examples per label name in ``part`` ("pool" or "test"), in label order."""
+        return label_counts(getattr(self, part), self.labels)
+
+    def copy(self) -> TaskData:
+        """A copy whose lists can be changed without touching this one (examples are frozen)."""
+        return TaskData(self.name, list(self.labels), self.description, list(self.pool), list(self.test))
+
+
+def label_counts(examples: Iterable[Example], labels: Sequence[str]) -> dict[str, int]:
+    """Examples per label name, in label order, zeros included."""
+    counts = Counter(ex.label for ex in examples)
+    return {name: counts.get(i, 0) for i, name in enumerate(labels)}
+
+
+def normalize_text(text: str) -> str:
+    """Packaged-corpus text cleaned the same way everywhere.
+
+    HTML entities are decoded (every corpus here has ``&amp;`` and friends), runs of
+    whitespace (including the bare carriage returns some files carry inside fields) become
+    one space, and control characters, which only come from mis-decoded bytes, are dropped."""
+    text = html.unescape(text)
+    if any(unicodedata.category(ch) == "Cc" and not ch.isspace() for ch in text):
+        text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) != "Cc")
+    return " ".join(text.split())
+
+
+Record = tuple[str, str]  # (text, label name) as a corpus reader yields it, in file order
+
+
+def clean_records(records: Iterable[Record], labels: Sequence[str]) -> list[Example]:
+    """Normalised, deduplicated examples, in first-seen order.
+
+    Empty texts are dropped; an exact duplicate text keeps its first occurrence; a text
+    that occurs with two different labels is dropped altogether, since no label for it can
+    be trusted. Label names must be in ``labels`` (a reader bug otherwise)."""
+    index = {name: i for i, name in enumerate(labels)}
+    seen: dict[str, int] = {}
+    conflicted: set[str] = set()
+    for raw, label_name in records:
+        text = normalize_text(raw)
+        if not text:
+            continue
+        label = index[label_name]
+        if text in seen and seen[text] != label:
+            conflicted.add(text)
+        seen.setdefault(text, label)
+    return [Example(text, label) for text, label in seen.items() if text not in conflicted]
+
+
+def fixed_test_size(n: int) -> int:
+    """How many of ``n`` examples the fixed test set takes: min(1000, 20 %)."""
+    return min(MAX_TEST, int(n * TEST_FRACTION))
+
+
+def split_fixed_test(examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
+    """(pool, test): a seeded shuffle of the positions picks the test set.
+
+    ``random.Random`` with an integer seed gives the same sequence on every platform and
+    Python version, and the input order is the file order, so the split is the same
+    everywhere. Pool and test each keep file order."""
+    order = list(range(len(examples)))
+    random.Random(TEST_SPLIT_SEED).shuffle(order)
+    test_idx = set(order[: fixed_test_size(len(examples))])
+    pool = [ex for i, ex in enumerate(examples) if i not in test_idx]
+    test = [ex for i, ex in enumerate(examples) if i in test_idx]
+    return pool, test
+
+
+def build_task_data(
+    name: str,
+    labels: Sequence[str],
+    description: str,
+    records: Iterable[Record],
+    test_records: Iterable[Record] | None = None,
+) -> TaskData:
+    """TaskData from raw records: clean, dedupe, then split (or use the shipped test split).
+
+    When the corpus ships a test split, any pool text that also occurs in the test split
+    is removed from the pool, so that test results never measure memorisation."""
+    examples = clean_records(records, labels)
+    if test_records is None:
+        pool, test = split_fixed_test(examples)
+    else:
+        test = clean_records(test_records, labels)
+        test_texts = {ex.text_a for ex in test}
+        pool = [ex for ex in examples if ex.text_a not in test_texts]
+    return TaskData(name=name, labels=list(labels), description=description, pool=pool, test=test)

