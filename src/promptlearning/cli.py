@@ -195,7 +195,6 @@ def _load_model(args: argparse.Namespace) -> Any:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data.batching import encode
     from .evaluation.metrics import evaluate
     from .experiment import load_data, make_split
 
@@ -210,7 +209,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     examples = data.test if args.split == "test" else getattr(make_split(cfg.data, data), args.split)
     if cfg.data.max_test is not None and args.split == "test":
         examples = examples[: cfg.data.max_test]
-    scores = evaluate(model, encode(model.backbone.tokenizer, examples, model.max_length))
+    scores = evaluate(model, model.encode(examples))
     print(json.dumps({"task": data.name, "split": args.split, **scores}))
     return 0
 

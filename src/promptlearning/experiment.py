@@ -17,7 +17,6 @@ import torch
 
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .data import FewShotSplit, TaskData, few_shot_split, load_task, load_user_task
-from .data.batching import encode
 from .errors import ConfigError
 from .evaluation.metrics import evaluate, majority_accuracy
 from .fileio import write_json
@@ -104,10 +103,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
         backbone = copy.deepcopy(backbone)  # fine-tuning must not alter the shared frozen copy
     model = PromptModel.build(backbone, cfg.method, data.labels, method_options=cfg.method_options,
                               head=cfg.head, task=data.name, max_length=cfg.max_length)
-    tok = backbone.tokenizer
-    train_items = encode(tok, split.train, cfg.max_length)
-    dev_items = encode(tok, split.dev, cfg.max_length)
-    test_items = encode(tok, split.test, cfg.max_length)
+    train_items, dev_items, test_items = (model.encode(part) for part in (split.train, split.dev, split.test))
     trainable, total = model.num_trainable(), model.num_backbone_parameters()
     log(f"task {data.name}: {len(split.train)} train / {len(split.dev)} dev / {len(split.test)} test, "
         f"labels {data.labels}; method {cfg.method}; backbone {backbone.info.name}")

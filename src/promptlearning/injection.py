@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from .backbones import Backbone
 from .data.batching import Batch
@@ -99,7 +100,7 @@ def run_backbone(backbone: Backbone, method: PromptMethod, batch: Batch,
     """
     ctx = ctx or make_context(backbone, method, batch)
     prompt_len = method.num_prompt_positions
-    check_length(backbone, prompt_len, int(batch.input_ids.shape[1]))
+    check_length(backbone, prompt_len + method.num_prefix_positions, int(batch.input_ids.shape[1]))
     embeds = ctx.text_embeds
     assert embeds is not None
     mask = batch.attention_mask
@@ -115,6 +116,14 @@ def run_backbone(backbone: Backbone, method: PromptMethod, batch: Batch,
     kwargs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": mask}
     if backbone.accepts("position_ids"):
         kwargs["position_ids"] = position_ids_for(backbone, mask)
+    prefix = method.kv_prefix(ctx) if method.num_prefix_positions else None
+    if prefix is not None:
+        # a fresh cache on every forward: the model fills it in place
+        kwargs["past_key_values"] = DynamicCache(ddp_cache_data=[(k.to(embeds.dtype), v.to(embeds.dtype))
+                                                                 for k, v in prefix])
+        kwargs["use_cache"] = True
+        ones = mask.new_ones(ctx.batch_size, method.num_prefix_positions)
+        kwargs["attention_mask"] = torch.cat([ones, mask], dim=1)  # (B, P_kv + P + L)
     if types is not None and backbone.accepts("token_type_ids"):
         kwargs["token_type_ids"] = types
     with layer_hooks(backbone, method, ctx):

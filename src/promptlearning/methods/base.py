@@ -120,6 +120,11 @@ class PromptMethod(nn.Module):
         """Layers whose incoming prompt positions this method may replace."""
         return []
 
+    @property
+    def num_prefix_positions(self) -> int:
+        """Length of the key/value prefix this method hands to every layer's attention (0: none)."""
+        return 0
+
     # ---- the sites
     def input_prompt(self, ctx: PromptContext) -> torch.Tensor | None:
         """Prompt vectors at the input layer, (B, P, H), or None (zeros then flow up)."""
@@ -131,6 +136,10 @@ class PromptMethod(nn.Module):
         ``hidden`` is that layer's whole incoming hidden state (B, P + L, H): its first P
         positions are the prompt flowing up from below, the rest the input.
         """
+        return None
+
+    def kv_prefix(self, ctx: PromptContext) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Per layer, the (key, value) prefix, each (B, kv_heads, P_kv, head_dim), or None."""
         return None
 
     def architecture_parameters(self) -> list[nn.Parameter]:
