@@ -73,7 +73,7 @@ def main() -> None:
         model = PromptModel.build(backbone, method, ["a", "b"], method_options=options).to(device).train()
         optimizer = torch.optim.AdamW(parameter_groups(model, TrainConfig()), lr=1e-3)
 
-        def step() -> None:
+        def step(model: PromptModel = model, optimizer: torch.optim.Optimizer = optimizer) -> None:
             loss = model(batch).loss
             assert loss is not None
             loss.backward()

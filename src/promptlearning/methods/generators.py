@@ -107,9 +107,8 @@ class InstancePromptGenerator(PromptMethod):
         return list(self._layers)
 
     def layer_prompt(self, layer: int, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor | None:
-        gen = self.generators[str(layer)] if str(layer) in self.generators else None
-        if gen is None:
+        if str(layer) not in self.generators:
             return None
         assert ctx.text_mask is not None
         text = hidden[:, ctx.num_prompt_positions:]  # (B, L, H) the input's positions only
-        return gen(pool_inputs(text, ctx.text_mask, self.config.pooling))  # (B, P, H)
+        return self.generators[str(layer)](pool_inputs(text, ctx.text_mask, self.config.pooling))  # (B, P, H)
