@@ -56,10 +56,10 @@ def test_k_too_large_names_class_and_max() -> None:
     data = _task()
     assert max_k(data) == 12 and max_k(data, dev_k=5) == 20
     few_shot_split(data, 12, 13)
-    with pytest.raises(DataError, match=r"25 pool examples of class 'c2'.*use k <= 12") as err:
+    with pytest.raises(DataError, match=r"25 pool examples of class 'c2'.*use --shots <= 12") as err:
         few_shot_split(data, 13, 13)
     assert "\n" not in str(err.value)
-    with pytest.raises(DataError, match="use k <= 20"):
+    with pytest.raises(DataError, match="use --shots <= 20"):
         few_shot_split(data, 21, 13, dev_k=5)
     with pytest.raises(DataError, match="at least 1"):
         few_shot_split(data, 0, 13)

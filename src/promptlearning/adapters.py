@@ -41,6 +41,7 @@ def adapter_config(model: PromptModel) -> dict[str, Any]:
         "labels": model.labels,
         "task": model.task,
         "max_length": model.max_length,
+        "template": model.template,
         "backbone": model.backbone.info.to_dict(),
     }
 
@@ -121,9 +122,9 @@ def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptMod
     try:
         cls = get_method(config["method"])
         method = cls(cls.config_class.from_dict(config["method_config"]), backbone)
-        head = build_head(HeadConfig.from_dict(config["head"]), backbone, len(config["labels"]))
+        head = build_head(HeadConfig.from_dict(config["head"]), backbone, config["labels"])
         model = PromptModel(backbone, method, head, config["labels"], task=config.get("task"),
-                            max_length=int(config.get("max_length", 128)))
+                            max_length=int(config.get("max_length", 128)), template=config.get("template"))
     except PromptLearningError as exc:
         raise AdapterError(f"adapter {directory} has an unusable config: {exc}") from exc
     except (KeyError, TypeError) as exc:

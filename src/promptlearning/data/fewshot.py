@@ -57,7 +57,7 @@ def few_shot_split(data: TaskData, k: int, seed: int, dev_k: int | None = None) 
             fix = f"use k <= {limit}" if limit >= 1 else "the pool is too small for any k; add data"
             raise DataError(
                 f"task '{data.name}' has {len(members)} pool examples of class '{label}', fewer than "
-                f"k + dev_k = {k} + {dev_per_class}; {fix}"
+                f"shots + dev shots = {k} + {dev_per_class}; {fix.replace('k <=', '--shots <=')}"
             )
     rng = random.Random(seed)
     train: list[Example] = []

@@ -192,11 +192,11 @@ def _label_index(rows: Sequence[_Row], labels: Sequence[str], path: Path, given:
             if given:
                 raise DataError(
                     f"{path} line {r.line} has label {r.label!r}, which is not among the given labels "
-                    f"({', '.join(labels)}); add it to --labels or fix the row"
+                    f"({', '.join(labels)}); add it to the labels list or fix the row"
                 )
             raise DataError(
                 f"{path} line {r.line} has label {r.label!r}, which never occurs in the training file; "
-                "add training examples of it or pass all label names with --labels"
+                "add training examples of it to the training file"
             )
         out.append(index[r.label])
     return out

@@ -42,13 +42,9 @@ class MethodConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> MethodConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown option(s) {', '.join(unknown)} for this method; valid: {', '.join(sorted(known)) or 'none'}"
-            )
-        return cls(**values)
+        from ..configs import build
+
+        return build(cls, values, "option(s)")
 
     @classmethod
     def help(cls) -> dict[str, str]:
@@ -92,6 +88,7 @@ class PromptContext:
     task_repr: torch.Tensor | None = None  # (B, D)
     text_embeds: torch.Tensor | None = None  # (B, L, H)
     text_mask: torch.Tensor | None = None  # (B, L)
+    prompt_slots: torch.Tensor | None = None  # (B, L) template pseudo-token index, -1 elsewhere
     num_prompt_positions: int = 0
 
 
@@ -102,6 +99,7 @@ class PromptMethod(nn.Module):
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     summary: ClassVar[str] = ""
     trains_backbone: ClassVar[bool] = False
+    needs_training: ClassVar[bool] = True
     default_lr: ClassVar[float] = 1e-2
 
     def __init__(self, config: MethodConfig, backbone: Backbone) -> None:
@@ -136,6 +134,20 @@ class PromptMethod(nn.Module):
         ``hidden`` is that layer's whole incoming hidden state (B, P + L, H): its first P
         positions are the prompt flowing up from below, the rest the input.
         """
+        return None
+
+    @property
+    def num_template_tokens(self) -> int:
+        """How many template pseudo-token slots ([P] in a template) this method fills (0: none)."""
+        return 0
+
+    @property
+    def default_template(self) -> str | None:
+        """The template to use when the user gives none (methods that fill [P] slots need one)."""
+        return None
+
+    def template_prompt(self, ctx: PromptContext) -> torch.Tensor | None:
+        """Vectors for the template's pseudo-token slots, (B, T, H), in slot order."""
         return None
 
     def kv_prefix(self, ctx: PromptContext) -> list[tuple[torch.Tensor, torch.Tensor]] | None:

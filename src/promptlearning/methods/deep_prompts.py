@@ -26,7 +26,7 @@ class DeepPromptConfig(MethodConfig):
 
     def check(self) -> None:
         if self.num_tokens < 1:
-            raise ConfigError(f"num_tokens must be >= 1 (got {self.num_tokens}); pass --num-tokens 16")
+            raise ConfigError(f"num_tokens must be >= 1 (got {self.num_tokens}); pass --option num_tokens=16")
         if self.layers is not None and not self.layers:
             raise ConfigError("layers is empty; give at least one layer index or omit it for all layers")
 

@@ -52,6 +52,6 @@ def initial_prompt(init: str, length: int, embeddings: torch.Tensor, tokenizer: 
         return vocab_prompt(embeddings, length, generator)
     if init == "text":
         if not text:
-            raise ConfigError("init='text' needs init_text; pass --init-text 'a phrase' or choose init random/vocab")
+            raise ConfigError("init='text' needs init_text; pass --option init_text=\"a phrase\" or choose init random/vocab")
         return text_prompt(embeddings, tokenizer, text, length)
     raise ConfigError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}")

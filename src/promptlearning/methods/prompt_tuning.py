@@ -23,11 +23,11 @@ class PromptTuningConfig(MethodConfig):
 
     def check(self) -> None:
         if self.num_tokens < 1:
-            raise ConfigError(f"num_tokens must be >= 1 (got {self.num_tokens}); pass --num-tokens 20")
+            raise ConfigError(f"num_tokens must be >= 1 (got {self.num_tokens}); pass --option num_tokens=20")
         if self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}; choose one of: {', '.join(INITS)}")
         if self.init == "text" and not self.init_text:
-            raise ConfigError("init=text needs init_text; pass --init-text 'a phrase' or choose init random/vocab")
+            raise ConfigError("init=text needs init_text; pass --option init_text=\"a phrase\" or choose init random/vocab")
 
     def check_backbone(self, info: BackboneInfo) -> None:
         if self.num_tokens >= info.max_positions:
