@@ -166,7 +166,7 @@ def test_a_job_whose_worker_keeps_dying_is_given_up(tmp_path: Path) -> None:
 def test_bench_runs_records_measurements_and_skips_done_jobs(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     suite = load_suite(write_suite(tmp_path))
-    counts = bench.run_bench(suite, tmp_path / "store", log=lambda _: None)
+    counts = bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)
     assert counts["done"] == 4 and counts["failed"] == 0
     with ResultStore(tmp_path / "store") as store:
         rows = store.rows("done")
@@ -182,7 +182,7 @@ def test_bench_runs_records_measurements_and_skips_done_jobs(tmp_path: Path,
         raise AssertionError("a finished job must not run again")
 
     monkeypatch.setattr(bench, "execute_job", boom)
-    assert bench.run_bench(suite, tmp_path / "store", log=lambda _: None)["done"] == 4
+    assert bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)["done"] == 4
 
 
 def test_interrupt_puts_the_job_back_and_a_rerun_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,18 +198,18 @@ def test_interrupt_puts_the_job_back_and_a_rerun_resumes(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(bench, "execute_job", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
-        bench.run_bench(suite, tmp_path / "store", log=lambda _: None)
+        bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)
     with ResultStore(tmp_path / "store") as store:
         assert store.counts() == {"pending": 3, "running": 0, "done": 1, "failed": 0}
     monkeypatch.setattr(bench, "execute_job", lambda job, log=None: (ran.append(job.key), real(job))[1])
-    assert bench.run_bench(suite, tmp_path / "store", log=lambda _: None)["done"] == 4
+    assert bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)["done"] == 4
     assert len(ran) == 4 and len(set(ran)) == 4  # the finished job was not run again
 
 
 def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     methods = "[linear_probe, {method: p_tuning_v2, method_options: {layers: [7]}, label: bad_layers}]"
     suite = load_suite(write_suite(tmp_path, methods=methods, seeds="[1]"))
-    counts = bench.run_bench(suite, tmp_path / "store", log=lambda _: None)
+    counts = bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)
     assert counts == {"pending": 0, "running": 0, "done": 1, "failed": 1}
     with ResultStore(tmp_path / "store") as store:
         failed = store.rows("failed")[0]
@@ -229,20 +229,42 @@ def test_a_diverged_loss_stops_only_that_job(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(experiment, "run_experiment", nan_for_probe)
     suite = load_suite(write_suite(tmp_path, seeds="[1]"))
-    assert bench.run_bench(suite, tmp_path / "store", log=lambda _: None)["done"] == 1
+    assert bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)["done"] == 1
     with ResultStore(tmp_path / "store") as store:
         assert store.rows("failed")[0]["error"] == "TrainingError: the loss became nan at step 3; lower --lr or check the data"
-        assert bench.run_bench(suite, tmp_path / "store", retry_failed=True, log=lambda _: None)["failed"] == 1
+        assert bench.run_bench(suite, tmp_path / "store", threads=1, retry_failed=True, log=lambda _: None)["failed"] == 1
 
 
 def test_two_worker_processes_share_the_sweep(tmp_path: Path) -> None:
-    suite = load_suite(write_suite(tmp_path))
+    suite = load_suite(write_suite(tmp_path, seeds="[1]"))
     lines: list[str] = []
-    assert bench.run_bench(suite, tmp_path / "store", workers=2, log=lines.append)["done"] == 4
+    assert bench.run_bench(suite, tmp_path / "store", threads=1, workers=2, log=lines.append)["done"] == 2
     with ResultStore(tmp_path / "store") as store:
         owners = {r["owner"].split(":")[1] for r in store.rows("done")}
         assert all(r["attempts"] == 1 for r in store.rows("done"))
     assert str(os.getpid()) not in owners  # the jobs ran in the spawned workers
+
+
+def test_ctrl_c_on_the_command_stops_cleanly(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    text = SUITE.format(methods="[linear_probe]", seeds="[1, 2, 3, 4, 5, 6]").replace("max_steps: 4", "max_steps: 60")
+    write_suite(tmp_path, text=text)
+    proc = subprocess.Popen([sys.executable, "-m", "promptlearning.cli", "bench", str(tmp_path / "suite.yaml"),
+                             "--store", str(tmp_path / "store"), "--threads", "1", "--no-report"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("[1/"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "run the same command to resume" in err and "Traceback" not in err
+    with ResultStore(tmp_path / "store") as store:
+        counts = store.counts()
+    assert counts["running"] == 0 and counts["done"] >= 1 and counts["pending"] >= 1
 
 
 def test_threads_per_worker_splits_the_cores() -> None:
@@ -287,3 +309,11 @@ def test_a_new_field_at_its_default_keeps_finished_rows(tmp_path: Path) -> None:
         assert store.add_jobs([Job(job_key(changed), "m", changed, defaults)], "s") == 1  # a real change runs
         assert store.add_jobs([Job(job_key(new), "m", new, defaults)], "s") == 0  # taken over, not re-run
         assert store.status_of(job_key(new)) == "done" and store.status_of(job_key(old)) is None
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("benchmarks/suites/*.yaml")),
+                         ids=lambda p: p.stem)
+def test_shipped_suites_parse(path: Path) -> None:
+    """Every suite we ship is checked against the code that reads it."""
+    suite = load_suite(path)
+    assert suite.jobs and suite.store is not None

@@ -11,6 +11,7 @@ the task means, marked with a dagger, and carries no ±.
 
 from __future__ import annotations
 
+import importlib.util
 import statistics
 import time
 from collections import defaultdict
@@ -50,8 +51,9 @@ def _pct(mean: float, std: float | None = None) -> str:
 class Grid:
     """Done runs of one backbone and K, indexed task -> label -> seed -> result."""
 
-    def __init__(self, runs: list[Run], failed: list[Run] = ()) -> None:  # type: ignore[assignment]
+    def __init__(self, runs: list[Run], failed: list[Run] | None = None) -> None:
         """``failed`` runs only add rows and columns (a method that always failed still shows)."""
+        failed = failed or []
         self.tasks = list(dict.fromkeys(r.task for r in [*runs, *failed]))
         self.labels = list(dict.fromkeys(r.label for r in [*runs, *failed]))
         self.methods = {r.label: r.method for r in [*runs, *failed]}
@@ -70,7 +72,7 @@ class Grid:
         seeds = set.intersection(*(set(v) for v in per_task))
         if seeds:
             mean, std = _mean_std([statistics.mean(v[s] for v in per_task) for s in sorted(seeds)])
-            return mean, std, True
+            return mean, (std if len(seeds) > 1 else None), True
         return statistics.mean(statistics.mean(v.values()) for v in per_task), None, False
 
     def runs_of(self, label: str) -> list[dict[str, Any]]:
@@ -87,7 +89,8 @@ def _table(grid: Grid, key: str, failures: dict[tuple[str, str], int]) -> list[s
             vals = list(grid.values(task, label, key).values())
             failed = failures.get((task, label), 0)
             if vals:
-                text = _pct(*_mean_std(vals)) + (f" ({len(vals)})" if len(vals) < _max_n(grid) else "")
+                mean, std = _mean_std(vals)
+                text = _pct(mean, std if len(vals) > 1 else None) + (f" ({len(vals)})" if len(vals) < _max_n(grid) else "")
                 columns[task][label] = (statistics.mean(vals), text + (f" [{failed} failed]" if failed else ""))
             else:
                 columns[task][label] = (float("-inf"), f"failed ({failed})" if failed else "–")
@@ -252,8 +255,15 @@ def _curve_series(grid: Grid) -> dict[str, plots.Series]:
 
 def _machine_lines(meta: dict[str, Any], runs: list[Run], report_command: str) -> list[str]:
     m = meta.get("machine", {})
+    threads = sorted({str((r.result.get("machine") or {}).get("torch_threads")) for r in runs}) or ["?"]
     where = f"GPU {m['gpu']}" if m.get("gpu") else (f"CPU {m.get('cpu')} ({m.get('cpu_cores')} cores, "
-                                                    f"{m.get('torch_threads')} torch threads per worker)")
+                                                    f"{'/'.join(threads)} torch thread(s) per worker)")
+    loads = [float(r.result["load_avg_1m"]) for r in runs if r.result.get("load_avg_1m") is not None]
+    if loads:
+        where += (f"; 1-minute load average when runs ended: median {statistics.median(loads):.1f}, "
+                  f"max {max(loads):.1f} (above the core count, other work slowed every timing)"
+                  if max(loads) > (m.get("cpu_cores") or 1) else
+                  f"; 1-minute load average when runs ended: median {statistics.median(loads):.1f}")
     hosts = {(r.result.get("machine") or {}).get("cpu") for r in runs}
     versions = ", ".join(f"{k} {m[k]}" for k in ("torch", "transformers", "promptlearning", "peft", "python")
                          if m.get(k))
@@ -261,6 +271,14 @@ def _machine_lines(meta: dict[str, Any], runs: list[Run], report_command: str) -
              f"- Versions: {versions}", "- Commands:"]
     lines += [f"  - `{c}`" for c in meta.get("commands", [])] + [f"  - `{report_command}`"]
     return lines
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it lies below it (reports get published)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def build_report(directory: str | Path, *, command: str | None = None) -> Path:
@@ -280,6 +298,7 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
                           "run `promptlearning bench` first")
     failed = [r for r in rows if r["status"] == "failed"]
     out_dir = path.parent
+    can_plot = importlib.util.find_spec("matplotlib") is not None
     suite = meta.get("suite", {})
     lines = [f"# Benchmark report: {suite.get('name', out_dir.name)}", ""]
     if suite.get("description"):
@@ -288,7 +307,7 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
               f"{counts['failed']} failed, {counts['pending'] + counts['running']} not run yet. Accuracies in %, "
               "mean ± std over seeds, number of seeds in brackets when a cell has fewer than the others; "
               "best mean per column in bold.", ""]
-    lines += _machine_lines(meta, runs, command or f"promptlearning report {out_dir}") + [""]
+    lines += _machine_lines(meta, runs, command or f"promptlearning report {_shown(out_dir)}") + [""]
     backbones = list(dict.fromkeys(r.backbone for r in runs))
     fails: dict[tuple[str, str, int, str], int] = defaultdict(int)
     for r in failed:
@@ -310,17 +329,28 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
                   "No method in this suite is trained on some tasks and evaluated on a held-out one (that arrives with "
                   "the cross-task methods); nothing to report yet.", "",
                   f"## 3. Convergence speed ({backbone}, K = {shots[-1]})", "", *_convergence(main), ""]
-        curve_png = plots.dev_curves(_curve_series(main), out_dir / f"dev_curves{suffix}.png",
-                                     f"dev accuracy during training, K = {shots[-1]}")
-        lines += [f"![dev curves]({curve_png.name})", ""]
+        if not can_plot:
+            lines += ["(No plots: matplotlib is not installed; `pip install 'promptlearning[plots]'`.)", ""]
+        else:
+            curve_png = plots.dev_curves(_curve_series(main), out_dir / f"dev_curves{suffix}.png",
+                                         f"dev accuracy during training, K = {shots[-1]}")
+            lines += [f"![dev curves]({curve_png.name})", ""]
         if len(shots) > 1:
-            png = plots.accuracy_vs_shots(_shots_series(mine), out_dir / f"accuracy_vs_shots{suffix}.png",
-                                          f"test accuracy vs K ({backbone})")
-            lines += ["Test accuracy against K (average over tasks):", "", f"![accuracy vs shots]({png.name})", ""]
+            series = _shots_series(mine)
+            lines += ["Test accuracy against K (average over tasks, mean ± std over seeds):", "",
+                      "| method | " + " | ".join(f"K = {k}" for k in shots) + " |", "|---|" + "---:|" * len(shots)]
+            for label, points in series.items():
+                at = {int(k): (m, sd) for k, m, sd in points}
+                lines.append(f"| {label} | " + " | ".join(_pct(*at[k]) if k in at else "–" for k in shots) + " |")
+            lines.append("")
+            if can_plot:
+                png = plots.accuracy_vs_shots(series, out_dir / f"accuracy_vs_shots{suffix}.png",
+                                              f"test accuracy vs K ({backbone})")
+                lines += [f"![accuracy vs shots]({png.name})", ""]
         lines += [f"## 4. Compute overhead ({backbone}, K = {shots[-1]})", "", *_compute(main), ""]
         points = [(lab, _median(main.runs_of(lab), "trainable_params") or 1.0, avg[0])
                   for lab in main.labels if (avg := main.average(lab, "test_accuracy")) is not None]
-        if points:
+        if points and can_plot:
             png = plots.accuracy_vs_parameters(points, out_dir / f"accuracy_vs_params{suffix}.png",
                                                f"accuracy vs trainable parameters, K = {shots[-1]}")
             lines += [f"![accuracy vs trainable parameters]({png.name})", ""]

@@ -16,7 +16,15 @@ from .base import (
 
 def _ensure_registered() -> None:
     """Import the built-in method modules so their decorators fill the registry."""
-    from . import baselines, deep_prompts, fixed_prompt, generators, prefix_tuning, prompt_tuning  # noqa: F401
+    from . import (  # noqa: F401
+        baselines,
+        deep_prompts,
+        fixed_prompt,
+        generators,
+        p_tuning,
+        prefix_tuning,
+        prompt_tuning,
+    )
 
 
 def list_methods() -> list[type[PromptMethod]]:
