@@ -127,6 +127,12 @@ class PromptModel(nn.Module):
         probs = self.predict_proba(texts, batch_size)
         return [self.labels[i] for i in probs.argmax(-1).tolist()]
 
+    def generate(self, texts: Sequence[str], **kwargs: Any) -> list[str]:
+        """Continue each text with the prompted causal LM (greedy by default; do_sample=True samples)."""
+        from .generation import generate_text
+
+        return generate_text(self, texts, **kwargs)
+
     @property
     def pad_id(self) -> int:
         return int(self.backbone.tokenizer.pad_token_id or 0)
