@@ -38,7 +38,8 @@ class MethodMixture(PromptMethod):
     def __init__(self, methods: Sequence[PromptMethod], backbone: Backbone) -> None:
         nn.Module.__init__(self)
         self.info = backbone.info
-        self.methods = nn.ModuleList(methods)
+        self.methods = nn.ModuleList(methods)  # registered, so .to(device) moves them
+        self._methods: list[PromptMethod] = list(methods)
         for attr in ("num_prompt_positions", "num_prefix_positions", "num_template_tokens"):
             values = {getattr(m, attr) for m in methods}
             if len(values) > 1:
@@ -48,15 +49,15 @@ class MethodMixture(PromptMethod):
 
     @property
     def num_prompt_positions(self) -> int:
-        return self.methods[0].num_prompt_positions  # type: ignore[no-any-return]
+        return self._methods[0].num_prompt_positions
 
     @property
     def num_prefix_positions(self) -> int:
-        return self.methods[0].num_prefix_positions  # type: ignore[no-any-return]
+        return self._methods[0].num_prefix_positions
 
     @property
     def num_template_tokens(self) -> int:
-        return self.methods[0].num_template_tokens  # type: ignore[no-any-return]
+        return self._methods[0].num_template_tokens
 
     @property
     def prompt_layers(self) -> list[int]:
@@ -67,7 +68,7 @@ class MethodMixture(PromptMethod):
         return ctx.task_ids
 
     def input_prompt(self, ctx: PromptContext) -> torch.Tensor | None:
-        outs = [m.input_prompt(ctx) for m in self.methods]
+        outs = [m.input_prompt(ctx) for m in self._methods]
         if all(o is None for o in outs):
             return None
         zeros = torch.zeros(ctx.batch_size, self.num_prompt_positions, self.info.hidden_size, device=ctx.device,
@@ -75,20 +76,20 @@ class MethodMixture(PromptMethod):
         return _pick([o if o is not None else zeros for o in outs], self._ids(ctx))
 
     def layer_prompt(self, layer: int, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor | None:
-        outs = [m.layer_prompt(layer, hidden, ctx) for m in self.methods]
+        outs = [m.layer_prompt(layer, hidden, ctx) for m in self._methods]
         if all(o is None for o in outs):
             return None
         flowing = hidden[:, : self.num_prompt_positions]  # (B, P, H) what a method without a prompt here keeps
         return _pick([o if o is not None else flowing for o in outs], self._ids(ctx))
 
     def template_prompt(self, ctx: PromptContext) -> torch.Tensor | None:
-        outs = [m.template_prompt(ctx) for m in self.methods]
+        outs = [m.template_prompt(ctx) for m in self._methods]
         if any(o is None for o in outs):
             return None
         return _pick([o for o in outs if o is not None], self._ids(ctx))
 
     def kv_prefix(self, ctx: PromptContext) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-        outs = [m.kv_prefix(ctx) for m in self.methods]
+        outs = [m.kv_prefix(ctx) for m in self._methods]
         if any(o is None for o in outs):
             return None
         ids = self._ids(ctx)

@@ -225,8 +225,13 @@ def work_loop(store: ResultStore, keys: list[str], log: Log, verbose: bool = Fal
     """Claim and run jobs of this suite until none is left."""
     owner = new_owner()
     done = {"done": 0, "failed": 0}
-    while (job := store.claim(owner, keys)) is not None:
-        done[run_one(store, job, owner, log, verbose)] += 1
+    try:
+        while (job := store.claim(owner, keys)) is not None:
+            done[run_one(store, job, owner, log, verbose)] += 1
+    except KeyboardInterrupt:
+        # the interrupt may land between a claim's commit and the job's start: free all we hold
+        store.release_owner_prefix(owner, interrupted=True)
+        raise
     return done
 
 

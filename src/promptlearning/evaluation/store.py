@@ -218,11 +218,15 @@ class ResultStore:
                        "attempts = max(0, attempts - 1) WHERE key = ? AND owner = ? AND status = 'running'",
                        (key, owner))
 
-    def release_owner_prefix(self, prefix: str) -> int:
-        """Put back every running job of owners starting with ``prefix`` (workers that were killed)."""
+    def release_owner_prefix(self, prefix: str, interrupted: bool = False) -> int:
+        """Put back every running job of owners starting with ``prefix``.
+
+        ``interrupted``: a clean stop (Ctrl-C), which does not count as a failed attempt; a
+        worker that was killed does count."""
         with self._write() as db:
-            cur = db.execute("UPDATE runs SET status = 'pending', owner = NULL WHERE status = 'running' "
-                             "AND substr(owner, 1, ?) = ?", (len(prefix), prefix))
+            cur = db.execute("UPDATE runs SET status = 'pending', owner = NULL, attempts = attempts - ? "
+                             "WHERE status = 'running' AND substr(owner, 1, ?) = ?",
+                             (int(interrupted), len(prefix), prefix))
             return cur.rowcount
 
     def retry_failed(self, keys: Iterable[str] | None = None) -> int:
