@@ -42,6 +42,16 @@ def _parse_option(text: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), parsed
 
 
+def _parse_label_words(text: str) -> dict[str, list[str]]:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("--label-words must be YAML like '{negative: [bad], positive: [good]}'") from exc
+    if not isinstance(value, dict):
+        raise ConfigError("--label-words must map each label to words, e.g. '{negative: [bad], positive: [good]}'")
+    return {str(k): [str(w) for w in (v if isinstance(v, list) else [v])] for k, v in value.items()}
+
+
 def _read_yaml(path: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text())
@@ -126,6 +136,10 @@ def experiment_from(args: argparse.Namespace) -> Any:
             data[key] = value
         elif key in train_keys:
             train[key] = value
+        elif key == "head":
+            head["kind"] = value
+        elif key == "label_words":
+            head["label_words"] = _parse_label_words(value)
         elif key == "pooling":
             head["pooling"] = value
         elif key == "head_dropout":
@@ -249,6 +263,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    model = _load_model(args)
+    outs = model.generate(args.texts, max_new_tokens=args.max_new_tokens, do_sample=args.sample,
+                          temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+    for text, out in zip(args.texts, outs, strict=True):
+        print(f"{text}{out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -258,7 +281,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- the parser
 def build_parser() -> argparse.ArgumentParser:
-    from .heads import POOLINGS
+    from .heads import HEADS, POOLINGS
     from .training import TrainConfig
 
     parser = argparse.ArgumentParser(
@@ -284,6 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="method option, repeatable, e.g. --option num_tokens=20 --option layers=[3,4,5]")
     p.add_argument("--backbone", default=argparse.SUPPRESS, help="packaged name, local directory or hub id")
     p.add_argument("--max-length", type=int, default=argparse.SUPPRESS, help="max input tokens (default 64)")
+    p.add_argument("--head", choices=sorted(HEADS), default=argparse.SUPPRESS,
+                   help="classification (pooled linear layer, default) or verbalizer (LM-head scores of label words; "
+                        "needs a causal LM such as smollm2-135m)")
+    p.add_argument("--label-words", default=argparse.SUPPRESS, metavar="YAML",
+                   help="verbaliser words per label, e.g. \"{negative: [bad, awful], positive: [good, great]}\" "
+                        "(default: the label names)")
+    p.add_argument("--template", default=argparse.SUPPRESS,
+                   help="input template with {text_a} (and {text_b}, [Pn] slots for p_tuning), e.g. "
+                        "\"Review: {text_a} Sentiment:\"")
     p.add_argument("--pooling", choices=POOLINGS, default=argparse.SUPPRESS, help="head pooling (default auto)")
     p.add_argument("--head-dropout", type=float, default=argparse.SUPPRESS, help="dropout before the head")
     p.add_argument("--output", default=argparse.SUPPRESS, help="run directory: best adapter, checkpoint, metrics")
@@ -308,6 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--file", help="text file, one input per line")
             p.add_argument("--json", action="store_true", help="print JSON lines with every label's probability")
             p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("generate", help="continue texts with a prompted causal LM adapter (e.g. on smollm2-135m)")
+    p.add_argument("--adapter", required=True, help="adapter directory made on a causal LM backbone")
+    p.add_argument("--backbone", default=None, help="backbone to load it on (default: the one it records)")
+    p.add_argument("texts", nargs="+", help="texts to continue")
+    p.add_argument("--max-new-tokens", type=int, default=20)
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("demo", help="the main job: 16-shot P-tuning v2 on MR with MiniLM-L6, save, reload, classify")
     p.add_argument("--output", default="runs/demo", help="run directory")

@@ -339,8 +339,8 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
             series = _shots_series(mine)
             lines += ["Test accuracy against K (average over tasks, mean ± std over seeds):", "",
                       "| method | " + " | ".join(f"K = {k}" for k in shots) + " |", "|---|" + "---:|" * len(shots)]
-            for label, points in series.items():
-                at = {int(k): (m, sd) for k, m, sd in points}
+            for label, by_k in series.items():
+                at = {int(k): (m, sd) for k, m, sd in by_k}
                 lines.append(f"| {label} | " + " | ".join(_pct(*at[k]) if k in at else "–" for k in shots) + " |")
             lines.append("")
             if can_plot:
