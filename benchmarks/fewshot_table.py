@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--max-test", type=int, default=1000)
     ap.add_argument("--backbone", default="minilm-l6")
     ap.add_argument("--out", default="benchmarks/results/fewshot16_classic")
+    ap.add_argument("--title", default="Few-shot classic methods")
     args = ap.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -65,14 +66,16 @@ def _read(path: Path) -> list[dict]:  # type: ignore[type-arg]
 
 def write_table(rows: list[dict], path: Path, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
-    lines = [f"# Few-shot classic methods ({args.shots} shots per class, {args.backbone})", "",
+    order = args.methods.split(",")
+    methods = [m for m in order if any(r["method"] == m for r in rows)]
+    lines = [f"# {args.title} ({args.shots} shots per class, {args.backbone})", "",
              f"Test accuracy, mean ± std over the LM-BFF data seeds (n per cell in brackets); "
              f"{args.steps} steps, batch 8, the method's default learning rate, best-on-dev checkpoint.", "",
              f"Machine: {platform.machine()}, {torch.get_num_threads()} CPU threads; torch {torch.__version__}; "
              f"promptlearning {__version__}.", "",
-             f"Command: `python benchmarks/fewshot_table.py --tasks {args.tasks} --methods {args.methods} "
-             f"--steps {args.steps} --max-test {args.max_test}`", "",
+             f"Command: `OMP_NUM_THREADS={torch.get_num_threads()} python benchmarks/fewshot_table.py "
+             f"--tasks {args.tasks} --methods {args.methods} --steps {args.steps} --max-test {args.max_test} "
+             f"--out {args.out}`", "",
              "| method | " + " | ".join(tasks) + " | mean | trainable params | s/step |",
              "|---|" + "---:|" * (len(tasks) + 3)]
     for m in methods:
