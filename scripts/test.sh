@@ -7,6 +7,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 cd "$root"
 export TOKENIZERS_PARALLELISM=false
+# tiny-model tests gain nothing from threads, and several busy processes each spinning an OpenMP pool
+# on 2 cores slow everything down tenfold
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 "$root/.venv/bin/ruff" check src tests benchmarks
 "$root/.venv/bin/mypy" src
 exec "$root/.venv/bin/pytest" -q "$@"
