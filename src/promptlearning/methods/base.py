@@ -72,6 +72,13 @@ def check_layers(layers: list[int] | None, info: BackboneInfo, what: str = "laye
     return sorted(set(layers))
 
 
+def check_prompt_length(num_tokens: int, info: BackboneInfo, what: str = "prompt") -> None:
+    """A prompt must leave room for the input within the backbone's positions."""
+    if num_tokens >= info.max_positions:
+        raise ConfigError(f"num_tokens {num_tokens} exceeds what {info.name} allows ({info.max_positions} positions); "
+                          f"use a shorter {what}")
+
+
 @dataclass
 class PromptContext:
     """What a method may read about the current batch.

@@ -14,7 +14,15 @@ from torch import nn
 
 from ..backbones import Backbone, BackboneInfo
 from ..errors import ConfigError
-from .base import MethodConfig, PromptContext, PromptMethod, check_layers, option, register_method
+from .base import (
+    MethodConfig,
+    PromptContext,
+    PromptMethod,
+    check_layers,
+    check_prompt_length,
+    option,
+    register_method,
+)
 
 
 @dataclass
@@ -32,11 +40,7 @@ class DeepPromptConfig(MethodConfig):
 
     def check_backbone(self, info: BackboneInfo) -> None:
         check_layers(self.layers, info)
-        if self.num_tokens >= info.max_positions:
-            raise ConfigError(
-                f"num_tokens {self.num_tokens} exceeds what {info.name} allows ({info.max_positions} positions); "
-                "use a shorter prompt"
-            )
+        check_prompt_length(self.num_tokens, info, "prompt")
 
 
 @register_method

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..backbones import Backbone, BackboneInfo
 from ..errors import ConfigError
-from .base import MethodConfig, PromptContext, PromptMethod, option, register_method
+from .base import MethodConfig, PromptContext, PromptMethod, check_prompt_length, option, register_method
 
 
 @dataclass
@@ -33,9 +33,7 @@ class PrefixTuningConfig(MethodConfig):
             raise ConfigError("reparam_hidden must be >= 1")
 
     def check_backbone(self, info: BackboneInfo) -> None:
-        if self.num_tokens >= info.max_positions:
-            raise ConfigError(f"num_tokens {self.num_tokens} exceeds what {info.name} allows "
-                              f"({info.max_positions} positions); use a shorter prefix")
+        check_prompt_length(self.num_tokens, info, "prefix")
 
 
 @register_method

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..backbones import Backbone, BackboneInfo
 from ..errors import ConfigError
-from .base import MethodConfig, PromptContext, PromptMethod, option, register_method
+from .base import MethodConfig, PromptContext, PromptMethod, check_prompt_length, option, register_method
 from .prompt_init import INITS, initial_prompt
 
 
@@ -30,11 +30,7 @@ class PromptTuningConfig(MethodConfig):
             raise ConfigError("init=text needs init_text; pass --option init_text=\"a phrase\" or choose init random/vocab")
 
     def check_backbone(self, info: BackboneInfo) -> None:
-        if self.num_tokens >= info.max_positions:
-            raise ConfigError(
-                f"num_tokens {self.num_tokens} exceeds what {info.name} allows ({info.max_positions} positions); "
-                "use a shorter prompt"
-            )
+        check_prompt_length(self.num_tokens, info, "prompt")
 
 
 @register_method
