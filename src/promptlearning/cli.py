@@ -116,6 +116,7 @@ def experiment_from(args: argparse.Namespace) -> Any:
     from .experiment import DataConfig, ExperimentConfig
     from .heads import HeadConfig
     from .training import TrainConfig
+    from .training.bilevel import SearchConfig
 
     data_keys = {f.name for f in dataclasses.fields(DataConfig)}
 
@@ -125,17 +126,20 @@ def experiment_from(args: argparse.Namespace) -> Any:
     flags = {k: v for k, v in vars(args).items()
              if k not in ("command", "config", "resume", "func", "option", "no_baseline")}
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    search_keys = {f.name for f in dataclasses.fields(SearchConfig)}
     data = {k: values.pop(k) for k in list(values) if k in data_keys}
-    train, head, options = (_section(values, key) for key in ("train", "head", "method_options"))
-    top = {k: values.pop(k) for k in list(values) if k in ("backbone", "method", "max_length", "output_dir")}
+    train, head, options, search = (_section(values, key) for key in ("train", "head", "method_options", "search"))
+    top = {k: values.pop(k) for k in list(values) if k in ("backbone", "method", "max_length", "output_dir", "template")}
     if values:
         raise ConfigError(f"unknown key(s) in {args.config}: {', '.join(sorted(values))}; "
-                          "valid: task/data keys, backbone, method, method_options, head, train, max_length, output_dir")
+                          "valid: task/data keys, backbone, method, method_options, head, train, search, template, max_length, output_dir")
     for key, value in flags.items():
         if key in data_keys:
             data[key] = value
         elif key in train_keys:
             train[key] = value
+        elif key in search_keys:
+            search[key] = value
         elif key == "head":
             head["kind"] = value
         elif key == "label_words":
@@ -155,6 +159,7 @@ def experiment_from(args: argparse.Namespace) -> Any:
         data["task"] = None
     return build(ExperimentConfig, {"data": build(DataConfig, data, "data option(s)"),
                                     "train": TrainConfig.from_dict(train), "head": HeadConfig.from_dict(head),
+                                    "search": build(SearchConfig, search, "search option(s)"),
                                     "method_options": options, **top}, "option(s)")
 
 
@@ -323,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baseline", action="store_true", help="skip the untrained-baseline evaluation")
     _add_data_flags(p)
     _add_dataclass_flags(p.add_argument_group("training"), TrainConfig)  # type: ignore[arg-type]
+    from .training.bilevel import SearchConfig
+
+    _add_dataclass_flags(p.add_argument_group("layer search (methods with gates, e.g. spt)"),  # type: ignore[arg-type]
+                         SearchConfig)
     p.set_defaults(func=cmd_train)
 
     for name, helptext in (("evaluate", "score a saved adapter on a task's test (or dev) split"),

@@ -25,6 +25,7 @@ from .heads import HeadConfig
 from .model import PromptModel
 from .seeding import seed_everything
 from .training import TrainConfig, Trainer, TrainResult
+from .training.bilevel import SearchConfig
 
 
 @dataclass
@@ -56,6 +57,7 @@ class ExperimentConfig:
     method_options: dict[str, Any] = field(default_factory=dict)
     head: HeadConfig = field(default_factory=HeadConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     max_length: int = 64
     template: str | None = None
     output_dir: str | None = None
@@ -131,6 +133,25 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
         log(f"untrained baseline: test accuracy {untrained['accuracy']:.4f} "
             f"(majority class {result['majority_test_accuracy']:.4f})")
     out = Path(cfg.output_dir) if cfg.output_dir else None
+    run_info: dict[str, Any] = {"task": data.name, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
+    if model.method.architecture_parameters():
+        # a searchable method (SPT): search the layers, then rebuild and retrain the fixed model
+        from .training.selection import search_layers
+
+        found = search_layers(model, cfg.train, cfg.search, train_items, dev_items, out, resume)
+        log(f"search chose layers {found.chosen_layers} (gate probabilities "
+            f"{[round(p, 3) for p in found.final_gates]}) in {found.search_seconds:.1f} s")
+        options = {**cfg.method_options, "selected_layers": found.chosen_layers}
+        model = PromptModel.build(backbone, cfg.method, data.labels, method_options=options, head=cfg.head,
+                                  task=data.name, max_length=cfg.max_length, template=cfg.template)
+        trainable = model.num_trainable()
+        run_info.update({"chosen_layers": found.chosen_layers, "gate_history": found.gate_history,
+                         "search_seconds": found.search_seconds})
+        result.update({"chosen_layers": found.chosen_layers, "search_seconds": found.search_seconds,
+                       "search_steps": found.search_steps, "final_gates": found.final_gates,
+                       "trainable_params": trainable, "trainable_share": trainable / total})
+        if out is not None and (out / "gates.png").is_file():
+            log(f"gate plot written to {out / 'gates.png'}")
     if trainable == 0:
         # nothing to learn (a fixed prompt with the verbaliser): evaluate as is and save the adapter
         log("nothing to train: evaluating the model as it is")
@@ -138,8 +159,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
         if out is not None:
             model.save_pretrained(out / "best", extra={"task": data.name})
     else:
-        trainer = Trainer(model, cfg.train, train_items, dev_items, out,
-                          run_info={"task": data.name, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed})
+        trainer = Trainer(model, cfg.train, train_items, dev_items, out, run_info=run_info)
         fit = trainer.fit(resume=resume)
     dev = evaluate(model, dev_items, cfg.train.eval_batch_size)
     test = evaluate(model, test_items, cfg.train.eval_batch_size)

@@ -24,6 +24,7 @@ def _ensure_registered() -> None:
         p_tuning,
         prefix_tuning,
         prompt_tuning,
+        spt,
     )
 
 

@@ -48,8 +48,9 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
 
 
 def save_checkpoint(directory: Path, model_state: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
-                    meta: dict[str, Any]) -> None:
+                    meta: dict[str, Any], extra: dict[str, torch.Tensor] | None = None) -> None:
     tensors = {f"model.{k}": v for k, v in model_state.items()}
+    tensors.update(extra or {})
     optim, optim_meta = optimizer_tensors(optimizer)
     tensors.update(optim)
     tensors["rng.torch"] = torch.get_rng_state()

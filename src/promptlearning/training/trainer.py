@@ -109,6 +109,17 @@ class Trainer:
         self.accelerator.backward(out.loss)
         return out.loss.detach()
 
+    def strategy_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Extra tensors and JSON a strategy needs to resume exactly (e.g. a second optimizer)."""
+        return {}, {}
+
+    def load_strategy_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Restore what :meth:`strategy_state` saved."""
+
+    def extra_record(self) -> dict[str, Any]:
+        """Extra values logged with every dev evaluation (e.g. gate probabilities)."""
+        return {}
+
     # ------------------------------------------------------------------ the loop
     def batch_at(self, step: int) -> Batch:
         """The batch of a given global step, computed from (seed, epoch) alone."""
@@ -184,7 +195,8 @@ class Trainer:
             self._keep_best(state)
             return
         scores = evaluate(self.model, self.dev_items, self.config.eval_batch_size)
-        record = {"step": state["step"], "dev_accuracy": scores["accuracy"], "dev_macro_f1": scores["macro_f1"]}
+        record = {"step": state["step"], "dev_accuracy": scores["accuracy"], "dev_macro_f1": scores["macro_f1"],
+                  **self.extra_record()}
         state["history"].append(record)
         self._log(record)
         if scores["accuracy"] > state["best_dev"]:
@@ -229,8 +241,10 @@ class Trainer:
 
     def _checkpoint(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         assert self.output_dir is not None
+        extra_tensors, extra_meta = self.strategy_state()
         save_checkpoint(self.output_dir / CHECKPOINT_DIR, self.model.trainable_state(), optimizer,
-                        {"state": state, "run": self._fingerprint()})
+                        {"state": state, "run": self._fingerprint(), "strategy": extra_meta},
+                        {f"strategy.{k}": v for k, v in extra_tensors.items()})
 
     def _resume(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> dict[str, Any]:
         from ..adapters import load_state_into
@@ -245,6 +259,8 @@ class Trainer:
         load_state_into(self.model, model_state, set(self.model.trainable_state()), self.output_dir / CHECKPOINT_DIR)
         restore_optimizer(optimizer, tensors, meta["optimizer"])
         restore_rng(tensors)
+        self.load_strategy_state({k[len("strategy."):]: v for k, v in tensors.items() if k.startswith("strategy.")},
+                                 meta.get("strategy", {}))
         state = meta["state"]
         # drop log lines written after the checkpoint by the run that was killed
         path = self._metrics_path()

@@ -1,0 +1,148 @@
+"""Selective Prompt Tuning (SPT): a gated prompt generator at every candidate layer.
+
+At layer l the prompt positions become ``p_l * new_l + (1 - p_l) * flowing``, where ``new_l``
+is the instance-aware generator's prompt made from that layer's incoming hidden states,
+``flowing`` is the prompt carried up from below, and ``p_l = sigmoid(g_l)`` is a learnable
+gate: with the gate off the layer passes the lower prompt on. The gate logits are the
+method's *architecture* parameters (trained on validation data by the bi-level trainer);
+the generators are its weights.
+
+The published formulas were not available to us; these choices are our own:
+
+* ``gate="sigmoid"`` uses ``p_l`` as is (plain DARTS-style relaxation);
+* ``gate="straight_through"`` (SPT-DARTS) uses a Bernoulli sample of ``p_l`` in the forward pass
+  (``p_l > 0.5`` in eval mode) while the gradient flows into ``g_l`` as if ``p_l`` had been used;
+* ``gate="normalized"`` (SPT-DARTS) uses ``p_l / max_k p_k``: the forward value no longer shrinks
+  with the raw probabilities, which keeps all gates from collapsing toward 0 together.
+
+After the search ``selected_layers`` fixes the architecture: those layers inject with no gate,
+the others do nothing, and the gates are frozen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..backbones import Backbone, BackboneInfo
+from ..errors import ConfigError
+from .base import MethodConfig, PromptContext, PromptMethod, check_layers, option, register_method
+from .generators import ACTIVATIONS, POOLS, PromptGenerator, pool_inputs
+
+GATES = ("sigmoid", "straight_through", "normalized")
+
+
+@dataclass
+class SPTConfig(MethodConfig):
+    num_tokens: int = option(5, "prompt length P generated at each layer")
+    candidate_layers: list[int] | None = option(None, "layers that may get a prompt (default: every layer)")
+    bottleneck: int = option(64, "generator bottleneck width r")
+    activation: str = option("relu", "generator non-linearity: relu, tanh or gelu")
+    pooling: str = option("mean", "pooling of the layer's input positions: mean or first")
+    share_down: bool = option(False, "share the generators' down-projection across layers")
+    gate: str = option("sigmoid", "gate value in the forward pass: sigmoid, straight_through or normalized (SPT-DARTS)")
+    gate_init: float = option(0.0, "initial gate logit g_l (0 gives p_l = 0.5)")
+    selected_layers: list[int] | None = option(None, "the searched architecture: inject at exactly these layers")
+    init_std: float = option(0.1, "standard deviation of the generators' up-projection bias")
+    init_seed: int = option(0, "seed of the initialisation")
+
+    def check(self) -> None:
+        if self.num_tokens < 1 or self.bottleneck < 1:
+            raise ConfigError("num_tokens and bottleneck must be >= 1")
+        if self.gate not in GATES:
+            raise ConfigError(f"unknown gate {self.gate!r}; choose one of: {', '.join(GATES)}")
+        if self.activation not in ACTIVATIONS or self.pooling not in POOLS:
+            raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}; pooling one of {', '.join(POOLS)}")
+        if self.candidate_layers is not None and not self.candidate_layers:
+            raise ConfigError("candidate_layers is empty; give at least one layer or omit it for every layer")
+
+    def check_backbone(self, info: BackboneInfo) -> None:
+        candidates = check_layers(self.candidate_layers, info, "candidate_layers")
+        if self.selected_layers is not None:
+            outside = sorted(set(self.selected_layers) - set(candidates))
+            if outside or not self.selected_layers:
+                raise ConfigError(f"selected_layers must be a non-empty subset of the candidates {candidates} "
+                                  f"(got {self.selected_layers})")
+
+
+def gate_values(logits: torch.Tensor, mode: str, training: bool, generator: torch.Generator | None = None
+                ) -> torch.Tensor:
+    """Forward values of the gates (S,), with gradients into the logits in every mode."""
+    p = torch.sigmoid(logits)
+    if mode == "sigmoid":
+        return p
+    if mode == "normalized":
+        return p / p.max()
+    if training:
+        hard = (torch.rand(p.shape, generator=generator, device=p.device) < p).to(p.dtype)
+    else:
+        hard = (p > 0.5).to(p.dtype)
+    return hard + p - p.detach()  # straight-through: forward hard, backward as p
+
+
+@register_method
+class SelectivePromptTuning(PromptMethod):
+    name = "spt"
+    config_class = SPTConfig
+    summary = ("Selective Prompt Tuning: gated instance-aware generators at every candidate layer; "
+               "the bi-level search learns which layers get prompts")
+    default_lr = 3e-3
+
+    def __init__(self, config: SPTConfig, backbone: Backbone) -> None:
+        super().__init__(config, backbone)
+        self.config: SPTConfig = config
+        self.candidates = check_layers(config.candidate_layers, backbone.info, "candidate_layers")
+        hidden = backbone.info.hidden_size
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.init_seed)
+            shared = nn.Linear(hidden, config.bottleneck) if config.share_down else None
+            self.generators = nn.ModuleDict({
+                str(layer): PromptGenerator(hidden, config.bottleneck, config.num_tokens, config.activation, shared)
+                for layer in self.candidates})
+            for gen in self.generators.values():
+                assert isinstance(gen, PromptGenerator)
+                nn.init.normal_(gen.up.weight, std=0.02)
+                nn.init.normal_(gen.up.bias, std=config.init_std)
+        self.gates = nn.Parameter(torch.full((len(self.candidates),), float(config.gate_init)))  # (S,) logits
+        self._slot = {layer: i for i, layer in enumerate(self.candidates)}
+        self.discrete: list[int] | None = None  # set by the search to run the discretised model
+        if config.selected_layers is not None:
+            self.gates.requires_grad_(False)
+
+    # ---------------------------------------------------------------- what the search reads
+    def architecture_parameters(self) -> list[nn.Parameter]:
+        return [self.gates] if self.config.selected_layers is None else []
+
+    def probabilities(self) -> torch.Tensor:
+        return torch.sigmoid(self.gates.detach())  # (S,)
+
+    def top_layers(self, k: int) -> list[int]:
+        """The k candidate layers with the highest gate probabilities, in layer order."""
+        if not 1 <= k <= len(self.candidates):
+            raise ConfigError(f"layer budget K={k} must be between 1 and the {len(self.candidates)} candidate layers")
+        order = torch.argsort(self.probabilities(), descending=True, stable=True)[:k]
+        return sorted(self.candidates[i] for i in order.tolist())
+
+    # ---------------------------------------------------------------- the sites
+    @property
+    def num_prompt_positions(self) -> int:
+        return self.config.num_tokens
+
+    @property
+    def prompt_layers(self) -> list[int]:
+        fixed = self.config.selected_layers if self.config.selected_layers is not None else self.discrete
+        return sorted(fixed) if fixed is not None else list(self.candidates)
+
+    def layer_prompt(self, layer: int, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor | None:
+        if layer not in self.prompt_layers:
+            return None
+        assert ctx.text_mask is not None
+        text = hidden[:, ctx.num_prompt_positions:]  # (B, L, H)
+        new = self.generators[str(layer)](pool_inputs(text, ctx.text_mask, self.config.pooling))  # (B, P, H)
+        if self.config.selected_layers is not None or self.discrete is not None:
+            return new  # a fixed architecture: the chosen layers inject, the gate is 1
+        gate = gate_values(self.gates, self.config.gate, self.training)[self._slot[layer]]
+        flowing = hidden[:, : ctx.num_prompt_positions]  # (B, P, H) the prompt carried up from below
+        return gate * new + (1 - gate) * flowing

@@ -1,0 +1,141 @@
+"""Selective Prompt Tuning: gates, the bi-level search, selection and its errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from promptlearning.backbones import Backbone
+from promptlearning.data.batching import batches, encode
+from promptlearning.errors import ConfigError
+from promptlearning.methods import build_method
+from promptlearning.methods.spt import gate_values
+from promptlearning.model import PromptModel
+from promptlearning.training import TrainConfig
+from promptlearning.training.bilevel import BilevelTrainer, SearchConfig, split_for_search
+from promptlearning.training.checkpoint import load_checkpoint
+from promptlearning.training.selection import search_layers
+
+from .conftest import toy_examples
+
+
+def _model(backbone: Backbone, **options: object) -> PromptModel:
+    return PromptModel.build(backbone, "spt", ["neg", "pos"], method_options={"num_tokens": 2, **options})
+
+
+def _items(backbone: Backbone, n: int = 8, seed: int = 0):  # type: ignore[no-untyped-def]
+    return encode(backbone.tokenizer, toy_examples(n, seed), 32)
+
+
+def test_gate_off_passes_the_lower_prompt_on(bert: Backbone) -> None:
+    method = build_method("spt", bert, {"num_tokens": 2, "gate_init": -60.0})
+    hidden = torch.randn(3, 6, 32)
+    from promptlearning.methods.base import PromptContext
+
+    ctx = PromptContext(3, hidden.device, hidden.dtype, text_mask=torch.ones(3, 4), num_prompt_positions=2)
+    out = method.layer_prompt(1, hidden, ctx)
+    assert out is not None and torch.allclose(out, hidden[:, :2], atol=1e-6)
+    method.gates.data.fill_(60.0)  # gate on: the new prompt replaces the flow
+    new = method.generators["1"](hidden[:, 2:].mean(1))
+    assert torch.allclose(method.layer_prompt(1, hidden, ctx), new, atol=1e-5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["sigmoid", "straight_through", "normalized"])
+def test_every_gate_mode_sends_gradient_to_the_logits(mode: str) -> None:
+    logits = torch.tensor([0.3, -0.2, 1.0], requires_grad=True)
+    values = gate_values(logits, mode, training=True, generator=torch.Generator().manual_seed(0))
+    (values * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    if mode == "straight_through":
+        assert set(values.detach().round().tolist()) <= {0.0, 1.0}
+
+
+def test_search_moves_gates_only_with_validation_data(bert: Backbone) -> None:
+    model = _model(bert)
+    gates0 = model.method.gates.detach().clone()  # type: ignore[union-attr]
+    weights0 = {n: p.detach().clone() for n, p in model.method.named_parameters() if n != "gates"}
+    trainer = BilevelTrainer(model, TrainConfig(max_steps=3, eval_every=3, quiet=True), SearchConfig(budget=1),
+                             _items(bert), _items(bert, 4, 1), _items(bert, 2, 2))
+    batch = trainer.batch_at(0)
+    trainer.model.train()
+    trainer.training_step(batch, 0)
+    assert not torch.equal(model.method.gates, gates0)  # the architecture step moved the gates
+    # the weights only received gradients (the base loop's optimizer moves them), the gates hold none
+    assert model.method.gates.grad is None  # type: ignore[union-attr]
+    assert all(torch.equal(p, weights0[n]) for n, p in model.method.named_parameters() if n != "gates")
+    assert any(p.grad is not None for n, p in model.method.named_parameters() if n != "gates")
+
+
+def test_second_order_differs_from_first_order(bert: Backbone) -> None:
+    grads = []
+    for second in (False, True):
+        model = _model(bert)
+        trainer = BilevelTrainer(model, TrainConfig(max_steps=1, quiet=True),
+                                 SearchConfig(second_order=second, unroll_lr=1.0), _items(bert), _items(bert, 4, 1), [])
+        batch, val = trainer.batch_at(0), trainer.val_batch_at(0)
+        if second:
+            grads.append(trainer._second_order_grads(batch, val)[0])
+        else:
+            grads.append(torch.autograd.grad(trainer.loss(val), trainer.arch_params)[0])
+    assert grads[0].shape == grads[1].shape and not torch.allclose(grads[0], grads[1])
+
+
+def test_selection_rebuilds_a_fixed_model(bert: Backbone, tmp_path: Path) -> None:
+    model = _model(bert)
+    found = search_layers(model, TrainConfig(max_steps=4, eval_every=2, quiet=True), SearchConfig(budget=1),
+                          _items(bert), _items(bert, 2, 2), tmp_path)
+    assert len(found.chosen_layers) == 1 and found.gate_history and (tmp_path / "gates.png").is_file()
+    fixed = _model(bert, selected_layers=found.chosen_layers)
+    assert fixed.method.architecture_parameters() == [] and fixed.method.prompt_layers == found.chosen_layers
+    assert not fixed.method.gates.requires_grad  # type: ignore[union-attr]
+
+
+def test_consistency_term_is_used(bert: Backbone) -> None:
+    model = _model(bert)
+    trainer = BilevelTrainer(model, TrainConfig(max_steps=1, quiet=True), SearchConfig(consistency=1.0, budget=1),
+                             _items(bert), _items(bert, 4, 1), [])
+    batch = trainer.batch_at(0)
+    kl = trainer.consistency_loss(batch, model(batch).logits)
+    assert kl.item() >= 0 and model.method.discrete is None  # type: ignore[union-attr]
+
+
+def test_budget_and_candidate_errors(bert: Backbone) -> None:
+    with pytest.raises(ConfigError, match="between 1 and the 2 candidate"):
+        search_layers(_model(bert), TrainConfig(max_steps=1, quiet=True), SearchConfig(budget=3),
+                      _items(bert), [], None)
+    with pytest.raises(ConfigError, match="candidate_layers is empty"):
+        _model(bert, candidate_layers=[])
+    with pytest.raises(ConfigError, match="too small to search"):
+        split_for_search(_items(bert, 1), 0.5, 2, 0)
+
+
+def test_killed_search_resumes_exactly(bert: Backbone, tmp_path: Path) -> None:
+    class Killed(BilevelTrainer):
+        def training_step(self, batch, step):  # type: ignore[no-untyped-def]
+            if step == 5:
+                raise KeyboardInterrupt
+            return super().training_step(batch, step)
+
+    def run(out: Path, cls: type[BilevelTrainer] = BilevelTrainer, resume: bool = False) -> None:
+        model = _model(bert, gate="straight_through")
+        cfg = TrainConfig(max_steps=8, eval_every=4, checkpoint_every=4, quiet=True)
+        cls(model, cfg, SearchConfig(consistency=0.5), _items(bert), _items(bert, 4, 1), _items(bert, 2, 2),
+            out).fit(resume=resume)
+
+    run(tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", Killed)
+    run(tmp_path / "cut", resume=True)
+    a, _ = load_checkpoint(tmp_path / "full/checkpoint")
+    b, _ = load_checkpoint(tmp_path / "cut/checkpoint")
+    assert set(a) == set(b) and any(k.startswith("strategy.") for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_search_batches_are_seeded(bert: Backbone) -> None:
+    trainer = BilevelTrainer(_model(bert), TrainConfig(max_steps=1, quiet=True), SearchConfig(), _items(bert),
+                             _items(bert, 4, 1), [])
+    assert torch.equal(trainer.val_batch_at(3).input_ids, trainer.val_batch_at(3).input_ids)
+    assert len(batches(_items(bert, 4, 1), 8, 0)) == 1
