@@ -115,3 +115,29 @@ def test_every_method_works_with_the_verbalizer(llama: Backbone, method: str) ->
     assert loss is not None
     loss.backward()
     assert all(p.grad is not None for p in model.method.parameters() if p.requires_grad)
+
+
+def test_multi_token_words_score_every_token(llama: Backbone) -> None:
+    words = {"neg": ["very bad", "awful"], "pos": ["very good"]}
+    model = PromptModel.build(llama, "prompt_tuning", ["neg", "pos"], method_options={"num_tokens": 2},
+                              head=HeadConfig(kind="verbalizer", label_words=words), template="{text_a} it was").eval()
+    examples = [Example("great movie", 1), Example("i hate this boring film", 0)]
+    batch = batches(model.encode(examples), 2, model.pad_id, True)[0]
+    with torch.no_grad():
+        logits = model(batch).logits
+    assert llama.lm_head is not None
+    for row, example in enumerate(examples):
+        text_ids = list(model.encode([example])[0].input_ids)
+        prompt = model.method.prompt.detach().unsqueeze(0)  # type: ignore[union-attr]
+        per_label = []
+        for label in ("neg", "pos"):
+            word_scores = []
+            for word in words[label]:
+                w = llama.tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+                ids = torch.tensor([text_ids + w[:-1]])
+                with torch.no_grad():
+                    hidden = llama.model(inputs_embeds=torch.cat([prompt, llama.embed(ids)], 1)).last_hidden_state
+                    lp = llama.lm_head(hidden[0, -len(w):]).log_softmax(-1)
+                word_scores.append(sum(lp[i, t] for i, t in enumerate(w)))
+            per_label.append(torch.logsumexp(torch.stack(word_scores), 0))
+        assert torch.allclose(logits[row], torch.stack(per_label), atol=1e-4)

@@ -7,7 +7,7 @@ input's positions (never the prompt's), so pooling means the same with and witho
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,6 +16,7 @@ from torch import nn
 
 from .backbones import Backbone
 from .errors import ConfigError, UnknownNameError
+from .data.batching import Batch
 from .methods.base import PromptContext
 
 POOLINGS = ("auto", "cls", "mean", "last")
@@ -59,6 +60,12 @@ class Head(nn.Module):
 
     def forward(self, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor:  # (B, C)
         raise NotImplementedError
+
+    def score(self, batch: Batch, run: Callable[[Batch], tuple[torch.Tensor, PromptContext]]) -> torch.Tensor:
+        """Class scores for a batch; ``run`` forwards the prompted backbone. Heads that need other
+        inputs than the batch itself (e.g. multi-token label words) override this."""
+        hidden, ctx = run(batch)
+        return self(hidden, ctx)
 
 
 def pool(hidden: torch.Tensor, text_mask: torch.Tensor, how: str) -> torch.Tensor:

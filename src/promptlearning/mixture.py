@@ -112,6 +112,9 @@ class AdapterMixture(nn.Module):
         self.backbone = backbone
         self.models = list(models)
         self.method = MethodMixture([m.method for m in models], backbone)
+        if not all(getattr(m.head, "single_token", True) for m in models):
+            raise ConfigError("adapters whose verbaliser has multi-token label words cannot be mixed in one batch; "
+                              "use single-token label words or serve them separately")
         self.heads = nn.ModuleList([m.head for m in models])
         self.width = max(len(m.labels) for m in models)
 

@@ -85,10 +85,13 @@ class PromptModel(nn.Module):
         return self
 
     def forward(self, batch: Batch) -> ModelOutput:
-        hidden, _, ctx = run_backbone(self.backbone, self.method, batch)  # (B, P + L, H)
-        logits = self.head(hidden, ctx)  # (B, C)
+        logits = self.head.score(batch, self._run)  # (B, C)
         loss = F.cross_entropy(logits, batch.labels) if batch.labels is not None else None
         return ModelOutput(logits, loss)
+
+    def _run(self, batch: Batch) -> tuple[torch.Tensor, Any]:
+        hidden, _, ctx = run_backbone(self.backbone, self.method, batch)  # (B, P + L, H)
+        return hidden, ctx
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """One predicate decides what trains and what is saved: requires_grad."""
