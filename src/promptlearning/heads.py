@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from .backbones import Backbone
-from .errors import ConfigError, UnknownNameError
 from .data.batching import Batch
+from .errors import ConfigError, UnknownNameError
 from .methods.base import PromptContext
 
 POOLINGS = ("auto", "cls", "mean", "last")
