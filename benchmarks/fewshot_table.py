@@ -21,6 +21,7 @@ import torch
 from promptlearning import __version__
 from promptlearning.data import LMBFF_SEEDS
 from promptlearning.experiment import DataConfig, ExperimentConfig, run_experiment
+from promptlearning.heads import HeadConfig
 from promptlearning.training import TrainConfig
 
 METHODS = ("linear_probe", "prompt_tuning", "p_tuning_v2", "finetune")
@@ -35,6 +36,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--max-test", type=int, default=1000)
     ap.add_argument("--backbone", default="minilm-l6")
+    ap.add_argument("--head", default="classification", help="classification or verbalizer")
+    ap.add_argument("--max-length", type=int, default=64)
+    ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--out", default="benchmarks/results/fewshot16_classic")
     ap.add_argument("--title", default="Few-shot classic methods")
     args = ap.parse_args()
@@ -48,8 +52,8 @@ def main() -> None:
             continue
         cfg = ExperimentConfig(
             data=DataConfig(task=task, shots=args.shots, data_seed=seed, max_test=args.max_test),
-            backbone=args.backbone, method=method,
-            train=TrainConfig(max_steps=args.steps, eval_every=25, seed=seed, quiet=True))
+            backbone=args.backbone, method=method, head=HeadConfig(kind=args.head), max_length=args.max_length,
+            train=TrainConfig(max_steps=args.steps, eval_every=args.eval_every, seed=seed, quiet=True))
         started = time.perf_counter()
         result = run_experiment(cfg, log=lambda *a: None, baseline=False)
         result.pop("_model")
@@ -75,7 +79,8 @@ def write_table(rows: list[dict], path: Path, args: argparse.Namespace) -> None:
              f"promptlearning {__version__}.", "",
              f"Command: `OMP_NUM_THREADS={torch.get_num_threads()} python benchmarks/fewshot_table.py "
              f"--tasks {args.tasks} --methods {args.methods} --steps {args.steps} --max-test {args.max_test} "
-             f"--out {args.out}`", "",
+             f"--backbone {args.backbone} --head {args.head} --max-length {args.max_length} "
+             f"--seeds {args.seeds} --out {args.out}`", "",
              "| method | " + " | ".join(tasks) + " | mean | trainable params | s/step |",
              "|---|" + "---:|" * (len(tasks) + 3)]
     for m in methods:
@@ -89,11 +94,11 @@ def write_table(rows: list[dict], path: Path, args: argparse.Namespace) -> None:
             else:
                 cells.append("–")
         mine = [r for r in rows if r["method"] == m]
-        params = mine[0]["trainable_params"]
-        share = mine[0]["trainable_share"]
+        params = statistics.median(r["trainable_params"] for r in mine)
+        share = statistics.median(r["trainable_share"] for r in mine)
         sps = statistics.median(r["seconds_per_step"] for r in mine)
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {100 * statistics.mean(means):.1f} | "
-                     f"{params:,} ({100 * share:.2f}%) | {sps:.3f} |")
+                     f"{int(params):,} ({100 * share:.2f}%) | {sps:.3f} |")
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
