@@ -26,7 +26,8 @@ from .store import ResultStore, store_path
 FIXED_PROMPT = "fixed_prompt"
 FINETUNE = "finetune"
 #: ours -> the closest PEFT method, for the side-by-side table
-PEFT_PAIRS = (("prompt_tuning", "peft:prompt_tuning"), ("p_tuning_v2", "peft:prefix_tuning"))
+PEFT_PAIRS = (("prompt_tuning", "peft:prompt_tuning"), ("prefix_tuning", "peft:prefix_tuning"),
+              ("p_tuning_v2", "peft:prefix_tuning"), ("p_tuning", "peft:p_tuning"))
 
 
 @dataclass
@@ -212,9 +213,10 @@ def _peft_section(grid: Grid) -> list[str]:
              "PEFT's methods wrap the same backbone (`peft.get_peft_model` as a feature extractor) and train with "
              "our data, head (mean pooling over the input positions), trainer, seeds, prompt length, learning rate, "
              "steps, batch and warm-up schedule. Differences: PEFT drops `token_type_ids` for prompt methods "
-             "(all zeros on single-sentence tasks) and lets the backbone number the positions; `peft:prefix_tuning` "
-             "puts key/value prefixes at every layer, while our `p_tuning_v2` replaces hidden-state prompt "
-             "positions; `peft:p_tuning` has no counterpart in our registry yet."]
+             "(all zeros on single-sentence tasks) and lets the backbone number the positions (the same as ours "
+             "with right padding); `peft:prefix_tuning` puts key/value prefixes at every layer, while our "
+             "`p_tuning_v2` replaces hidden-state prompt positions (our key/value form is `prefix_tuning`); "
+             "prompt initialisations are drawn by each library's own code."]
     if pairs:
         lines += ["", "Test accuracy, ours minus PEFT, in points, paired by seed:", "",
                   "| ours vs PEFT | " + " | ".join(grid.tasks) + " |", "|---|" + "---:|" * len(grid.tasks)]
@@ -289,6 +291,7 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
                           "first")
     with ResultStore(path, create=False) as store:
         rows, meta, counts = store.rows(), store.meta(), store.counts()
+        store.checkpoint()
     runs = [Run(r["label"], r["method"], r["task"], r["shots"], r["seed"], r["backbone"], r["result"])
             for r in rows if r["status"] == "done" and r["result"]]
     failed_runs = [Run(r["label"], r["method"], r["task"], r["shots"], r["seed"], r["backbone"], {})

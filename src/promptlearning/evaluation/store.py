@@ -205,6 +205,12 @@ class ResultStore:
         with self._write() as db:
             db.execute("UPDATE runs SET status = 'done', owner = ?, result = ?, error = NULL, traceback = NULL, "
                        "finished_at = ? WHERE key = ?", (owner, json.dumps(result), time.time(), key))
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the main file, so ``results.sqlite`` alone holds every
+        finished row (what gets published or committed mid-sweep)."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def fail(self, key: str, owner: str, error: str, traceback: str = "") -> None:
         with self._write() as db:
