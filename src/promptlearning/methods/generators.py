@@ -75,6 +75,21 @@ class PromptGenerator(nn.Module):
         return out.view(-1, self.length, self.hidden)  # (B, P, H)
 
 
+def build_generators(layers: list[int], hidden: int, bottleneck: int, length: int, activation: str,
+                     share_down: bool, init_std: float, seed: int) -> nn.ModuleDict:
+    """One seeded generator per layer (keyed by layer index), optionally sharing the down-projection."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        shared = nn.Linear(hidden, bottleneck) if share_down else None
+        generators = nn.ModuleDict({str(layer): PromptGenerator(hidden, bottleneck, length, activation, shared)
+                                    for layer in layers})
+        for gen in generators.values():
+            assert isinstance(gen, PromptGenerator)
+            nn.init.normal_(gen.up.weight, std=0.02)
+            nn.init.normal_(gen.up.bias, std=init_std)
+    return generators
+
+
 @register_method
 class InstancePromptGenerator(PromptMethod):
     name = "generator"
@@ -87,16 +102,8 @@ class InstancePromptGenerator(PromptMethod):
         self.config: GeneratorConfig = config
         self._layers = config.resolved_layers(backbone.info)
         hidden = backbone.info.hidden_size
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.init_seed)
-            shared = nn.Linear(hidden, config.bottleneck) if config.share_down else None
-            self.generators = nn.ModuleDict({
-                str(layer): PromptGenerator(hidden, config.bottleneck, config.num_tokens, config.activation, shared)
-                for layer in self._layers})
-            for gen in self.generators.values():
-                assert isinstance(gen, PromptGenerator)
-                nn.init.normal_(gen.up.weight, std=0.02)
-                nn.init.normal_(gen.up.bias, std=config.init_std)
+        self.generators = build_generators(self._layers, hidden, config.bottleneck, config.num_tokens,
+                                           config.activation, config.share_down, config.init_std, config.init_seed)
 
     @property
     def num_prompt_positions(self) -> int:

@@ -29,7 +29,7 @@ from torch import nn
 from ..backbones import Backbone, BackboneInfo
 from ..errors import ConfigError
 from .base import MethodConfig, PromptContext, PromptMethod, check_layers, option, register_method
-from .generators import ACTIVATIONS, POOLS, PromptGenerator, pool_inputs
+from .generators import ACTIVATIONS, POOLS, build_generators, pool_inputs
 
 GATES = ("sigmoid", "straight_through", "normalized")
 
@@ -95,16 +95,8 @@ class SelectivePromptTuning(PromptMethod):
         self.config: SPTConfig = config
         self.candidates = check_layers(config.candidate_layers, backbone.info, "candidate_layers")
         hidden = backbone.info.hidden_size
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.init_seed)
-            shared = nn.Linear(hidden, config.bottleneck) if config.share_down else None
-            self.generators = nn.ModuleDict({
-                str(layer): PromptGenerator(hidden, config.bottleneck, config.num_tokens, config.activation, shared)
-                for layer in self.candidates})
-            for gen in self.generators.values():
-                assert isinstance(gen, PromptGenerator)
-                nn.init.normal_(gen.up.weight, std=0.02)
-                nn.init.normal_(gen.up.bias, std=config.init_std)
+        self.generators = build_generators(self.candidates, hidden, config.bottleneck, config.num_tokens,
+                                           config.activation, config.share_down, config.init_std, config.init_seed)
         self.gates = nn.Parameter(torch.full((len(self.candidates),), float(config.gate_init)))  # (S,) logits
         self._slot = {layer: i for i, layer in enumerate(self.candidates)}
         self.discrete: list[int] | None = None  # set by the search to run the discretised model
