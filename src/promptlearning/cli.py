@@ -392,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; saved adapters and checkpoints are intact (continue with --resume)", file=sys.stderr)
+        print("interrupted; saved adapters and checkpoints are intact (a killed train continues with --resume)",
+              file=sys.stderr)
         return 130
 
 

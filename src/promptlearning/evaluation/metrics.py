@@ -42,6 +42,7 @@ def predict_encoded(model: PromptModel, items: Sequence[Encoded], batch_size: in
     model.eval()
     preds: list[int] = []
     for batch in batches(items, batch_size, model.pad_id, model.left_pad):
+        batch.labels = None  # no loss needed to predict
         preds.extend(model(batch.to(model.device)).logits.argmax(-1).tolist())
     model.train(was_training)
     return preds
