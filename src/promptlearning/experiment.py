@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .data import FewShotSplit, TaskData, few_shot_split, load_task, load_user_task
+from .devices import resolve_device
 from .errors import ConfigError
 from .evaluation.metrics import evaluate, majority_accuracy
 from .fileio import write_json
@@ -127,7 +126,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
                               "trainable_share": trainable / total}
     result["majority_test_accuracy"] = majority_accuracy([e.label for e in split.train], [e.label for e in split.test])
     if baseline:
-        model.to(torch.device("cpu") if cfg.train.device == "cpu" else model.device)
+        model.to(resolve_device(cfg.train.device))  # the device training will use
         untrained = evaluate(model, test_items, cfg.train.eval_batch_size)
         result["untrained_test_accuracy"] = untrained["accuracy"]
         log(f"untrained baseline: test accuracy {untrained['accuracy']:.4f} "

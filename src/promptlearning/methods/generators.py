@@ -90,6 +90,13 @@ def build_generators(layers: list[int], hidden: int, bottleneck: int, length: in
     return generators
 
 
+def generated_prompt(generator: nn.Module, hidden: torch.Tensor, ctx: PromptContext, pooling: str) -> torch.Tensor:
+    """A generator's prompt (B, P, H) from a layer's incoming hidden states, read at the input's positions."""
+    assert ctx.text_mask is not None
+    text = hidden[:, ctx.num_prompt_positions:]  # (B, L, H) the input's positions only
+    return generator(pool_inputs(text, ctx.text_mask, pooling))
+
+
 @register_method
 class InstancePromptGenerator(PromptMethod):
     name = "generator"
@@ -116,6 +123,4 @@ class InstancePromptGenerator(PromptMethod):
     def layer_prompt(self, layer: int, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor | None:
         if str(layer) not in self.generators:
             return None
-        assert ctx.text_mask is not None
-        text = hidden[:, ctx.num_prompt_positions:]  # (B, L, H) the input's positions only
-        return self.generators[str(layer)](pool_inputs(text, ctx.text_mask, self.config.pooling))  # (B, P, H)
+        return generated_prompt(self.generators[str(layer)], hidden, ctx, self.config.pooling)

@@ -29,7 +29,7 @@ from torch import nn
 from ..backbones import Backbone, BackboneInfo
 from ..errors import ConfigError
 from .base import MethodConfig, PromptContext, PromptMethod, check_layers, option, register_method
-from .generators import ACTIVATIONS, POOLS, build_generators, pool_inputs
+from .generators import ACTIVATIONS, POOLS, build_generators, generated_prompt
 
 GATES = ("sigmoid", "straight_through", "normalized")
 
@@ -130,9 +130,7 @@ class SelectivePromptTuning(PromptMethod):
     def layer_prompt(self, layer: int, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor | None:
         if layer not in self.prompt_layers:
             return None
-        assert ctx.text_mask is not None
-        text = hidden[:, ctx.num_prompt_positions:]  # (B, L, H)
-        new = self.generators[str(layer)](pool_inputs(text, ctx.text_mask, self.config.pooling))  # (B, P, H)
+        new = generated_prompt(self.generators[str(layer)], hidden, ctx, self.config.pooling)  # (B, P, H)
         if self.config.selected_layers is not None or self.discrete is not None:
             return new  # a fixed architecture: the chosen layers inject, the gate is 1
         gate = gate_values(self.gates, self.config.gate, self.training)[self._slot[layer]]
