@@ -366,9 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=150, help="training steps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
-    from .evaluation.commands import add_commands
+    # subsystems own their subcommands; each module's add_commands registers them here
+    from .evaluation.commands import add_commands as add_bench_commands
+    from .meta.commands import add_commands as add_meta_commands
+    from .search.commands import add_commands as add_search_commands
 
-    add_commands(sub)
+    add_bench_commands(sub)
+    add_meta_commands(sub)
+    add_search_commands(sub)
     return parser
 
 

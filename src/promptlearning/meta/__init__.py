@@ -1,0 +1,1 @@
+"""Meta prompt learning: multi-task prompts, task-conditioned generators, meta-learned initialisation."""

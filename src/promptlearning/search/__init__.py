@@ -1,0 +1,1 @@
+"""Discrete and black-box prompt search, and hybrids that turn a found prompt into a soft one."""
