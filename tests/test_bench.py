@@ -317,3 +317,28 @@ def test_shipped_suites_parse(path: Path) -> None:
     """Every suite we ship is checked against the code that reads it."""
     suite = load_suite(path)
     assert suite.jobs and suite.store is not None
+
+
+def test_search_settings_reach_the_experiment_and_the_key(tmp_path: Path) -> None:
+    from promptlearning.evaluation.suite import experiment_config
+
+    methods = "[{method: spt, search: {budget: 1, search_steps: 2}}, {method: spt, label: spt2, search: {budget: 2}}]"
+    suite = load_suite(write_suite(tmp_path, methods=methods, seeds="[1]"))
+    first, second = suite.jobs
+    assert experiment_config(first.config).search.budget == 1
+    assert experiment_config(first.config).search.search_steps == 2
+    assert first.key != second.key
+    (tmp_path / "suite.yaml").write_text((tmp_path / "suite.yaml").read_text().replace("budget: 1,", "budgett: 1,"))
+    with pytest.raises(ConfigError, match="budgett"):
+        load_suite(tmp_path / "suite.yaml")
+
+
+def test_two_suites_sharing_a_store_keep_both_descriptions(tmp_path: Path) -> None:
+    path = write_suite(tmp_path, methods="[linear_probe]", seeds="[1]")
+    other = tmp_path / "other.yaml"
+    other.write_text(path.read_text().replace("\nname: toy\n", "\nname: toy2\ndescription: the second suite\n"))
+    store_dir = tmp_path / "store"
+    for suite_file in (path, other):
+        bench.run_bench(load_suite(suite_file), store_dir, workers=1, log=lambda *_: None)
+    with ResultStore(store_dir) as store:
+        assert set(store.meta()["suites"]) == {"toy", "toy2"}

@@ -139,3 +139,17 @@ def test_search_batches_are_seeded(bert: Backbone) -> None:
                              _items(bert, 4, 1), [])
     assert torch.equal(trainer.val_batch_at(3).input_ids, trainer.val_batch_at(3).input_ids)
     assert len(batches(_items(bert, 4, 1), 8, 0)) == 1
+
+
+def test_random_layers_are_drawn_from_the_seed_and_recorded(bert: Backbone) -> None:
+    picks = []
+    for seed in (0, 0, 1, 2, 3):
+        torch.manual_seed(seed)
+        method = build_method("spt", bert, {"random_layers": 1})
+        assert method.config.selected_layers is not None and len(method.config.selected_layers) == 1
+        assert method.prompt_layers == method.config.selected_layers
+        assert not method.architecture_parameters()
+        picks.append(tuple(method.config.selected_layers))
+    assert picks[0] == picks[1]
+    with pytest.raises(ConfigError, match="random_layers"):
+        build_method("spt", bert, {"random_layers": 3})

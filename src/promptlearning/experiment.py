@@ -123,7 +123,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
     result: dict[str, Any] = {"task": data.name, "method": cfg.method, "backbone": backbone.info.name,
                               "shots": cfg.data.shots, "data_seed": cfg.data.data_seed, "seed": cfg.train.seed,
                               "trainable_params": trainable, "backbone_params": total,
-                              "trainable_share": trainable / total}
+                              "trainable_share": trainable / total, "prompt_layers": model.method.prompt_layers}
     result["majority_test_accuracy"] = majority_accuracy([e.label for e in split.train], [e.label for e in split.test])
     if baseline:
         model.to(resolve_device(cfg.train.device))  # the device training will use
@@ -148,7 +148,8 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
                          "search_seconds": found.search_seconds})
         result.update({"chosen_layers": found.chosen_layers, "search_seconds": found.search_seconds,
                        "search_steps": found.search_steps, "final_gates": found.final_gates,
-                       "trainable_params": trainable, "trainable_share": trainable / total})
+                       "trainable_params": trainable, "trainable_share": trainable / total,
+                       "prompt_layers": model.method.prompt_layers})
         if out is not None and (out / "gates.png").is_file():
             log(f"gate plot written to {out / 'gates.png'}")
     if trainable == 0:

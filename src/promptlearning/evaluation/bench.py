@@ -288,8 +288,13 @@ def run_bench(suite: Suite, store_dir: str | Path, *, workers: int = 1, threads:
         added = store.add_jobs(suite.jobs, suite.name)
         if retry_failed:
             store.retry_failed(keys)
-        store.set_meta("suite", {"name": suite.name, "file": str(suite.path), "description": suite.description,
-                                 "definition": suite.raw})
+        entry = {"name": suite.name, "file": str(suite.path), "description": suite.description,
+                 "definition": suite.raw}
+        # several suites may share one store (e.g. spt reuses fewshot16's baselines): keep each one's entry
+        suites = {**store.meta().get("suites", {}), suite.name: entry}
+        store.set_meta("suites", suites)
+        if store.meta().get("suite", {}).get("name") in (None, suite.name):
+            store.set_meta("suite", entry)
         store.set_meta("machine", machine_info() | {"torch_threads": threads, "workers": workers})
         if command:
             store.add_to_meta_list("commands", command)

@@ -306,6 +306,9 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
     lines = [f"# Benchmark report: {suite.get('name', out_dir.name)}", ""]
     if suite.get("description"):
         lines += [suite["description"], ""]
+    for other in meta.get("suites", {}).values():
+        if other.get("name") != suite.get("name") and other.get("description"):
+            lines += [f"Also in this store, suite `{other['name']}`: {other['description']}", ""]
     lines += [f"Generated {time.strftime('%Y-%m-%d %H:%M')} from `{path.name}`: {counts['done']} runs done, "
               f"{counts['failed']} failed, {counts['pending'] + counts['running']} not run yet. Accuracies in %, "
               "mean ± std over seeds, number of seeds in brackets when a cell has fewer than the others; "

@@ -39,7 +39,7 @@ from ..errors import ConfigError, PromptLearningError, UnknownNameError
 
 SUITE_KEYS = ("name", "description", "store", "backbone", "tasks", "shots", "dev_shots", "seeds", "max_test",
               "max_length", "head", "train", "methods")
-METHOD_KEYS = ("method", "method_options", "train", "head", "template", "label")
+METHOD_KEYS = ("method", "method_options", "train", "head", "template", "search", "label")
 TASK_FILE_KEYS = ("name", "train_file", "test_file", "text_column", "text_b_column", "label_column", "description")
 # Settings that change how a job is shown or logged, never its numbers: kept out of the hash.
 _NOT_HASHED_TRAIN = ("quiet",)
@@ -210,6 +210,18 @@ def _method_config(entry: dict[str, Any], suite_train: dict[str, Any], suite_hea
         if "template" not in {f.name for f in dataclasses.fields(ExperimentConfig)}:
             raise _fail(path, "this version has no templates; remove 'template'")
         out["template"] = str(entry["template"])
+    if entry.get("search") is not None:
+        # layer-search settings (methods with gates, e.g. spt); only given ones enter the hash
+        from ..configs import build
+        from ..training.bilevel import SearchConfig
+
+        search = entry["search"]
+        if not isinstance(search, dict):
+            raise _fail(path, f"search of {entry['method']!r} must be a mapping of search options")
+        try:
+            out["search"] = dataclasses.asdict(build(SearchConfig, search, "search option(s)"))
+        except PromptLearningError as exc:
+            raise type(exc)(f"suite {path}, method {entry['method']!r}: {exc}") from None
     return out
 
 
@@ -296,7 +308,11 @@ def experiment_config(config: dict[str, Any]) -> Any:
     from ..heads import HeadConfig
     from ..training import TrainConfig
 
-    extra = {"template": config["template"]} if config.get("template") is not None else {}
+    from ..training.bilevel import SearchConfig
+
+    extra: dict[str, Any] = {"template": config["template"]} if config.get("template") is not None else {}
+    if config.get("search") is not None:
+        extra["search"] = SearchConfig(**config["search"])
     return ExperimentConfig(data=DataConfig(**config["data"]), backbone=config["backbone"], method=config["method"],
                             method_options=dict(config["method_options"]), head=HeadConfig(**config["head"]),
                             train=TrainConfig(**config["train"]), max_length=config["max_length"], **extra)

@@ -45,6 +45,8 @@ class SPTConfig(MethodConfig):
     gate: str = option("sigmoid", "gate value in the forward pass: sigmoid, straight_through or normalized (SPT-DARTS)")
     gate_init: float = option(0.0, "initial gate logit g_l (0 gives p_l = 0.5)")
     selected_layers: list[int] | None = option(None, "the searched architecture: inject at exactly these layers")
+    random_layers: int | None = option(None, "baseline: inject at this many candidate layers drawn at random "
+                                             "from the global seed (recorded in selected_layers)")
     init_std: float = option(0.1, "standard deviation of the generators' up-projection bias")
     init_seed: int = option(0, "seed of the initialisation")
 
@@ -55,11 +57,16 @@ class SPTConfig(MethodConfig):
             raise ConfigError(f"unknown gate {self.gate!r}; choose one of: {', '.join(GATES)}")
         if self.activation not in ACTIVATIONS or self.pooling not in POOLS:
             raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}; pooling one of {', '.join(POOLS)}")
+        if self.random_layers is not None and self.random_layers < 1:
+            raise ConfigError(f"random_layers must be >= 1 (got {self.random_layers})")
         if self.candidate_layers is not None and not self.candidate_layers:
             raise ConfigError("candidate_layers is empty; give at least one layer or omit it for every layer")
 
     def check_backbone(self, info: BackboneInfo) -> None:
         candidates = check_layers(self.candidate_layers, info, "candidate_layers")
+        if self.random_layers is not None and self.random_layers > len(candidates):
+            raise ConfigError(f"random_layers={self.random_layers} exceeds the {len(candidates)} candidate layers; "
+                              "lower it")
         if self.selected_layers is not None:
             outside = sorted(set(self.selected_layers) - set(candidates))
             if outside or not self.selected_layers:
@@ -94,6 +101,10 @@ class SelectivePromptTuning(PromptMethod):
         super().__init__(config, backbone)
         self.config: SPTConfig = config
         self.candidates = check_layers(config.candidate_layers, backbone.info, "candidate_layers")
+        if config.random_layers is not None and config.selected_layers is None:
+            # drawn from the global RNG, which the run's seed sets: each seed gets its own layers
+            picked = torch.randperm(len(self.candidates))[: config.random_layers].tolist()
+            config.selected_layers = sorted(self.candidates[i] for i in picked)
         hidden = backbone.info.hidden_size
         self.generators = build_generators(self.candidates, hidden, config.bottleneck, config.num_tokens,
                                            config.activation, config.share_down, config.init_std, config.init_seed)
