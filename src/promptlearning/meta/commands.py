@@ -44,6 +44,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+CONTINUAL_EXAMPLES = """examples:
+  promptlearning continual mr,cr,subj,hedge --output runs/continual            # library start vs scratch
+  promptlearning continual mr,cr,subj --steps 60 --sequential --output runs/c2  # plus the forgetting baseline
+  promptlearning continual tweets,rt --library runs/continual/library --no-scratch   # grow an existing library
+"""
+
+
+def cmd_continual(args: argparse.Namespace) -> int:
+    from .continual import ContinualConfig, run_continual
+
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "func", "tasks", "no_scratch", "output")}
+    cfg = ContinualConfig(**values, scratch=not args.no_scratch, output_dir=args.output)
+    run_continual(args.tasks.split(","), cfg)
+    if args.output:
+        print(f"tables written to {Path(args.output) / 'continual.md'}; library in {cfg.library or Path(args.output) / 'library'}")
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     """Register this subsystem's subcommands on the CLI's subparsers."""
     p = sub.add_parser("inspect", help="list the nearest vocabulary tokens of an adapter's prompt vectors",
@@ -58,3 +76,36 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--top", type=int, default=5, help="nearest tokens per position")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_inspect)
+
+    from .continual import INITS, ContinualConfig
+    from .task_repr import REPR_KINDS
+
+    d = ContinualConfig()
+    p = sub.add_parser("continual", help="learn tasks one at a time with a prompt library; report forgetting and "
+                                         "library start vs scratch",
+                       description="Each task starts from the best-matching stored prompt(s), is trained (prompt "
+                                   "tuning), stored, and every earlier task is re-scored from the library.",
+                       epilog=CONTINUAL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("tasks", help="comma-separated registered tasks in the order they are met, e.g. mr,cr,subj")
+    p.add_argument("--backbone", default=d.backbone, help="packaged name, local directory or hub id")
+    p.add_argument("--output", default=None, help="directory for the library, continual.json and continual.md")
+    p.add_argument("--library", default=None, help="library directory (default: OUTPUT/library); reused if it exists")
+    p.add_argument("--shots", type=int, default=d.shots, help="K examples per class")
+    p.add_argument("--data-seed", type=int, default=d.data_seed, help="few-shot split seed")
+    p.add_argument("--seed", type=int, default=d.seed, help="training seed")
+    p.add_argument("--steps", type=int, default=d.steps, help="training steps per task")
+    p.add_argument("--num-tokens", type=int, default=d.num_tokens, help="prompt length")
+    p.add_argument("--lr", type=float, default=None, help="prompt learning rate (default: prompt tuning's)")
+    p.add_argument("--eval-every", type=int, default=d.eval_every, help="dev evaluation interval")
+    p.add_argument("--max-length", type=int, default=d.max_length, help="max input tokens")
+    p.add_argument("--max-test", type=int, default=None, help="score on a fixed random subset of N test examples")
+    p.add_argument("--repr", dest="repr_kind", choices=REPR_KINDS, default=d.repr_kind,
+                   help="task representation used to find the best-matching stored prompt")
+    p.add_argument("--init", choices=INITS, default=d.init,
+                   help="nearest stored prompt, or a similarity-weighted mix of the top-k")
+    p.add_argument("--top-k", type=int, default=d.top_k, help="prompts mixed by --init mix")
+    p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch comparison runs")
+    p.add_argument("--sequential", action="store_true",
+                   help="also run the forgetting baseline: one prompt carried across tasks")
+    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
+    p.set_defaults(func=cmd_continual)
