@@ -1,0 +1,117 @@
+"""The registry of search strategies and what every strategy is given.
+
+A strategy is a config dataclass (every option with help text, checked on construction)
+plus a class registered under a short name, like a prompt method. It receives a
+:class:`SearchContext` (the scorer, the budget, the seed prompts, the seed) and returns a
+:class:`SearchOutcome`: the best model found (saved as an adapter), its readable
+description and the best candidates. It makes every evaluation through the budget, so
+forward passes are counted, the progress bar moves and a killed search resumes exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..errors import ConfigError, UnknownNameError
+from ..model import PromptModel
+from .budget import SearchBudget
+from .candidates import DiscretePrompt
+from .scoring import PromptScorer, Score
+
+
+@dataclass
+class SearcherConfig:
+    """Options of a strategy; subclasses add fields made with :func:`promptlearning.methods.base.option`."""
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise ConfigError with a one-line fix."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SearcherConfig:
+        from ..configs import build
+
+        return build(cls, values, "search option(s)")
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(cls)}
+
+
+def positive(config: SearcherConfig, *names: str) -> None:
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be >= 1 (got {getattr(config, name)}); pass --option {name}=...")
+
+
+@dataclass
+class SearchContext:
+    scorer: PromptScorer
+    budget: SearchBudget
+    seeds: list[DiscretePrompt]
+    seed: int = 0
+    slots: tuple[str, ...] = ("{text_a}",)
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class SearchOutcome:
+    model: PromptModel  # the best prompt, as a model to save and evaluate
+    description: str  # readable: the template, or what the soft prompt is
+    top: list[tuple[str, Score]]  # best candidates, readable, with their scores
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Searcher:
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[SearcherConfig]] = SearcherConfig
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config: SearcherConfig, ctx: SearchContext) -> None:
+        self.config = config
+        self.ctx = ctx
+
+    @classmethod
+    def evaluations_per_round(cls, config: SearcherConfig) -> int:
+        """Evaluations of one generation / step: the budget must afford at least this many."""
+        return 1
+
+    def run(self) -> SearchOutcome:
+        raise NotImplementedError
+
+
+SEARCHERS: dict[str, type[Searcher]] = {}
+
+
+def register_searcher(cls: type[Searcher]) -> type[Searcher]:
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} needs a non-empty `name`")
+    if cls.name in SEARCHERS and SEARCHERS[cls.name] is not cls:
+        raise TypeError(f"search strategy {cls.name!r} is already registered by {SEARCHERS[cls.name].__name__}")
+    SEARCHERS[cls.name] = cls
+    return cls
+
+
+def _ensure_registered() -> None:
+    from . import blackbox, evolution, rl_policy  # noqa: F401
+
+
+def get_searcher(name: str) -> type[Searcher]:
+    _ensure_registered()
+    key = name.replace("-", "_")
+    if key not in SEARCHERS:
+        raise UnknownNameError(f"unknown search strategy {name!r}; choose one of: {', '.join(sorted(SEARCHERS))}")
+    return SEARCHERS[key]
+
+
+def list_searchers() -> list[type[Searcher]]:
+    _ensure_registered()
+    return [SEARCHERS[k] for k in sorted(SEARCHERS)]
