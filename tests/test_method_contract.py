@@ -13,7 +13,8 @@ from promptlearning.data.examples import Example
 from promptlearning.methods import list_methods
 from promptlearning.model import PromptModel
 
-OPTIONS: dict[str, dict[str, object]] = {"prompt_tuning": {"num_tokens": 3}, "p_tuning_v2": {"num_tokens": 3}}
+OPTIONS: dict[str, dict[str, object]] = {"prompt_tuning": {"num_tokens": 3}, "p_tuning_v2": {"num_tokens": 3},
+                                         "hyperprompt": {"task_repr": "learned", "num_tokens": 3}}
 METHOD_NAMES = [cls.name for cls in list_methods()]
 
 

@@ -19,6 +19,7 @@ from .backbones import Backbone, load_backbone, weights_fingerprint
 from .errors import AdapterError, PromptLearningError
 from .fileio import atomic_directory, read_json, write_json
 from .heads import HeadConfig, build_head
+from .meta.task_repr import TaskInfo
 from .methods.base import get_method
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def adapter_config(model: PromptModel) -> dict[str, Any]:
         "head": model.head.config.to_dict(),
         "labels": model.labels,
         "task": model.task,
+        "tasks": [t.to_dict() for t in model.tasks],
         "max_length": model.max_length,
         "template": model.template,
         "backbone": model.backbone.info.to_dict(),
@@ -123,8 +125,10 @@ def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptMod
         cls = get_method(config["method"])
         method = cls(cls.config_class.from_dict(config["method_config"]), backbone)
         head = build_head(HeadConfig.from_dict(config["head"]), backbone, config["labels"])
+        tasks = [TaskInfo.from_dict(t) for t in config["tasks"]] if config.get("tasks") else None
         model = PromptModel(backbone, method, head, config["labels"], task=config.get("task"),
-                            max_length=int(config.get("max_length", 128)), template=config.get("template"))
+                            max_length=int(config.get("max_length", 128)), template=config.get("template"),
+                            tasks=tasks)
     except PromptLearningError as exc:
         raise AdapterError(f"adapter {directory} has an unusable config: {exc}") from exc
     except (KeyError, TypeError) as exc:

@@ -53,6 +53,19 @@ class Head(nn.Module):
     def __init__(self, config: HeadConfig, backbone: Backbone, labels: Sequence[str]) -> None:
         super().__init__()
         self.config = config
+        self.num_labels = len(labels)
+
+    @property
+    def serves_many_tasks(self) -> bool:
+        """Whether one head can score several tasks' label sets (no per-task weights)."""
+        return False
+
+    def add_task(self, task: Any, backbone: Backbone, index: int) -> None:
+        """Make room for another task's labels. Heads with per-task weights serve only the one they were built for."""
+        if index == 0 and len(task.labels) == self.num_labels:
+            return
+        raise ConfigError(f"the {self.kind} head has per-task weights and serves one task; use "
+                          "--head label_description (or the verbalizer on a causal LM) for several or new tasks")
 
     def default_template(self, task: str | None) -> str | None:
         """The template this head wants when the user and the method give none."""
@@ -119,4 +132,4 @@ def build_head(config: HeadConfig, backbone: Backbone, labels: Sequence[str] | i
     return HEADS[config.kind](config, backbone, names)
 
 
-from . import verbalizer  # noqa: E402,F401  (registers the verbalizer head)
+from . import label_description, verbalizer  # noqa: E402,F401  (register the other heads)

@@ -6,6 +6,7 @@ the injector places the answers.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,10 @@ from .backbones import Backbone
 from .data.batching import Batch, batches, encode
 from .data.examples import Example
 from .data.templates import Template
-from .errors import ConfigError
+from .errors import ConfigError, UnknownNameError
 from .heads import Head, HeadConfig, build_head
 from .injection import run_backbone
+from .meta.task_repr import TaskInfo
 from .methods.base import PromptMethod, build_method
 
 
@@ -45,8 +47,13 @@ class ModelOutput:
 
 class PromptModel(nn.Module):
     def __init__(self, backbone: Backbone, method: PromptMethod, head: Head, labels: Sequence[str],
-                 *, task: str | None = None, max_length: int = 128, template: str | None = None) -> None:
+                 *, task: str | None = None, max_length: int = 128, template: str | None = None,
+                 tasks: Sequence[TaskInfo] | None = None) -> None:
         super().__init__()
+        tasks = list(tasks) if tasks else [TaskInfo(task or "task", list(labels))]
+        if len({t.name for t in tasks}) != len(tasks):
+            raise ConfigError(f"task names repeat in {[t.name for t in tasks]}; give each task once")
+        labels = tasks[0].labels
         if len(labels) < 2:
             raise ConfigError(f"a classifier needs at least 2 labels (got {list(labels)})")
         self.template = template or method.default_template or head.default_template(task)
@@ -56,21 +63,79 @@ class PromptModel(nn.Module):
         self.method = method
         self.head = head
         self.labels = list(labels)
-        self.task = task
+        self.task = task if task is not None else (tasks[0].name if len(tasks) > 1 else None)
         self.max_length = max_length
+        self.tasks: list[TaskInfo] = []
+        self.register_buffer("task_reprs", torch.zeros(0, backbone.info.hidden_size))  # (T, H)
         if method.trains_backbone:
             backbone.unfreeze()
         else:
             backbone.freeze()
+        for info in tasks:
+            self.add_task(info, representation=torch.zeros(backbone.info.hidden_size))
 
     @classmethod
     def build(cls, backbone: Backbone, method: str, labels: Sequence[str], *,
               method_options: dict[str, Any] | None = None, head: HeadConfig | None = None,
-              task: str | None = None, max_length: int = 128, template: str | None = None) -> PromptModel:
-        """Build from names: the usual entry point for library users."""
+              task: str | None = None, max_length: int = 128, template: str | None = None,
+              tasks: Sequence[TaskInfo] | None = None,
+              support: dict[str, Sequence[Example]] | None = None) -> PromptModel:
+        """Build from names: the usual entry point for library users.
+
+        ``tasks`` (with their descriptions) makes a model that serves several tasks; ``support``
+        gives examples per task name for methods that represent a task by its examples."""
         built = build_method(method, backbone, method_options)
-        return cls(backbone, built, build_head(head or HeadConfig(), backbone, labels), labels,
-                   task=task, max_length=max_length, template=template)
+        model = cls(backbone, built, build_head(head or HeadConfig(), backbone, labels), labels,
+                    task=task, max_length=max_length, template=template, tasks=tasks)
+        for info in model.tasks:
+            model.set_task_representation(info.name, (support or {}).get(info.name))
+        return model
+
+    # ------------------------------------------------------------------ tasks
+    def task_index(self, name: str | None) -> int:
+        """Row task id of a task this model serves (None: the first)."""
+        if name is None:
+            return 0
+        for i, info in enumerate(self.tasks):
+            if info.name == name:
+                return i
+        raise UnknownNameError(f"this model does not serve task {name!r}; it serves "
+                               f"{', '.join(t.name for t in self.tasks)} (add one with `promptlearning adapt`)")
+
+    def add_task(self, info: TaskInfo, support: Sequence[Example] | None = None,
+                 representation: torch.Tensor | None = None) -> int:
+        """Serve one more task: the head learns its labels, the method grows its per-task part,
+        and its representation is computed (from its description or support examples)."""
+        if any(t.name == info.name for t in self.tasks):
+            raise ConfigError(f"task {info.name!r} is already served by this model; choose another name")
+        if len(info.labels) < 2:
+            raise ConfigError(f"task {info.name!r} needs at least 2 labels (got {info.labels})")
+        index = len(self.tasks)
+        self.head.add_task(info, self.backbone, index)
+        self.method.add_task(info.name)
+        self.tasks.append(info)
+        row = torch.zeros(1, self.task_reprs.shape[1], device=self.task_reprs.device)
+        self.task_reprs = torch.cat([self.task_reprs, row])
+        if representation is not None:
+            self.task_reprs[index] = representation.to(self.task_reprs)
+        else:
+            self.set_task_representation(info.name, support)
+        return index
+
+    def set_task_representation(self, name: str, support: Sequence[Example] | None = None) -> None:
+        """(Re)compute a task's representation if the method reads one; others keep zeros."""
+        kind = self.method.task_repr_kind
+        if kind is None:
+            return
+        from .meta.task_repr import task_representation
+
+        index = self.task_index(name)
+        self.task_reprs[index] = task_representation(kind, self.backbone, self.tasks[index], support).to(
+            self.task_reprs)
+
+    @property
+    def num_classes(self) -> int:
+        return max(len(t.labels) for t in self.tasks)
 
     # ------------------------------------------------------------------ running
     @property
@@ -85,6 +150,8 @@ class PromptModel(nn.Module):
         return self
 
     def forward(self, batch: Batch) -> ModelOutput:
+        if self.method.task_repr_kind is not None and batch.task_repr is None:
+            batch = dataclasses.replace(batch, task_repr=self.task_reprs[batch.task_ids.to(self.task_reprs.device)])
         logits = self.head.score(batch, self._run)  # (B, C)
         loss = F.cross_entropy(logits, batch.labels) if batch.labels is not None else None
         return ModelOutput(logits, loss)
@@ -102,6 +169,8 @@ class PromptModel(nn.Module):
         state: dict[str, torch.Tensor] = {n: p for n, p in self.named_parameters() if id(p) in names}
         state.update({n: b for n, b in self.method.named_buffers(prefix="method")})
         state.update({n: b for n, b in self.head.named_buffers(prefix="head")})
+        if self.method.task_repr_kind is not None:
+            state["task_reprs"] = self.task_reprs
         return {n: t.detach() for n, t in state.items()}
 
     def num_trainable(self) -> int:
@@ -114,21 +183,26 @@ class PromptModel(nn.Module):
         return encode(self.backbone.tokenizer, examples, self.max_length, task_id, self._template)
 
     @torch.no_grad()
-    def predict_proba(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 32) -> torch.Tensor:
-        """Class probabilities (N, C) for raw texts or (text_a, text_b) pairs."""
+    def predict_proba(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 32,
+                      task: str | None = None) -> torch.Tensor:
+        """Class probabilities (N, C) for raw texts or (text_a, text_b) pairs, for one served task."""
+        task_id = self.task_index(task)
+        num = len(self.tasks[task_id].labels)
         examples = [Example(t[0], 0, t[1]) if isinstance(t, tuple) else Example(t, 0) for t in texts]
         was_training = self.training
         self.eval()
         out = []
-        for batch in batches(self.encode(examples), batch_size, self.pad_id, self.left_pad):
+        for batch in batches(self.encode(examples, task_id), batch_size, self.pad_id, self.left_pad):
             batch = Batch(batch.input_ids, batch.attention_mask, batch.task_ids, None, batch.token_type_ids)
-            out.append(self(batch.to(self.device)).logits.float().softmax(-1).cpu())
+            out.append(self(batch.to(self.device)).logits[:, :num].float().softmax(-1).cpu())
         self.train(was_training)
-        return torch.cat(out) if out else torch.empty(0, len(self.labels))
+        return torch.cat(out) if out else torch.empty(0, num)
 
-    def predict(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 32) -> list[str]:
-        probs = self.predict_proba(texts, batch_size)
-        return [self.labels[i] for i in probs.argmax(-1).tolist()]
+    def predict(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 32,
+                task: str | None = None) -> list[str]:
+        probs = self.predict_proba(texts, batch_size, task)
+        labels = self.tasks[self.task_index(task)].labels
+        return [labels[i] for i in probs.argmax(-1).tolist()]
 
     def generate(self, texts: Sequence[str], **kwargs: Any) -> list[str]:
         """Continue each text with the prompted causal LM (greedy by default; do_sample=True samples)."""

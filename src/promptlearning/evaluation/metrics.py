@@ -52,4 +52,4 @@ def evaluate(model: PromptModel, items: Sequence[Encoded], batch_size: int = 64)
     """Accuracy and macro-F1 of the model on tokenised examples."""
     preds = predict_encoded(model, items, batch_size)
     gold = [x.label for x in items]
-    return {"accuracy": accuracy(preds, gold), "macro_f1": macro_f1(preds, gold, len(model.labels)), "n": len(gold)}
+    return {"accuracy": accuracy(preds, gold), "macro_f1": macro_f1(preds, gold, getattr(model, "num_classes", len(model.labels))), "n": len(gold)}

@@ -161,6 +161,19 @@ class PromptMethod(nn.Module):
         """Per layer, the (key, value) prefix, each (B, kv_heads, P_kv, head_dim), or None."""
         return None
 
+    # ---- several tasks (multi-task prompts, hypernetworks)
+    @property
+    def task_repr_kind(self) -> str | None:
+        """Which task representation the batch must carry ("description", "support"), or None."""
+        return None
+
+    def add_task(self, name: str) -> None:
+        """Grow per-task parameters for one more task (called in task order); most methods have none."""
+
+    def regularization(self) -> torch.Tensor | None:
+        """An extra training loss the method asks for (e.g. a pull toward a shared prompt), or None."""
+        return None
+
     def architecture_parameters(self) -> list[nn.Parameter]:
         """Parameters that choose the architecture (SPT gates), trained on validation data."""
         return []

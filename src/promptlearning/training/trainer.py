@@ -106,8 +106,12 @@ class Trainer:
         """One forward and backward; returns the (detached) loss. Strategies override this."""
         out = self.model(batch)
         assert out.loss is not None
-        self.accelerator.backward(out.loss)
-        return out.loss.detach()
+        loss = out.loss
+        extra = self.model.method.regularization()  # e.g. a pull toward a shared prompt
+        if extra is not None:
+            loss = loss + extra
+        self.accelerator.backward(loss)
+        return loss.detach()
 
     def strategy_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Extra tensors and JSON a strategy needs to resume exactly (e.g. a second optimizer)."""
