@@ -62,6 +62,27 @@ def cmd_continual(args: argparse.Namespace) -> int:
     return 0
 
 
+TRANSFER_EXAMPLES = """examples:
+  promptlearning transfer --target cr --source runs/mr/best --source runs/subj/best --output runs/cr-from-best
+  promptlearning transfer --target cr --source runs/mr/best --source runs/subj/best --by prompt
+  promptlearning transfer --target cr --source runs/mr/best --source runs/subj/best --variant attention
+"""
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from ..backbones import load_backbone
+    from .transfer import TransferConfig, run_transfer
+
+    values = {k: v for k, v in vars(args).items()
+              if k not in ("command", "func", "target", "source", "no_scratch", "output", "backbone")}
+    cfg = TransferConfig(**values, scratch=not args.no_scratch, output_dir=args.output)
+    result = run_transfer(args.target, args.source or [], cfg,
+                          backbone=load_backbone(args.backbone) if args.backbone else None)
+    if args.output:
+        print(f"adapter saved to {result['adapter']}; tables in {Path(args.output) / 'transfer.md'}")
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     """Register this subsystem's subcommands on the CLI's subparsers."""
     p = sub.add_parser("inspect", help="list the nearest vocabulary tokens of an adapter's prompt vectors",
@@ -109,3 +130,31 @@ def add_commands(sub: Any) -> None:
                    help="also run the forgetting baseline: one prompt carried across tasks")
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda"))
     p.set_defaults(func=cmd_continual)
+
+    from .transfer import RANK_BY, VARIANTS, TransferConfig
+
+    t = TransferConfig()
+    p = sub.add_parser("transfer", help="train a target task starting from source-task prompts chosen by similarity",
+                       description="Rank prompt_tuning source adapters for a target task by task similarity, then "
+                                   "train the target from the best source's prompt (or with attention over all "
+                                   "sources) and compare with training from scratch.",
+                       epilog=TRANSFER_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", required=True, help="registered target task (see `promptlearning tasks`)")
+    p.add_argument("--source", action="append", help="a prompt_tuning adapter trained on a source task (repeatable)")
+    p.add_argument("--backbone", default=None, help="backbone (default: the one the first source records)")
+    p.add_argument("--by", choices=RANK_BY, default=t.by, help="rank sources by task representation or by prompt")
+    p.add_argument("--variant", choices=VARIANTS, default=t.variant,
+                   help="init: start from the best source's prompt; attention: mix every source per input")
+    p.add_argument("--output", default=None, help="directory for the adapter, transfer.json and transfer.md")
+    p.add_argument("--shots", type=int, default=t.shots, help="K examples per class")
+    p.add_argument("--data-seed", type=int, default=t.data_seed, help="few-shot split seed")
+    p.add_argument("--seed", type=int, default=t.seed, help="training seed")
+    p.add_argument("--steps", type=int, default=t.steps, help="target training steps")
+    p.add_argument("--probe-steps", type=int, default=t.probe_steps, help="probe training steps for --by prompt")
+    p.add_argument("--lr", type=float, default=None, help="prompt learning rate (default: the method's)")
+    p.add_argument("--eval-every", type=int, default=t.eval_every, help="dev evaluation interval")
+    p.add_argument("--max-length", type=int, default=t.max_length, help="max input tokens")
+    p.add_argument("--max-test", type=int, default=None, help="score on a fixed random subset of N test examples")
+    p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch comparison run")
+    p.add_argument("--device", default=t.device, choices=("auto", "cpu", "cuda"))
+    p.set_defaults(func=cmd_transfer)

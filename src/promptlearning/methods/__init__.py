@@ -21,8 +21,11 @@ def _ensure_registered() -> None:
         deep_prompts,
         fixed_prompt,
         generators,
+        hyperprompt,
+        multitask_prompt,
         p_tuning,
         prefix_tuning,
+        prompt_attention,
         prompt_tuning,
         spt,
     )

@@ -1,0 +1,136 @@
+"""Attention over prompts: frozen source-task prompts and a new target prompt, mixed per input.
+
+For each input, a query made from its pooled input embeddings scores J = S + 1 candidate
+prompts (S frozen source prompts, then the trainable target prompt); the input's prompt is
+the softmax-weighted sum of the candidates. The idea follows ATTEMPT (Asai et al., 2022);
+the formulas are our own:
+
+    q_b     = up(tanh(down(mean_l e_bl)))                    (B, H)  pooled input embeddings
+    k_j     = mean_p C_jp                                    (J, H)  each candidate's mean vector
+    a_bj    = softmax_j(q_b . k_j / (sqrt(H) * T) + c_j)      (B, J)  c_j: a learned bias per candidate
+    prompt_b = sum_j a_bj C_j                                (B, P, H)
+
+``up`` starts at zero, so at the start every input gets the same mixture (set by ``c``).
+Source prompts are read from prompt-tuning adapters once, when the method is first built,
+and kept as buffers: the saved adapter holds them, and reloading it needs no source files
+(``sources`` is then empty and ``num_sources`` says how many buffers to expect). With no
+sources the method is plain prompt tuning of the target prompt.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..backbones import Backbone, BackboneInfo
+from ..errors import AdapterError, ConfigError
+from .base import MethodConfig, PromptContext, PromptMethod, check_prompt_length, option, register_method
+from .prompt_init import initial_prompt
+
+TARGET_INITS = ("vocab", "random", "sources")
+
+
+@dataclass
+class PromptAttentionConfig(MethodConfig):
+    sources: list[str] = option([], "prompt_tuning adapter directories whose prompts are mixed; read once when the "
+                                    "method is built, then stored inside this adapter")
+    num_sources: int = option(0, "how many frozen source prompts the adapter holds (set from sources)")
+    source_names: list[str] = option([], "the source adapters' tasks, for the record (set from sources)")
+    num_tokens: int = option(20, "prompt length P (must equal the source prompts')")
+    attention_dim: int = option(32, "width r of the query projection (parameters ~ 2*H*r)")
+    temperature: float = option(1.0, "softmax temperature T of the attention over prompts")
+    init: str = option("vocab", "target prompt start: vocab (sampled token embeddings), random, or sources "
+                                "(the mean of the source prompts)")
+    init_seed: int = option(0, "seed of the initialisation")
+
+    def check(self) -> None:
+        if self.num_tokens < 1 or self.attention_dim < 1:
+            raise ConfigError("num_tokens and attention_dim must be >= 1; pass e.g. --option num_tokens=20")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0 (got {self.temperature})")
+        if self.num_sources < 0:
+            raise ConfigError(f"num_sources must be >= 0 (got {self.num_sources})")
+        if self.init not in TARGET_INITS:
+            raise ConfigError(f"unknown init {self.init!r}; choose one of: {', '.join(TARGET_INITS)}")
+        if self.init == "sources" and not (self.sources or self.num_sources):
+            raise ConfigError("init=sources needs source prompts; pass --option \"sources=[DIR]\" or use init=vocab")
+
+    def check_backbone(self, info: BackboneInfo) -> None:
+        check_prompt_length(self.num_tokens, info, "prompt")
+
+
+def load_source_prompt(directory: str | Path, backbone: Backbone) -> tuple[str, torch.Tensor]:
+    """A prompt-tuning adapter's task name and prompt (P, H), after checking it fits ``backbone``."""
+    from ..adapters import WEIGHTS_FILE, check_backbone, load_tensors, read_adapter_config
+
+    path = Path(directory)
+    config = read_adapter_config(path)
+    check_backbone(config, backbone, path)
+    prompt = load_tensors(path / WEIGHTS_FILE).get("method.prompt")
+    if prompt is None or prompt.ndim != 2 or prompt.shape[1] != backbone.info.hidden_size:
+        raise AdapterError(f"source adapter {path} (method {config.get('method')}) has no input prompt; "
+                           "give prompt_tuning adapters as sources")
+    return str(config.get("task") or path.name), prompt.float()
+
+
+@register_method
+class PromptAttention(PromptMethod):
+    name = "prompt_attention"
+    config_class = PromptAttentionConfig
+    summary = "per-input attention mixing frozen source-task prompts with a new target prompt (ATTEMPT-style)"
+    default_lr = 3e-2
+
+    def __init__(self, config: PromptAttentionConfig, backbone: Backbone) -> None:
+        super().__init__(config, backbone)
+        self.config: PromptAttentionConfig = config
+        hidden = backbone.info.hidden_size
+        sources = torch.zeros(config.num_sources, config.num_tokens, hidden)  # (S, P, H), filled on load
+        if config.sources:
+            loaded = [load_source_prompt(d, backbone) for d in config.sources]
+            lengths = sorted({p.shape[0] for _, p in loaded})
+            if lengths != [config.num_tokens]:
+                raise ConfigError(f"source prompts have {lengths} tokens but num_tokens is {config.num_tokens}; "
+                                  f"pass --option num_tokens={lengths[0]} (and sources of one length)")
+            sources = torch.stack([p for _, p in loaded])
+            # consumed: the adapter now carries the prompts themselves
+            config.num_sources, config.source_names, config.sources = len(loaded), [n for n, _ in loaded], []
+        self.register_buffer("source_prompts", sources)
+        if config.init == "sources":
+            target = sources.mean(0).clone()
+        else:
+            target = initial_prompt(config.init, config.num_tokens, backbone.input_embeddings().weight,
+                                    backbone.tokenizer, seed=config.init_seed, std=0.02, text=None)
+        self.prompt = nn.Parameter(target)  # (P, H)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.init_seed)
+            self.down = nn.Linear(hidden, config.attention_dim)
+            self.up = nn.Linear(config.attention_dim, hidden)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+        self.bias = nn.Parameter(torch.zeros(config.num_sources + 1))  # (J,) one logit offset per candidate
+
+    @property
+    def num_prompt_positions(self) -> int:
+        return self.config.num_tokens
+
+    def candidates(self) -> torch.Tensor:
+        """Sources then the target, (J, P, H)."""
+        return torch.cat([self.source_prompts.to(self.prompt.dtype), self.prompt.unsqueeze(0)])
+
+    def mixing_weights(self, ctx: PromptContext) -> torch.Tensor:
+        """Attention of each input over [sources..., target], (B, J); rows sum to 1."""
+        assert ctx.text_embeds is not None and ctx.text_mask is not None
+        mask = ctx.text_mask.to(self.prompt.dtype).unsqueeze(-1)  # (B, L, 1)
+        pooled = (ctx.text_embeds.to(self.prompt.dtype) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)
+        query = self.up(torch.tanh(self.down(pooled)))  # (B, H)
+        keys = self.candidates().mean(1)  # (J, H)
+        scale = math.sqrt(self.info.hidden_size) * self.config.temperature
+        return (query @ keys.T / scale + self.bias).softmax(-1)  # (B, J)
+
+    def input_prompt(self, ctx: PromptContext) -> torch.Tensor:
+        weights = self.mixing_weights(ctx)  # (B, J)
+        return torch.einsum("bj,jph->bph", weights, self.candidates())  # (B, P, H)
