@@ -131,7 +131,9 @@ def rank_sources(sources: list[Source], target: _Target, cfg: TransferConfig, ba
         trainer = trainer or _Trainer(cfg, backbone, target)
         length = sources[0].prompt.shape[0]
         probe = trainer.fit(trainer.build("prompt_tuning", {"num_tokens": length}), cfg.probe_steps)
-        query = probe.method.prompt.detach().float().cpu().mean(0)  # (H,)
+        prompt = probe.method.prompt
+        assert isinstance(prompt, torch.Tensor)
+        query = prompt.detach().float().cpu().mean(0)  # (H,)
         keys = torch.stack([s.prompt.mean(0) for s in sources])  # (S, H)
     else:
         query = task_representation(cfg.by, backbone, _info(target.data), target.train).cpu()

@@ -83,6 +83,7 @@ class PromptAttention(PromptMethod):
     config_class = PromptAttentionConfig
     summary = "per-input attention mixing frozen source-task prompts with a new target prompt (ATTEMPT-style)"
     default_lr = 3e-2
+    source_prompts: torch.Tensor  # (S, P, H) buffer
 
     def __init__(self, config: PromptAttentionConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)
