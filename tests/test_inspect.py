@@ -135,3 +135,15 @@ def test_inspect_command_errors_are_one_line(bert: Backbone, tmp_path: Path, cap
 def test_inspect_command_on_a_missing_adapter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.real
+def test_inspect_on_minilm_reads_back_an_initialising_text() -> None:
+    from promptlearning.backbones import load_backbone
+
+    backbone = load_backbone("minilm-l6")
+    text = "a wonderful movie"
+    n = len(backbone.tokenizer(text, add_special_tokens=False)["input_ids"])
+    model = _model(backbone, "prompt_tuning", num_tokens=n, init="text", init_text=text)
+    (report,) = inspect_prompts(model, k=2)
+    assert [near[0][0] for near in report.neighbours] == ["a", "wonderful", "movie"]
