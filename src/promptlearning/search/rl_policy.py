@@ -9,9 +9,9 @@ logits over a restricted candidate list (the ``candidates`` most frequent readab
 
 Training is REINFORCE: each step samples ``samples`` prompts, scores them on the search split
 (reward = fitness: accuracy plus weighted label margin), and ascends
-``(r - b) / s * grad log pi(prompt)`` plus an entropy bonus, where the baseline ``b`` and the
-scale ``s`` are exponential moving averages of the rewards' mean and standard deviation
-(reward normalisation). Everything is seeded, so a killed run replays to where it stopped.
+``(r - b) / s * grad log pi(prompt)`` plus an entropy bonus, where the baseline ``b`` is an
+exponential moving average of the batches' mean reward and the scale ``s`` the standard
+deviation of every reward so far (reward normalisation). Everything is seeded, so a killed run replays to where it stopped.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ class RLConfig(SearcherConfig):
     steps: int = option(0, "stop after this many steps (0: when the budget is spent)")
     candidates: int = option(500, "the policy picks among this many most frequent readable words")
     hidden: int = option(128, "hidden width of the policy MLP")
-    lr: float = option(0.01, "Adam learning rate of the policy")
+    lr: float = option(0.003, "Adam learning rate of the policy")
     entropy: float = option(0.01, "weight of the entropy bonus")
-    baseline_decay: float = option(0.8, "decay of the moving averages of reward mean (baseline) and spread")
+    baseline_decay: float = option(0.8, "decay of the moving-average baseline (mean reward)")
     position: str = option("after_input", "where the words go in the base prompt: after_input, before_input, start")
 
     def check(self) -> None:
@@ -156,17 +156,21 @@ class ReinforceSearch(Searcher):
         tokens, logp, entropy = self.policy.sample(cfg.samples, self.generator)
         prompts = [self.prompt_of(row) for row in tokens.tolist()]
         rewards = torch.tensor([self.score(p).fitness for p in prompts])
-        mean, spread = float(rewards.mean()), float(rewards.std()) if len(rewards) > 1 else 0.0
-        if "baseline" not in state:
-            state["baseline"], state["spread"] = mean, spread
-        advantage = (rewards - state["baseline"]) / (state["spread"] + 1e-3)  # (S,)
+        mean = float(rewards.mean())
+        # reward normalisation: the spread of every reward seen so far (Welford), steadier than one batch's
+        for r in rewards.tolist():
+            state["n"] = state.get("n", 0.0) + 1
+            delta = r - state.get("mu", 0.0)
+            state["mu"] = state.get("mu", 0.0) + delta / state["n"]
+            state["m2"] = state.get("m2", 0.0) + delta * (r - state["mu"])
+        spread = (state["m2"] / max(state["n"] - 1, 1)) ** 0.5
+        state.setdefault("baseline", mean)
+        advantage = (rewards - state["baseline"]) / (spread + 1e-3)  # (S,)
         loss = -(advantage * logp).mean() - cfg.entropy * entropy.mean()
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
-        decay = cfg.baseline_decay
-        state["baseline"] = decay * state["baseline"] + (1 - decay) * mean
-        state["spread"] = decay * state["spread"] + (1 - decay) * spread
+        state["baseline"] = cfg.baseline_decay * state["baseline"] + (1 - cfg.baseline_decay) * mean
         self.history.append({"step": len(self.history) + 1, "mean_reward": mean, "forwards": self.ctx.budget.used})
 
     def run(self) -> SearchOutcome:

@@ -1,0 +1,257 @@
+"""The search strategies on tiny problems whose best prompt is known, exact resume, and the hybrid.
+
+The known-best problems replace the backbone's score by a synthetic one (word edit distance to a
+target template; distance of the soft prompt to a target in the search subspace; how often the
+policy writes a target word), so they test the optimisers themselves in milliseconds.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from promptlearning.backbones import Backbone
+from promptlearning.data.batching import batches
+from promptlearning.experiment import DataConfig
+from promptlearning.heads import HeadConfig
+from promptlearning.model import PromptModel
+from promptlearning.search.base import SearchContext, get_searcher, list_searchers
+from promptlearning.search.budget import SearchBudget
+from promptlearning.search.candidates import DiscretePrompt, parse_seeds, words
+from promptlearning.search.hybrid import hybrid_method_options, soft_template
+from promptlearning.search.runner import SearchRunConfig, run_search
+from promptlearning.search.scoring import PromptScorer, Score
+
+from .conftest import toy_examples
+
+VERB = HeadConfig(kind="verbalizer", label_words={"neg": ["bad"], "pos": ["good"]})
+
+
+def edit_distance(a: list[str], b: list[str]) -> int:
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def word_list(template: str) -> list[str]:
+    return [w.strip() for p in DiscretePrompt.parse(template).phrases for w in ([p] if "{" in p else words(p))]
+
+
+class TargetTemplate(PromptScorer):
+    """Fitness: minus the word edit distance to a target template (accuracy 1 only at the target)."""
+
+    target: str = ""
+
+    def score_template(self, template: str) -> Score:
+        distance = edit_distance(word_list(template), word_list(self.target))
+        return Score(-float(distance), float(distance == 0), 0.0, 1)
+
+
+class TargetVector(PromptScorer):
+    """Fitness: minus the squared distance of the soft prompt to a target prompt."""
+
+    target: torch.Tensor
+
+    def score_model(self, model: PromptModel, items: Any = None) -> Score:
+        distance = float(((model.method.prompt.detach() - self.target) ** 2).sum())
+        return Score(-distance, 0.0, 0.0, 1)
+
+
+class TargetWord(PromptScorer):
+    """Reward: the share of the template's words that are the target word."""
+
+    word = "great"
+
+    def score_template(self, template: str) -> Score:
+        found = word_list(template).count(self.word)
+        return Score(found / 4, 0.0, 0.0, 1)
+
+
+def context(scorer: PromptScorer, budget: int, seed_prompt: str = "Review: {text_a} It was", seed: int = 0,
+            directory: Path | None = None) -> SearchContext:
+    return SearchContext(scorer, SearchBudget(budget, estimate=1, quiet=True, directory=directory),
+                         parse_seeds([seed_prompt], 40), seed=seed, log=lambda _: None)
+
+
+def test_registry_lists_the_strategies() -> None:
+    assert {"evolution", "rl", "cma_es"} <= {cls.name for cls in list_searchers()}
+
+
+def test_evolution_finds_the_known_best_prompt(llama: Backbone) -> None:
+    scorer = TargetTemplate(llama, ["neg", "pos"], toy_examples(2), head=VERB)
+    scorer.target = "{text_a} It was great"
+    ctx = context(scorer, 3000)
+    searcher = get_searcher("evolution")
+    outcome = searcher(searcher.config_class.from_dict({"population": 10}), ctx).run()
+    assert outcome.description == scorer.target
+    assert ctx.budget.best is not None and ctx.budget.best.accuracy == 1.0
+    assert ctx.budget.used <= 3000
+    assert outcome.model.template == scorer.target
+
+
+def test_cma_es_finds_the_known_best_soft_prompt(llama: Backbone) -> None:
+    scorer = TargetVector(llama, ["neg", "pos"], toy_examples(2), head=VERB)
+    cls = get_searcher("cma_es")
+    config = cls.config_class.from_dict({"num_tokens": 2, "dim": 4, "popsize": 8})
+    ctx = context(scorer, 1200)
+    searcher = cls(config, ctx)
+    z_star = np.array([0.8, -0.5, 0.3, 1.1])
+    scorer.target = (searcher.p0 + (searcher.projections[0] @ torch.tensor(z_star, dtype=torch.float32))
+                     .view_as(searcher.p0))
+    start = float(((searcher.p0 - scorer.target) ** 2).sum())
+    outcome = searcher.run()
+    found = float(((outcome.model.method.prompt.detach() - scorer.target) ** 2).sum())
+    assert found < 1e-4 * start
+    assert np.allclose(outcome.extra["best_z"][0], z_star, atol=1e-2)
+    assert ctx.budget.used <= 1200
+
+
+def test_cma_es_layerwise_tunes_one_layer_at_a_time(llama: Backbone) -> None:
+    scorer = PromptScorer(llama, ["neg", "pos"], toy_examples(2), head=VERB)
+    cls = get_searcher("cma_es")
+    config = cls.config_class.from_dict({"num_tokens": 2, "dim": 3, "popsize": 4, "layers": [0, 1],
+                                         "generations_per_layer": 1, "generations": 4})
+    searcher = cls(config, context(scorer, 10_000))
+    before = searcher.p0.clone()
+    outcome = searcher.run()
+    assert outcome.extra["generations"] == 4
+    assert [lab.split(" candidate")[0] for lab in searcher.labels.values()][1:9:4] == [
+        "generation 1 layer 0", "generation 2 layer 1"]
+    moved = (outcome.model.method.prompts.detach() - before).abs().sum(dim=(1, 2))
+    assert moved.shape == (2,)
+
+
+def expected_reward(searcher: Any, samples: int = 400) -> float:
+    with torch.no_grad():
+        tokens, _, _ = searcher.policy.sample(samples, torch.Generator().manual_seed(123))
+    rewards = [searcher.ctx.scorer.score_template(searcher.prompt_of(row).template).fitness for row in tokens.tolist()]
+    return float(np.mean(rewards))
+
+
+def test_rl_policy_expected_reward_rises(llama: Backbone) -> None:
+    scorer = TargetWord(llama, ["neg", "pos"], toy_examples(2), head=VERB)
+    cls = get_searcher("rl")
+    config = cls.config_class.from_dict({"num_words": 4, "samples": 16, "steps": 40})
+    searcher = cls(config, context(scorer, 100_000))
+    before = expected_reward(searcher)
+    outcome = searcher.run()
+    after = expected_reward(searcher)
+    assert after > 2 * before
+    assert outcome.extra["steps"] == 40
+    assert "great" in outcome.description
+    history = [h["mean_reward"] for h in outcome.extra["reward_history"]]
+    assert np.mean(history[-5:]) > np.mean(history[:5])
+
+
+# ---------------------------------------------------------------------------- runs from a config, resume
+def toy_csv(path: Path) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        for e in toy_examples(12, seed=5):
+            writer.writerow([e.text_a, ["neg", "pos"][e.label]])
+    return path
+
+
+def run_config(tmp_path: Path, strategy: str, options: dict[str, Any], out: str, budget: int = 160) -> SearchRunConfig:
+    return SearchRunConfig(strategy=strategy, options=options, backbone="tiny-llama", head=VERB, budget=budget,
+                           data=DataConfig(task=None, train_file=str(toy_csv(tmp_path / "toy.csv")), shots=4),
+                           seed_prompts=["Review: {text_a} It was"], output_dir=str(tmp_path / out), quiet=True,
+                           seed=3)
+
+
+STRATEGIES = [("evolution", {"population": 4}), ("rl", {"samples": 4, "num_words": 2}),
+              ("cma_es", {"dim": 3, "popsize": 4}), ("cma_es", {"dim": 3, "popsize": 4, "layers": [1]})]
+
+
+@pytest.mark.parametrize(("strategy", "options"), STRATEGIES)
+def test_a_killed_search_resumes_exactly(tmp_path: Path, llama: Backbone, strategy: str, options: dict[str, Any],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = run_search(run_config(tmp_path, strategy, options, "whole"), backbone=llama, log=lambda _: None)
+    calls = {"n": 0}
+    real = PromptScorer.score_model
+
+    def dies_at_the_sixth(self: PromptScorer, model: PromptModel, items: Any = None) -> Score:
+        calls["n"] += 1
+        if calls["n"] == 7:  # the probe, then five evaluations, then the kill
+            raise KeyboardInterrupt
+        return real(self, model, items)
+
+    monkeypatch.setattr(PromptScorer, "score_model", dies_at_the_sixth)
+    cfg = run_config(tmp_path, strategy, options, "killed")
+    with pytest.raises(KeyboardInterrupt):
+        run_search(cfg, backbone=llama, log=lambda _: None)
+    monkeypatch.setattr(PromptScorer, "score_model", real)
+    resumed = run_search(cfg, resume=True, backbone=llama, log=lambda _: None)
+    for key in ("best_prompt", "forwards", "evaluations", "dev_fitness", "top", "curve", "test_accuracy"):
+        assert resumed[key] == whole[key], key
+    lines = (tmp_path / "killed" / "journal.jsonl").read_text().splitlines()
+    assert len(lines) == resumed["evaluations"]
+    reloaded = PromptModel.from_pretrained(tmp_path / "killed" / "best", backbone=llama)
+    assert reloaded.template == whole["template"]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path, llama: Backbone) -> None:
+    from promptlearning.errors import TrainingError
+
+    run_search(run_config(tmp_path, "evolution", {"population": 4}, "run"), backbone=llama, log=lambda _: None)
+    changed = run_config(tmp_path, "evolution", {"population": 5}, "run")
+    with pytest.raises(TrainingError, match="other settings"):
+        run_search(changed, resume=True, backbone=llama, log=lambda _: None)
+
+
+def test_budget_is_never_exceeded_and_the_curve_climbs(tmp_path: Path, llama: Backbone) -> None:
+    result = run_search(run_config(tmp_path, "evolution", {"population": 4}, "run", budget=100), backbone=llama,
+                        log=lambda _: None)
+    assert result["forwards"] <= 100
+    best = [p["best_fitness"] for p in result["curve"]]
+    assert best == sorted(best)
+
+
+# ---------------------------------------------------------------------------- the hybrid
+def test_soft_template_replaces_each_fixed_part_by_its_tokens(llama: Backbone) -> None:
+    soft, ids = soft_template("Review: {text_a} It was", llama.tokenizer)
+    assert soft == "[P2] {text_a}[P2]"
+    assert ids == llama.tokenizer("Review:", add_special_tokens=False)["input_ids"] + \
+        llama.tokenizer(" It was", add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize("template", ["Review: {text_a} It was", "Movie review: {text_a}\nIs it good? Answer:",
+                                      "{text_a} so"])
+def test_hybrid_first_forward_equals_the_discrete_prompt(any_backbone: Backbone, template: str) -> None:
+    head = VERB if any_backbone.info.is_decoder else HeadConfig(kind="classification", dropout=0.0)
+    labels = ["neg", "pos"]
+    discrete = PromptModel.build(any_backbone, "fixed_prompt" if head is VERB else "linear_probe", labels,
+                                 head=head, template=template)
+    soft, options = hybrid_method_options(template, any_backbone.tokenizer)
+    hybrid = PromptModel.build(any_backbone, "p_tuning", labels, method_options=options, head=head, template=soft)
+    if head is not VERB:
+        hybrid.head.load_state_dict(discrete.head.state_dict())
+    table = any_backbone.input_embeddings().weight
+    assert torch.equal(hybrid.method.encoded(), table[torch.tensor(options["init_ids"])])
+    assert hybrid.num_trainable() == len(options["init_ids"]) * any_backbone.info.hidden_size + (
+        0 if head is VERB else hybrid.head.linear.weight.numel() + 2)
+    examples = toy_examples(3)
+    a = batches(discrete.encode(examples), 6, discrete.pad_id, discrete.left_pad)[0]
+    b = batches(hybrid.encode(examples), 6, hybrid.pad_id, hybrid.left_pad)[0]
+    assert torch.equal(a.input_ids[b.prompt_slots < 0], b.input_ids[b.prompt_slots < 0])
+    discrete.eval(), hybrid.eval()
+    with torch.no_grad():
+        assert torch.allclose(discrete(a).logits, hybrid(b).logits, atol=1e-6, rtol=0)
+
+
+def test_hybrid_controls_start_elsewhere(llama: Backbone) -> None:
+    _, ids_opts = hybrid_method_options("Review: {text_a} It was", llama.tokenizer, "ids")
+    for init in ("vocab", "random"):
+        soft, options = hybrid_method_options("Review: {text_a} It was", llama.tokenizer, init)
+        model = PromptModel.build(llama, "p_tuning", ["neg", "pos"], method_options=options, head=VERB, template=soft)
+        start = llama.input_embeddings().weight[torch.tensor(ids_opts["init_ids"])]
+        assert not torch.equal(model.method.encoded(), start)
