@@ -106,3 +106,11 @@ def test_mutations_never_exceed_the_word_limit(mutator: Mutator) -> None:
     for _ in range(300):
         prompt, _ = mutator.mutate(prompt, rng)
         assert prompt.word_count() <= 20
+
+
+def test_candidate_words_come_from_the_task_text(llama: Backbone) -> None:
+    vocab = Vocabulary(llama)
+    rows = vocab.rows_in(["great movie, great film", "boring plot"], top=50, minimum=5)
+    assert [vocab.words[r] for r in rows[:2]] == ["great", "movie"]
+    assert len(rows) == 5 and len(set(rows)) == 5  # topped up to the minimum with vocabulary words
+    assert len(vocab.rows_in(["great"] * 3, top=1)) == 1

@@ -34,7 +34,7 @@ class EvolutionConfig(SearcherConfig):
     tournament: int = option(3, "tournament size of parent selection")
     max_words: int = option(40, "longest prompt allowed, in words (input slots excluded)")
     neighbours: int = option(10, "embedding-space neighbours a word substitution picks from")
-    trigger_top: int = option(2000, "inserted trigger words come from this many most frequent readable tokens")
+    trigger_top: int = option(500, "inserted trigger words: the task text's most frequent readable words, this many")
     word_level: float = option(0.6, "share of mutations at word level (the rest at phrase level)")
 
     def check(self) -> None:
@@ -60,9 +60,11 @@ class EvolutionarySearch(Searcher):
         super().__init__(config, ctx)
         self.config: EvolutionConfig = config
         self.rng = random.Random(ctx.seed)
-        self.mutator = Mutator(Vocabulary(ctx.scorer.backbone), phrase_pool(ctx.seeds), max_words=config.max_words,
+        vocabulary = Vocabulary(ctx.scorer.backbone)
+        texts = [e.text_a for e in ctx.scorer.examples] + [s.template for s in ctx.seeds]
+        self.mutator = Mutator(vocabulary, phrase_pool(ctx.seeds), max_words=config.max_words,
                                slots=ctx.slots, neighbours=config.neighbours, trigger_top=config.trigger_top,
-                               word_level=config.word_level)
+                               word_level=config.word_level, trigger_rows=vocabulary.rows_in(texts, config.trigger_top))
         self.generation = 0
 
     @classmethod

@@ -4,7 +4,7 @@ Every operator takes a valid prompt and returns a valid one (or the parent uncha
 its edit would break validity), so the search never scores a broken template:
 
 * word level: substitute a word by one of its neighbours in embedding space, insert a word
-  (a neighbour of the word beside it, or a frequent vocabulary word: a trigger token),
+  (a neighbour of the word beside it, or a trigger token: a frequent word of the task's text),
   delete a word;
 * phrase level: delete a phrase, swap two phrases (the input slot is a phrase too, so this
   can move the input), add a phrase from the pool (phrases of the seed prompts and a few
@@ -39,6 +39,7 @@ class Mutator:
     neighbours: int = 10
     trigger_top: int = 2000
     word_level: float = 0.6  # share of mutations made at word level (the rest at phrase level)
+    trigger_rows: list[int] | None = None  # vocabulary rows inserted words come from (None: lowest ids)
 
     def __post_init__(self) -> None:
         Op = Callable[[DiscretePrompt, random.Random], DiscretePrompt]
@@ -94,7 +95,7 @@ class Mutator:
         j = rng.randrange(len(parts) + 1)
         anchor = parts[j - 1] if j > 0 else parts[0]
         near = self.vocabulary.neighbours(anchor, self.neighbours) if rng.random() < 0.5 else []
-        new = rng.choice(near) if near else self.vocabulary.random_word(rng, self.trigger_top)
+        new = rng.choice(near) if near else self.vocabulary.random_word(rng, self.trigger_top, self.trigger_rows)
         if j == 0:  # the new first word takes over the phrase's separator
             parts = [leading_space(parts[0]) + new, " " + parts[0].lstrip(), *parts[1:]]
         else:

@@ -5,7 +5,8 @@ prompt (the first seed prompt) before or after the input. The policy is an MLP o
 backbone's hidden state: the mean last hidden state of the base prompt with an empty input
 (one forward pass, counted), concatenated with the embedding of the word just written and a
 learned position vector; its output, dotted with the candidates' input embeddings, gives the
-logits over a restricted candidate list (the ``candidates`` most frequent readable words).
+logits over a restricted candidate list: the ``candidates`` readable words most frequent in the
+search split's texts and the seed prompts (topped up with low-id vocabulary words if few).
 
 Training is REINFORCE: each step samples ``samples`` prompts, scores them on the search split
 (reward = fitness: accuracy plus weighted label margin), and ascends
@@ -40,7 +41,7 @@ class RLConfig(SearcherConfig):
     num_words: int = option(4, "words the policy writes")
     samples: int = option(8, "prompts sampled per REINFORCE step")
     steps: int = option(0, "stop after this many steps (0: when the budget is spent)")
-    candidates: int = option(500, "the policy picks among this many most frequent readable words")
+    candidates: int = option(500, "the policy picks among this many words: the task text's most frequent readable ones")
     hidden: int = option(128, "hidden width of the policy MLP")
     lr: float = option(0.003, "Adam learning rate of the policy")
     entropy: float = option(0.01, "weight of the entropy bonus")
@@ -115,7 +116,8 @@ class ReinforceSearch(Searcher):
         self.config: RLConfig = config
         self.vocabulary = Vocabulary(ctx.scorer.backbone)
         self.base = ctx.seeds[0]
-        rows = self.vocabulary.frequent(config.candidates)
+        texts = [e.text_a for e in ctx.scorer.examples] + [s.template for s in ctx.seeds]
+        rows = self.vocabulary.rows_in(texts, config.candidates)
         self.words = [self.vocabulary.words[r] for r in rows]
         ids = torch.tensor([self.vocabulary.ids[r] for r in rows])
         embeddings = ctx.scorer.backbone.input_embeddings().weight.detach()

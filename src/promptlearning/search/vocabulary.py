@@ -11,6 +11,9 @@ readable words with the lowest ids.
 from __future__ import annotations
 
 import random
+import re
+from collections import Counter
+from collections.abc import Iterable
 from functools import cached_property
 
 import torch
@@ -51,8 +54,31 @@ class Vocabulary:
         """Rows of the ``top`` readable words with the lowest token ids."""
         return list(range(min(top, len(self.ids))))
 
-    def random_word(self, rng: random.Random, top: int = 2000) -> str:
-        """A word drawn uniformly from the frequent readable words (a trigger token)."""
+    def rows_in(self, texts: Iterable[str], top: int, minimum: int = 20) -> list[int]:
+        """Rows of the readable words that occur in ``texts``, most frequent first (at most ``top``).
+
+        In byte-level BPE vocabularies low ids are frequent *fragments* (" dise", " ris"), not
+        words, so words seen in the task's own text make a far more readable candidate list.
+        When the texts give fewer than ``minimum`` words, the lowest-id readable words fill up."""
+        counts: Counter[int] = Counter()
+        for text in texts:
+            for word in re.findall(r"[A-Za-z]+", text):
+                row = self._by_word.get(word.lower())
+                if row is not None:
+                    counts[row] += 1
+        rows = [row for row, _ in counts.most_common(top)]
+        want = min(top, max(minimum, len(rows)))
+        for row in self.frequent(len(self.ids)):
+            if len(rows) >= want:
+                break
+            if row not in rows:
+                rows.append(row)
+        return rows
+
+    def random_word(self, rng: random.Random, top: int = 2000, rows: list[int] | None = None) -> str:
+        """A word drawn uniformly from ``rows`` or the ``top`` lowest-id readable words (a trigger token)."""
+        if rows:
+            return self.words[rows[rng.randrange(len(rows))]]
         return self.words[rng.randrange(min(top, len(self.words)))]
 
     def token_of(self, word: str) -> int | None:
