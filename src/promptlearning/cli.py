@@ -98,6 +98,8 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: Any, skip: tuple[
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data")
     g.add_argument("--task", default=argparse.SUPPRESS, help="registered task (see `promptlearning tasks`)")
+    g.add_argument("--tasks", default=argparse.SUPPRESS, metavar="A,B,...",
+                   help="several registered tasks trained at once (cross-task methods, e.g. multitask_prompt)")
     g.add_argument("--train-file", default=argparse.SUPPRESS, help="your own CSV, TSV or JSONL training data")
     g.add_argument("--test-file", default=argparse.SUPPRESS, help="your own test data (else a fixed part is held out)")
     g.add_argument("--text-column", default=argparse.SUPPRESS, help="column with the text (default: text)")
@@ -117,6 +119,8 @@ def experiment_from(args: argparse.Namespace) -> Any:
     from .heads import HeadConfig
     from .training import TrainConfig
     from .training.bilevel import SearchConfig
+    from .training.meta import MetaConfig
+    from .training.multitask import MultiTaskConfig
 
     data_keys = {f.name for f in dataclasses.fields(DataConfig)}
 
@@ -124,15 +128,20 @@ def experiment_from(args: argparse.Namespace) -> Any:
 
     values: dict[str, Any] = _read_yaml(args.config) if getattr(args, "config", None) else {}
     flags = {k: v for k, v in vars(args).items()
-             if k not in ("command", "config", "resume", "func", "option", "no_baseline")}
+             if k not in ("command", "config", "resume", "func", "option", "no_baseline", "continual")}
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
     search_keys = {f.name for f in dataclasses.fields(SearchConfig)}
+    multitask_keys = {f.name for f in dataclasses.fields(MultiTaskConfig)}
+    meta_keys = {f.name for f in dataclasses.fields(MetaConfig)}
     data = {k: values.pop(k) for k in list(values) if k in data_keys}
-    train, head, options, search = (_section(values, key) for key in ("train", "head", "method_options", "search"))
-    top = {k: values.pop(k) for k in list(values) if k in ("backbone", "method", "max_length", "output_dir", "template")}
+    train, head, options, search, multitask, meta = (
+        _section(values, key) for key in ("train", "head", "method_options", "search", "multitask", "meta"))
+    top = {k: values.pop(k) for k in list(values)
+           if k in ("backbone", "method", "max_length", "output_dir", "template", "tasks")}
     if values:
         raise ConfigError(f"unknown key(s) in {args.config}: {', '.join(sorted(values))}; "
-                          "valid: task/data keys, backbone, method, method_options, head, train, search, template, max_length, output_dir")
+                          "valid: task/data keys, tasks, backbone, method, method_options, head, train, search, multitask, meta, "
+                          "template, max_length, output_dir")
     for key, value in flags.items():
         if key in data_keys:
             data[key] = value
@@ -140,6 +149,12 @@ def experiment_from(args: argparse.Namespace) -> Any:
             train[key] = value
         elif key in search_keys:
             search[key] = value
+        elif key in multitask_keys:
+            multitask[key] = value
+        elif key in meta_keys:
+            meta[key] = value
+        elif key == "tasks":
+            top["tasks"] = [t.strip() for t in str(value).split(",") if t.strip()]
         elif key == "head":
             head["kind"] = value
         elif key == "label_words":
@@ -160,6 +175,8 @@ def experiment_from(args: argparse.Namespace) -> Any:
     return build(ExperimentConfig, {"data": build(DataConfig, data, "data option(s)"),
                                     "train": TrainConfig.from_dict(train), "head": HeadConfig.from_dict(head),
                                     "search": build(SearchConfig, search, "search option(s)"),
+                                    "multitask": build(MultiTaskConfig, multitask, "multi-task option(s)"),
+                                    "meta": build(MetaConfig, meta, "meta-learning option(s)"),
                                     "method_options": options, **top}, "option(s)")
 
 
@@ -206,9 +223,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = experiment_from(args)
     if args.resume and not cfg.output_dir:
         raise ConfigError("--resume needs --output, the directory of the run to continue")
-    result = run_experiment(cfg, resume=args.resume, baseline=not args.no_baseline)
+    if getattr(args, "continual", None):
+        return _train_continual(args, cfg)
+    if cfg.tasks:
+        from .meta.multitask import run_multitask
+
+        result = run_multitask(cfg, resume=args.resume)
+    else:
+        result = run_experiment(cfg, resume=args.resume, baseline=not args.no_baseline)
     if cfg.output_dir:
         print(f"adapter (best on dev) saved to {result['adapter']}; metrics in {cfg.output_dir}/metrics.jsonl")
+    return 0
+
+
+def _train_continual(args: argparse.Namespace, cfg: Any) -> int:
+    """`train --continual a,b,c`: meet the tasks one at a time with a prompt library."""
+    from .meta.continual import ContinualConfig, run_continual
+
+    names = [t.strip() for t in str(args.continual).split(",") if t.strip()]
+    known = {f.name for f in dataclasses.fields(ContinualConfig)}
+    values = {"backbone": cfg.backbone, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed,
+              "seed": cfg.train.seed, "max_test": cfg.data.max_test, "steps": cfg.train.max_steps,
+              "lr": cfg.train.lr, "max_length": cfg.max_length, "output_dir": cfg.output_dir,
+              "library": cfg.output_dir and str(Path(cfg.output_dir) / "library")}
+    run_continual(names, ContinualConfig(**{k: v for k, v in values.items() if k in known and v is not None}))
     return 0
 
 
@@ -332,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_dataclass_flags(p.add_argument_group("layer search (methods with gates, e.g. spt)"),  # type: ignore[arg-type]
                          SearchConfig)
+    from .training.meta import MetaConfig
+    from .training.multitask import MultiTaskConfig
+
+    _add_dataclass_flags(p.add_argument_group("several tasks (with --tasks)"), MultiTaskConfig)  # type: ignore[arg-type]
+    _add_dataclass_flags(p.add_argument_group("meta-learning (with --tasks)"), MetaConfig)  # type: ignore[arg-type]
+    p.add_argument("--continual", default=argparse.SUPPRESS, metavar="A,B,...",
+                   help="meet these tasks one at a time with a prompt library (forgetting and transfer table)")
     p.set_defaults(func=cmd_train)
 
     for name, helptext in (("evaluate", "score a saved adapter on a task's test (or dev) split"),
@@ -368,11 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
     # subsystems own their subcommands; each module's add_commands registers them here
     from .evaluation.commands import add_commands as add_bench_commands
+    from .meta.adapt_command import add_commands as add_adapt_commands
     from .meta.commands import add_commands as add_meta_commands
     from .search.commands import add_commands as add_search_commands
 
     add_bench_commands(sub)
     add_meta_commands(sub)
+    add_adapt_commands(sub)
     add_search_commands(sub)
     return parser
 

@@ -25,6 +25,8 @@ from .model import PromptModel
 from .seeding import seed_everything
 from .training import TrainConfig, Trainer, TrainResult
 from .training.bilevel import SearchConfig
+from .training.meta import MetaConfig
+from .training.multitask import MultiTaskConfig
 
 
 @dataclass
@@ -57,6 +59,9 @@ class ExperimentConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    tasks: list[str] | None = None  # several tasks at once: cross-task training (see meta.multitask)
+    multitask: MultiTaskConfig = field(default_factory=MultiTaskConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
     max_length: int = 64
     template: str | None = None
     output_dir: str | None = None

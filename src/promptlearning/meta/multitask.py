@@ -1,0 +1,131 @@
+"""Cross-task runs: train one model over several tasks, and adapt it to a task it has not seen.
+
+``run_multitask`` is to ``--tasks`` what :func:`~promptlearning.experiment.run_experiment` is
+to ``--task``: every task gets its own few-shot split (same K and data seed), rows carry
+their task id, and the plain multi-task trainer or the meta trainer fits the model. The
+adapter serves every training task, and :func:`adapt_to_task` adds one more: its labels go
+to the head, its representation to the method, and a few steps on K examples adapt it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from ..data import TaskData, few_shot_split
+from ..errors import ConfigError
+from ..evaluation.metrics import evaluate
+from ..fileio import write_json
+from ..heads import HeadConfig
+from ..model import PromptModel
+from ..seeding import seed_everything
+from ..training import TrainConfig, Trainer
+from ..training.meta import MetaTrainer
+from ..training.multitask import MultiTaskTrainer
+from .task_repr import TaskInfo
+
+CROSS_TASK_HEAD = "label_description"
+
+
+def task_info(data: TaskData, description: str | None = None) -> TaskInfo:
+    return TaskInfo(data.name, list(data.labels), description if description is not None else data.description)
+
+
+def cross_task_head(head: HeadConfig, log: Any) -> HeadConfig:
+    """A head that serves several label sets: the classification default becomes the label-description head."""
+    if head.kind == "classification":
+        log("several tasks: using the label_description head (no per-task weights; unseen tasks need none)")
+        return dataclasses.replace(head, kind=CROSS_TASK_HEAD)
+    return head
+
+
+def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print) -> dict[str, Any]:
+    """Train ``cfg.method`` over ``cfg.tasks`` at once and evaluate it on each task's test set."""
+    from ..experiment import load_data, make_split, shared_backbone
+
+    started = time.perf_counter()
+    names = list(cfg.tasks or [])
+    if len(names) < 2:
+        raise ConfigError("--tasks needs at least two tasks for cross-task training (for one task use --task)")
+    datas = [load_data(dataclasses.replace(cfg.data, task=name, train_file=None)) for name in names]
+    splits = [make_split(dataclasses.replace(cfg.data, task=name, train_file=None), d) for name, d in zip(names, datas, strict=True)]
+    infos = [task_info(d) for d in datas]
+    backbone = shared_backbone(cfg.backbone)
+    seed_everything(cfg.train.seed)
+    head = cross_task_head(cfg.head, log)
+    model = PromptModel.build(backbone, cfg.method, infos[0].labels, method_options=cfg.method_options, head=head,
+                              max_length=cfg.max_length, template=cfg.template, tasks=infos,
+                              support={i.name: s.train for i, s in zip(infos, splits, strict=True)})
+    train_items = [x for i, s in enumerate(splits) for x in model.encode(s.train, i)]
+    dev_items = [x for i, s in enumerate(splits) for x in model.encode(s.dev, i)]
+    trainable, total = model.num_trainable(), model.num_backbone_parameters()
+    log(f"tasks {', '.join(names)}: {len(train_items)} train / {len(dev_items)} dev rows; method {cfg.method}; "
+        f"trainable parameters {trainable:,} ({100 * trainable / total:.3f}% of the backbone)")
+    out = Path(cfg.output_dir) if cfg.output_dir else None
+    run_info = {"tasks": names, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
+    if cfg.meta.meta_algorithm:
+        log(f"meta-learning: {cfg.meta.meta_algorithm}, {cfg.meta.inner_steps} inner steps, "
+            f"{cfg.meta.tasks_per_step} episodes per step")
+        trainer: Trainer = MetaTrainer(model, cfg.train, train_items, dev_items, out, run_info=run_info, meta=cfg.meta)
+    else:
+        trainer = MultiTaskTrainer(model, cfg.train, train_items, dev_items, out, run_info=run_info,
+                                   multitask=cfg.multitask)
+    fit = trainer.fit(resume=resume)
+    per_task = {}
+    for i, split in enumerate(splits):
+        scores = evaluate(model, model.encode(split.test, i), cfg.train.eval_batch_size)
+        per_task[names[i]] = scores["accuracy"]
+        log(f"  {names[i]:8s} test accuracy {scores['accuracy']:.4f}")
+    mean = sum(per_task.values()) / len(per_task)
+    log(f"mean test accuracy over {len(names)} tasks: {mean:.4f} (best dev {fit.best_dev:.4f} at step {fit.best_step})")
+    result: dict[str, Any] = {"tasks": names, "method": cfg.method, "test_accuracy": per_task, "mean_test_accuracy": mean,
+                              "best_dev": fit.best_dev, "steps": fit.steps, "seconds_per_step": fit.seconds_per_step,
+                              "trainable_params": trainable, "wall_seconds": time.perf_counter() - started,
+                              "dev_curve": [(h["step"], h["dev_accuracy"]) for h in fit.history]}
+    if out is not None:
+        write_json(out / "results.json", {"config": cfg.to_dict(), "results": result})
+        result["adapter"] = str(out / "best")
+    result["_model"] = model
+    return result
+
+
+def adapt_to_task(model: PromptModel, data: TaskData, *, shots: int, seed: int = 13, steps: int = 30,
+                  lr: float | None = None, max_test: int | None = 500, description: str | None = None,
+                  quiet: bool = False, output_dir: str | Path | None = None, log: Any = print) -> dict[str, Any]:
+    """Add ``data``'s task to the model, score it at K=0, adapt on K shots per class, score again."""
+    from ..data import FewShotSplit
+    from ..experiment import test_subset
+
+    info = task_info(data, description)
+    if not model.head.serves_many_tasks:
+        raise ConfigError(f"this adapter's {model.head.kind} head cannot take a new task's labels; adapt from an "
+                          "adapter trained with --head label_description (the default of --tasks)")
+    if model.method.task_repr_kind == "description" and not info.description.strip():
+        raise ConfigError(f"task {info.name!r} has no description and this adapter represents tasks by theirs; "
+                          "pass --description \"one sentence saying what to decide\"")
+    if shots > 0:
+        split = few_shot_split(data, shots, seed)
+    else:
+        split = FewShotSplit(task=data.name, k=0, seed=seed, train=[], dev=[], test=list(data.test))
+    if model.method.task_repr_kind == "support" and not split.train:
+        raise ConfigError("this adapter represents tasks by their examples; give --shots >= 1")
+    test = test_subset(split.test, max_test) if max_test else split.test
+    index = model.add_task(info, support=split.train or None)
+    test_items = model.encode(test, index)
+    before = evaluate(model, test_items)["accuracy"]
+    log(f"{info.name}: test accuracy before adapting (K=0) {before:.4f} on {len(test_items)} examples")
+    result: dict[str, Any] = {"task": info.name, "shots": shots, "seed": seed, "before": before, "after": before,
+                              "steps": 0, "adapt_seconds": 0.0}
+    if shots > 0:
+        train_cfg = TrainConfig(max_steps=steps, lr=lr, eval_every=max(1, steps // 5), seed=seed, quiet=quiet,
+                                batch_size=min(8, len(split.train)))
+        started = time.perf_counter()
+        Trainer(model, train_cfg, model.encode(split.train, index), model.encode(split.dev, index),
+                output_dir).fit()
+        after = evaluate(model, test_items)["accuracy"]
+        result.update(after=after, steps=steps, adapt_seconds=time.perf_counter() - started)
+        log(f"{info.name}: test accuracy after {steps} steps on {len(split.train)} examples {after:.4f} "
+            f"({after - before:+.4f})")
+    return result
