@@ -114,3 +114,17 @@ def test_candidate_words_come_from_the_task_text(llama: Backbone) -> None:
     assert [vocab.words[r] for r in rows[:2]] == ["great", "movie"]
     assert len(rows) == 5 and len(set(rows)) == 5  # topped up to the minimum with vocabulary words
     assert len(vocab.rows_in(["great"] * 3, top=1)) == 1
+
+
+def test_mutations_keep_room_for_the_input(llama: Backbone) -> None:
+    from promptlearning.search.scoring import fixed_tokens
+
+    seeds = [DiscretePrompt.parse(HANDWRITTEN["mr"])]
+    limit = fixed_tokens(llama.tokenizer, seeds[0].template) + 3
+    mutator = Mutator(Vocabulary(llama), phrase_pool(seeds), max_words=60,
+                      fits=lambda p: fixed_tokens(llama.tokenizer, p.template) <= limit)
+    rng = random.Random(3)
+    prompt = seeds[0]
+    for _ in range(300):
+        prompt, _ = mutator.mutate(prompt, rng)
+        assert fixed_tokens(llama.tokenizer, prompt.template) <= limit

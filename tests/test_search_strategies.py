@@ -255,3 +255,16 @@ def test_hybrid_controls_start_elsewhere(llama: Backbone) -> None:
         model = PromptModel.build(llama, "p_tuning", ["neg", "pos"], method_options=options, head=VERB, template=soft)
         start = llama.input_embeddings().weight[torch.tensor(ids_opts["init_ids"])]
         assert not torch.equal(model.method.encoded(), start)
+
+
+@pytest.mark.parametrize(("strategy", "options"), STRATEGIES[:3])
+def test_searches_run_on_an_encoder_with_a_head_without_trained_parameters(
+        tmp_path: Path, bert: Backbone, strategy: str, options: dict[str, Any]) -> None:
+    from promptlearning.heads import HEADS
+
+    if "label_description" not in HEADS:
+        pytest.skip("no label-description head in this version")
+    cfg = run_config(tmp_path, strategy, options, "enc", budget=400)
+    cfg.backbone, cfg.head = "tiny-bert", HeadConfig(kind="label_description")
+    result = run_search(cfg, backbone=bert, log=lambda _: None)
+    assert result["forwards"] <= 400 and result["evaluations"] >= 4 and result["backbone"] == "tiny-bert"

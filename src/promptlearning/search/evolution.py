@@ -20,7 +20,7 @@ from .base import SearchContext, Searcher, SearcherConfig, SearchOutcome, positi
 from .budget import BudgetExhausted
 from .candidates import DiscretePrompt
 from .mutation import Mutator, phrase_pool
-from .scoring import Score
+from .scoring import Score, fixed_tokens
 from .vocabulary import Vocabulary
 
 
@@ -32,7 +32,8 @@ class EvolutionConfig(SearcherConfig):
     crossover: float = option(0.3, "probability that a child is a crossover of two parents")
     mutations: int = option(2, "a child gets 1 to this many mutations")
     tournament: int = option(3, "tournament size of parent selection")
-    max_words: int = option(40, "longest prompt allowed, in words (input slots excluded)")
+    max_words: int = option(40, "longest prompt allowed, in words (input slots excluded); its tokens must also "
+                                "leave at least half of --max-length to the input")
     neighbours: int = option(10, "embedding-space neighbours a word substitution picks from")
     trigger_top: int = option(500, "inserted trigger words: the task text's most frequent readable words, this many")
     word_level: float = option(0.6, "share of mutations at word level (the rest at phrase level)")
@@ -64,7 +65,9 @@ class EvolutionarySearch(Searcher):
         texts = [e.text_a for e in ctx.scorer.examples] + [s.template for s in ctx.seeds]
         self.mutator = Mutator(vocabulary, phrase_pool(ctx.seeds), max_words=config.max_words,
                                slots=ctx.slots, neighbours=config.neighbours, trigger_top=config.trigger_top,
-                               word_level=config.word_level, trigger_rows=vocabulary.rows_in(texts, config.trigger_top))
+                               word_level=config.word_level, trigger_rows=vocabulary.rows_in(texts, config.trigger_top),
+                               fits=lambda p: fixed_tokens(ctx.scorer.backbone.tokenizer, p.template)
+                               <= ctx.scorer.max_length // 2)
         self.generation = 0
 
     @classmethod

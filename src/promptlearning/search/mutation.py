@@ -40,6 +40,7 @@ class Mutator:
     trigger_top: int = 2000
     word_level: float = 0.6  # share of mutations made at word level (the rest at phrase level)
     trigger_rows: list[int] | None = None  # vocabulary rows inserted words come from (None: lowest ids)
+    fits: Callable[[DiscretePrompt], bool] | None = None  # e.g. leaves room for the input within max_length
 
     def __post_init__(self) -> None:
         Op = Callable[[DiscretePrompt, random.Random], DiscretePrompt]
@@ -47,8 +48,11 @@ class Mutator:
         self._phrase_ops: list[tuple[str, Op]] = [("delete_phrase", self.delete_phrase), ("swap", self.swap), ("add_phrase", self.add_phrase)]
 
     # ------------------------------------------------------------------ helpers
+    def ok(self, prompt: DiscretePrompt) -> bool:
+        return prompt.is_valid(self.max_words, self.slots) and (self.fits is None or self.fits(prompt))
+
     def _valid_or(self, child: DiscretePrompt, parent: DiscretePrompt) -> DiscretePrompt:
-        return child if child.is_valid(self.max_words, self.slots) else parent
+        return child if self.ok(child) else parent
 
     @staticmethod
     def _text_phrases(prompt: DiscretePrompt) -> list[int]:
@@ -151,7 +155,7 @@ class Mutator:
             cut_a = rng.randrange(len(a.phrases) + 1)
             cut_b = rng.randrange(len(b.phrases) + 1)
             child = DiscretePrompt(a.phrases[:cut_a] + b.phrases[cut_b:])
-            if child.is_valid(self.max_words, self.slots):
+            if self.ok(child):
                 return child
         return a
 

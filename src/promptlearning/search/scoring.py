@@ -39,6 +39,16 @@ class Score:
         return asdict(self)
 
 
+def fixed_tokens(tokenizer: Any, template: str) -> int:
+    """Tokens a template takes besides its inputs (its fixed words and the special tokens)."""
+    from ..data.templates import Template, special_tokens, tokenize
+
+    prefix, suffix = special_tokens(tokenizer)
+    parsed = Template.parse(template)
+    return len(prefix) + len(suffix) + sum(len(tokenize(tokenizer, p.value)) for p in parsed.parts
+                                           if p.kind == "literal")
+
+
 @contextmanager
 def count_rows(backbone: Backbone) -> Iterator[list[int]]:
     """Count the rows every forward of the backbone's transformer processes."""
