@@ -52,6 +52,8 @@ class LabelDescriptionHead(Head):
         super().__init__(config, backbone, labels)
         self.pooling = config.pooling if config.pooling != "auto" else "mean"
         hidden = backbone.info.hidden_size
+        self.label_vectors: torch.Tensor
+        self.label_valid: torch.Tensor
         self.register_buffer("label_vectors", torch.zeros(0, 0, hidden))  # (T, C, H) unit vectors
         self.register_buffer("label_valid", torch.zeros(0, 0, dtype=torch.bool))  # (T, C)
 

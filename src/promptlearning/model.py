@@ -66,6 +66,7 @@ class PromptModel(nn.Module):
         self.task = task if task is not None else (tasks[0].name if len(tasks) > 1 else None)
         self.max_length = max_length
         self.tasks: list[TaskInfo] = []
+        self.task_reprs: torch.Tensor
         self.register_buffer("task_reprs", torch.zeros(0, backbone.info.hidden_size))  # (T, H)
         if method.trains_backbone:
             backbone.unfreeze()

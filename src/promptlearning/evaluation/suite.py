@@ -307,7 +307,6 @@ def experiment_config(config: dict[str, Any]) -> Any:
     from ..experiment import DataConfig, ExperimentConfig
     from ..heads import HeadConfig
     from ..training import TrainConfig
-
     from ..training.bilevel import SearchConfig
 
     extra: dict[str, Any] = {"template": config["template"]} if config.get("template") is not None else {}

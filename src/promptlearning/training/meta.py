@@ -10,7 +10,7 @@ initialisation with the plain trainer's optimizer:
 * ``maml``: the exact gradient through the inner steps (second order, ``torch.func``);
 * ``reptile``: toward the adapted weights (gradient ``theta - phi``);
 * ``reinforce``: for inner steps that cannot be differentiated. ``reinforce_samples``
-  perturbed starts theta + eps are each adapted and scored by query accuracy; the outer
+  perturbed starts theta + eps are each adapted and scored by query accuracy minus query loss; the outer
   gradient is REINFORCE's estimate with a per-step mean baseline and normalised rewards.
 
 Episodes are a pure function of (seed, step), so a killed run resumes exactly.
@@ -144,7 +144,7 @@ class MetaTrainer(Trainer):
     def training_step(self, batch: Batch, step: int) -> torch.Tensor:
         algo = self.meta.meta_algorithm
         params = dict(self.model.named_parameters())
-        start = {n: params[n] for n in self._names}
+        start: dict[str, torch.Tensor] = {n: params[n] for n in self._names}
         episodes = self.episodes(step)
         scale = 1.0 / len(episodes)
         total = torch.zeros((), device=self.device)
@@ -185,7 +185,8 @@ class MetaTrainer(Trainer):
             with torch.no_grad():
                 out = functional_call(self.model, fast, (query,), strict=False)
             assert query.labels is not None and out.loss is not None
-            rewards.append(accuracy(out.logits.argmax(-1).tolist(), query.labels.tolist()))
+            # accuracy alone is flat across nearby starts; the gold log-probability breaks ties
+            rewards.append(accuracy(out.logits.argmax(-1).tolist(), query.labels.tolist()) - float(out.loss))
             losses.append(out.loss)
             noises.append(noise)
         reward = torch.tensor(rewards)
