@@ -1,0 +1,205 @@
+"""Cross-task methods on tasks held out of training (leave-one-task-out) and across domains.
+
+For each held-out task and seed: every cross-task method is trained on all the other
+registered tasks, then adapted to the held-out task at K = 0 (description or shared prompt
+only), 4, 8 and 16 examples per class. Beside them on the same task and split: the fixed
+hand-written prompt (K = 0) and single-task prompt tuning at the same K, all with the
+label-description head, so the only difference is how the prompt was obtained.
+
+    python benchmarks/meta_loto.py --heldout cr,subj --seeds 13 --out benchmarks/results/meta_loto
+    python benchmarks/meta_loto.py --cross-domain --seeds 13 --out benchmarks/results/meta_cross_domain
+
+Results are appended to OUT.jsonl (a rerun skips rows already there) and summarised in OUT.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from promptlearning.data import few_shot_split, list_tasks, load_task
+from promptlearning.data.prompts import handwritten_template
+from promptlearning.evaluation.metrics import evaluate
+from promptlearning.experiment import ExperimentConfig, shared_backbone, test_subset
+from promptlearning.heads import HeadConfig
+from promptlearning.meta.multitask import adapt_to_task, run_multitask
+from promptlearning.meta.task_repr import TaskInfo
+from promptlearning.model import PromptModel
+from promptlearning.training import TrainConfig, Trainer
+from promptlearning.training.meta import MetaConfig
+
+HEAD = HeadConfig(kind="label_description")
+SENTIMENT = {"mr", "cr", "tweets", "nyt", "rt", "tweets3", "drugs3"}
+CROSS_TASK = {
+    "multitask_prompt": {"method": "multitask_prompt", "method_options": {"num_tokens": 20}},
+    "hyperprompt": {"method": "hyperprompt", "method_options": {"num_tokens": 20, "task_repr": "description"}},
+    "meta_init_reptile": {"method": "prompt_tuning", "method_options": {"num_tokens": 20},
+                          "meta": {"meta_algorithm": "reptile", "inner_steps": 3, "inner_lr": 1.0, "tasks_per_step": 1}},
+}
+
+
+def done_keys(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    return {json.loads(line)["key"] for line in path.read_text().splitlines() if line.strip()}
+
+
+def append(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    print(json.dumps({k: v for k, v in row.items() if k != "key"}), flush=True)
+
+
+def single_task(backbone: Any, task: str, k: int, seed: int, steps: int, max_test: int) -> dict[str, Any]:
+    """Prompt tuning on the held-out task alone, label-description head, same split."""
+    data = load_task(task)
+    split = few_shot_split(data, k, seed)
+    torch.manual_seed(seed)
+    model = PromptModel.build(backbone, "prompt_tuning", data.labels, method_options={"num_tokens": 20}, head=HEAD,
+                              task=task, tasks=[TaskInfo(task, data.labels, data.description)])
+    started = time.perf_counter()
+    Trainer(model, TrainConfig(max_steps=steps, eval_every=10, seed=seed, quiet=True),
+            model.encode(split.train), model.encode(split.dev)).fit()
+    acc = evaluate(model, model.encode(test_subset(split.test, max_test)))["accuracy"]
+    return {"accuracy": acc, "seconds": time.perf_counter() - started}
+
+
+def fixed_prompt(backbone: Any, task: str, max_test: int) -> float:
+    data = load_task(task)
+    model = PromptModel.build(backbone, "fixed_prompt", data.labels, head=HEAD, task=task,
+                              template=handwritten_template(task, data.labels).replace("\n", " "))
+    return evaluate(model, model.encode(test_subset(data.test, max_test)))["accuracy"]
+
+
+def train_cross(name: str, tasks: list[str], seed: int, steps: int, out: Path) -> PromptModel:
+    spec = CROSS_TASK[name]
+    cfg = ExperimentConfig(method=spec["method"], method_options=dict(spec["method_options"]), tasks=tasks, head=HEAD,
+                           train=TrainConfig(max_steps=steps, eval_every=20, seed=seed, quiet=True),
+                           meta=MetaConfig(**spec.get("meta", {})), output_dir=str(out))
+    cfg.data.shots, cfg.data.data_seed, cfg.data.max_test = 16, seed, 100
+    result = run_multitask(cfg, log=lambda *_: None)
+    return result["_model"]
+
+
+def run(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows_path = out.with_suffix(".jsonl")
+    done = done_keys(rows_path)
+    backbone = shared_backbone("minilm-l6")
+    registered = [t.name for t in list_tasks()]
+    if args.cross_domain:
+        plans = [("cross_domain", ["mr", "rt"], ["cr", "tweets", "nyt"])]
+        shots = [0, 16]
+    else:
+        plans = [(h, [t for t in registered if t != h], [h]) for h in args.heldout.split(",")]
+        shots = [int(k) for k in args.shots.split(",")]
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for plan, train_tasks, targets in plans:
+            for target in targets:
+                key = f"fixed|{target}"
+                if key not in done:
+                    append(rows_path, {"key": key, "plan": plan, "target": target, "method": "fixed_prompt", "K": 0,
+                                       "seed": None, "accuracy": fixed_prompt(backbone, target, args.max_test)})
+                    done.add(key)
+                for k in [k for k in shots if k > 0]:
+                    key = f"single|{target}|{k}|{seed}"
+                    if key not in done:
+                        r = single_task(backbone, target, k, seed, args.single_steps, args.max_test)
+                        append(rows_path, {"key": key, "plan": plan, "target": target, "method": "prompt_tuning_single",
+                                           "K": k, "seed": seed, "accuracy": r["accuracy"], "seconds": r["seconds"]})
+                        done.add(key)
+            for name in CROSS_TASK:
+                wanted = [f"{name}|{plan}|{t}|{k}|{seed}" for t in targets for k in shots]
+                if all(w in done for w in wanted):
+                    continue
+                started = time.perf_counter()
+                trained = train_cross(name, train_tasks, seed, args.steps, out.parent / "runs" / f"{plan}_{name}_{seed}")
+                train_seconds = time.perf_counter() - started
+                for target in targets:
+                    for k in shots:
+                        key = f"{name}|{plan}|{target}|{k}|{seed}"
+                        if key in done:
+                            continue
+                        model = copy.deepcopy(trained)
+                        r = adapt_to_task(model, load_task(target), shots=k, seed=seed, steps=args.adapt_steps,
+                                          max_test=args.max_test, quiet=True, log=lambda *_: None)
+                        append(rows_path, {"key": key, "plan": plan, "target": target, "method": name, "K": k,
+                                           "seed": seed, "accuracy": r["after"], "before": r["before"],
+                                           "adapt_seconds": r["adapt_seconds"], "train_seconds": train_seconds,
+                                           "trainable_params": trained.num_trainable(), "train_tasks": train_tasks})
+                        done.add(key)
+    write_markdown(rows_path, out.with_suffix(".md"), args)
+
+
+def write_markdown(rows_path: Path, md_path: Path, args: argparse.Namespace) -> None:
+    rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
+    cells: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    for r in rows:
+        cells[(r["target"], r["method"], r["K"])].append(100 * r["accuracy"])
+    targets = sorted({r["target"] for r in rows})
+    methods = ["fixed_prompt", "prompt_tuning_single", *CROSS_TASK]
+    ks = sorted({r["K"] for r in rows})
+    lines = [f"# {'Cross-domain' if args.cross_domain else 'Leave-one-task-out'}: cross-task methods on unseen tasks", "",
+             f"Machine: {platform.machine()} CPU, torch {torch.__version__}, one thread, other benchmark processes "
+             "running beside it. Backbone MiniLM-L6, label-description head everywhere (no per-task weights).",
+             f"Command: `python benchmarks/meta_loto.py {' '.join(_argv(args))}`", "",
+             f"Cross-task training: {args.steps} steps, batch 8, 16 shots of every training task; adaptation: "
+             f"{args.adapt_steps} steps on K shots per class (K=0: no adaptation). Single-task prompt tuning: "
+             f"{args.single_steps} steps. Test: a fixed random subset of {args.max_test} examples. Accuracy in %, mean "
+             "± std over seeds (n = number of seeds).", ""]
+    for target in targets:
+        kind = "related (sentiment)" if target in SENTIMENT else "unrelated"
+        lines += [f"## {target} ({kind})", "", "| method | " + " | ".join(f"K={k}" for k in ks) + " |",
+                  "|---|" + "---:|" * len(ks)]
+        for m in methods:
+            vals = []
+            for k in ks:
+                xs = cells.get((target, m, k), [])
+                if not xs:
+                    vals.append("–")
+                else:
+                    t = torch.tensor(xs)
+                    std = f" ± {t.std().item():.1f}" if len(xs) > 1 else ""
+                    vals.append(f"{t.mean().item():.1f}{std} (n={len(xs)})")
+            if any(v != "–" for v in vals):
+                lines.append(f"| {m} | " + " | ".join(vals) + " |")
+        lines.append("")
+    md_path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {md_path}")
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    out = []
+    for k, v in vars(args).items():
+        if v is True:
+            out.append(f"--{k.replace('_', '-')}")
+        elif v not in (False, None):
+            out += [f"--{k.replace('_', '-')}", str(v)]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--heldout", default="cr,subj", help="held-out tasks, comma-separated")
+    p.add_argument("--cross-domain", action="store_true", help="train on mr,rt; test on cr, tweets, nyt")
+    p.add_argument("--seeds", default="13")
+    p.add_argument("--shots", default="0,4,8,16")
+    p.add_argument("--steps", type=int, default=100, help="cross-task training steps")
+    p.add_argument("--adapt-steps", type=int, default=30)
+    p.add_argument("--single-steps", type=int, default=100)
+    p.add_argument("--max-test", type=int, default=300)
+    p.add_argument("--out", default="benchmarks/results/meta_loto")
+    run(p.parse_args())
+
+
+if __name__ == "__main__":
+    main()
