@@ -44,8 +44,10 @@ class Mutator:
 
     def __post_init__(self) -> None:
         Op = Callable[[DiscretePrompt, random.Random], DiscretePrompt]
-        self._word_ops: list[tuple[str, Op]] = [("substitute", self.substitute), ("insert", self.insert), ("delete_word", self.delete_word)]
-        self._phrase_ops: list[tuple[str, Op]] = [("delete_phrase", self.delete_phrase), ("swap", self.swap), ("add_phrase", self.add_phrase)]
+        self._word_ops: list[tuple[str, Op]] = [
+            ("substitute", self.substitute), ("insert", self.insert), ("delete_word", self.delete_word)]
+        self._phrase_ops: list[tuple[str, Op]] = [
+            ("delete_phrase", self.delete_phrase), ("swap", self.swap), ("add_phrase", self.add_phrase)]
 
     # ------------------------------------------------------------------ helpers
     def ok(self, prompt: DiscretePrompt) -> bool:
