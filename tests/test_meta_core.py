@@ -230,3 +230,19 @@ def test_cli_errors_are_one_line(toy_tasks: list[str], tmp_path: Path, capsys: p
     assert main(["adapt", "--from", adapter, "--task", "toy_phones", "--shots", "0", "--max-test", "4"]) == 0
     with pytest.raises(UnknownNameError):
         PromptModel.from_pretrained(adapter).task_index("toy_phones")
+
+
+def test_adapt_from_a_single_task_classifier_is_refused(bert: Backbone, toy_tasks: list[str],  # noqa: F811
+                                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = PromptModel.build(copy.deepcopy(bert), "prompt_tuning", ["negative", "positive"],
+                              method_options={"num_tokens": 3}, task="toy_movies")
+    model.save_pretrained(tmp_path / "single")
+    assert main(["adapt", "--from", str(tmp_path / "single"), "--task", "toy_phones", "--backbone", "tiny-bert",
+                 "--shots", "0"]) == 2
+    assert "label_description" in capsys.readouterr().err
+    assert (tmp_path / "single" / "adapter_model.safetensors").is_file()  # nothing saved is lost
+
+
+def test_train_continual_flag_reaches_the_library(toy_tasks: list[str], capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    assert main(["train", "--continual", "toy_movies", "--backbone", "tiny-bert"]) == 2
+    assert "at least two" in capsys.readouterr().err
