@@ -138,6 +138,8 @@ def main() -> None:
              "", f"The start was meta-trained with Reptile ({args.meta_steps} outer steps, 3 inner steps, one episode per "
              f"step) on every registered task except {args.task} ({meta_seconds:.0f} s). Adaptation: prompt tuning "
              f"(P=20, lr 3e-2), K={args.shots} per class, {args.steps} steps, label-description head, seed {args.seed}.",
+             f"One seed; the dev set has {2 * args.shots} examples per two-class task, so one example moves dev "
+             "accuracy by several points: read the curves as a sketch, not a ranking.",
              "", "| start | dev at step 0 | best dev | test accuracy | adaptation s |", "|---|---:|---:|---:|---:|"]
     for c in curves:
         lines.append(f"| {c['init']} | {100 * c['curve'][0][1]:.1f} | {100 * max(y for _, y in c['curve']):.1f} | "
