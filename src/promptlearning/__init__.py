@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 from .backbones import Backbone, BackboneInfo, list_backbones, load_backbone  # noqa: E402
 from .errors import PromptLearningError  # noqa: E402
 from .heads import HeadConfig  # noqa: E402
+from .meta.task_repr import TaskInfo  # noqa: E402
 from .methods import MethodConfig, PromptMethod, build_method, list_methods, register_method  # noqa: E402
 from .model import PromptModel  # noqa: E402
 
@@ -18,6 +19,7 @@ __all__ = [
     "PromptLearningError",
     "PromptMethod",
     "PromptModel",
+    "TaskInfo",
     "__version__",
     "build_method",
     "list_backbones",
