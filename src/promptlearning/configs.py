@@ -7,7 +7,7 @@ typo in a config file never turns into a silent default or a traceback deep in a
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .errors import ConfigError
 
@@ -58,3 +58,32 @@ def build(cls: type[T], values: Any, where: str = "options") -> T:
     converted = {k: float(v) if str(fields[k].type).startswith("float") and isinstance(v, int) else v
                  for k, v in values.items()}
     return cls(**converted)
+
+
+@dataclasses.dataclass
+class Options:
+    """Base of option dataclasses that check themselves, serialise to JSON and give help per field.
+
+    Method configs and search-strategy configs share it: a subclass adds fields (with
+    ``metadata={"help": ...}``) and overrides :meth:`check`.
+    """
+
+    where: ClassVar[str] = "option(s)"
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Checks that need nothing else; raise ConfigError with a one-line fix."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any:
+        return build(cls, values, cls.where)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(cls)}
+

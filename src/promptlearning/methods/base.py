@@ -9,7 +9,6 @@ registered with :func:`register_method`; nothing else in the library changes.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -18,37 +17,19 @@ import torch
 from torch import nn
 
 from ..backbones import Backbone, BackboneInfo
+from ..configs import Options
 from ..errors import ConfigError, UnknownNameError
 
 
 @dataclass
-class MethodConfig:
+class MethodConfig(Options):
     """Hyper-parameters of a method; serialises to JSON and validates itself.
 
     Subclasses add fields with ``metadata={"help": ...}``; the help text feeds the CLI.
     """
 
-    def __post_init__(self) -> None:
-        self.check()
-
-    def check(self) -> None:
-        """Checks that need no backbone; raise ConfigError with a one-line fix."""
-
     def check_backbone(self, info: BackboneInfo) -> None:
         """Checks that need the backbone's shape (layer indices, prompt length)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> MethodConfig:
-        from ..configs import build
-
-        return build(cls, values, "option(s)")
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        return {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(cls)}
 
 
 def option(default: Any, help: str) -> Any:

@@ -10,11 +10,11 @@ forward passes are counted, the progress bar moves and a killed search resumes e
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..configs import Options
 from ..errors import ConfigError, UnknownNameError
 from ..model import PromptModel
 from .budget import SearchBudget
@@ -23,27 +23,10 @@ from .scoring import PromptScorer, Score
 
 
 @dataclass
-class SearcherConfig:
+class SearcherConfig(Options):
     """Options of a strategy; subclasses add fields made with :func:`promptlearning.methods.base.option`."""
 
-    def __post_init__(self) -> None:
-        self.check()
-
-    def check(self) -> None:
-        """Raise ConfigError with a one-line fix."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SearcherConfig:
-        from ..configs import build
-
-        return build(cls, values, "search option(s)")
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        return {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(cls)}
+    where: ClassVar[str] = "search option(s)"
 
 
 def positive(config: SearcherConfig, *names: str) -> None:
