@@ -210,10 +210,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
     for cls in list_methods():
         print(f"{cls.name:14s} {cls.summary}")
-        for name, text in cls.config_class.help().items():
-            default = next(f for f in dataclasses.fields(cls.config_class) if f.name == name)
-            value = default.default if default.default is not dataclasses.MISSING else "[]"
-            print(f"    --option {name}=...  {text} (default: {value})")
+        for line in cls.config_class.option_lines():
+            print(line)
     return 0
 
 

@@ -87,3 +87,13 @@ class Options:
     def help(cls) -> dict[str, str]:
         return {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(cls)}
 
+    @classmethod
+    def option_lines(cls) -> list[str]:
+        """One `--option name=...  help (default: ...)` line per field, for listings in the CLI."""
+        lines = []
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            lines.append(f"    --option {f.name}=...  {f.metadata.get('help', '')} (default: {default})")
+        return lines
+

@@ -20,5 +20,6 @@ class FixedPromptConfig(MethodConfig):
 class FixedPrompt(PromptMethod):
     name = "fixed_prompt"
     config_class = FixedPromptConfig
-    summary = "fixed hand-written template + label words scored by the LM head (no training; use --head verbalizer)"
+    summary = ("fixed hand-written template, no training: scored by --head verbalizer on a causal LM "
+               "or --head label_description on an encoder")
     needs_training = False

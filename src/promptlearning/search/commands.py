@@ -95,9 +95,8 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
     for cls in list_searchers():
         print(f"{cls.name:12s} {cls.summary}")
-        for name, text in cls.config_class.help().items():
-            f = next(f for f in dataclasses.fields(cls.config_class) if f.name == name)
-            print(f"    --option {name}=...  {text} (default: {f.default})")
+        for line in cls.config_class.option_lines():
+            print(line)
     print(f"{'hybrid':12s} a found prompt's token embeddings start a soft prompt tuned by gradient "
           "(promptlearning search hybrid --from DIR)")
     return 0
