@@ -246,3 +246,18 @@ def test_adapt_from_a_single_task_classifier_is_refused(bert: Backbone, toy_task
 def test_train_continual_flag_reaches_the_library(toy_tasks: list[str], capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     assert main(["train", "--continual", "toy_movies", "--backbone", "tiny-bert"]) == 2
     assert "at least two" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["multitask_prompt", "hyperprompt", "prompt_tuning", "p_tuning_v2"])
+def test_cross_task_methods_train_on_both_backbones(any_backbone: Backbone, method: str) -> None:
+    infos = _infos()
+    backbone = copy.deepcopy(any_backbone)
+    model = PromptModel.build(backbone, method, infos[0].labels, method_options={"num_tokens": 3}, head=LABEL_HEAD,
+                              tasks=infos)
+    items = [x for i, info in enumerate(infos) for x in model.encode(toy_data(info.name).pool[:4], i)]
+    batch = batches(items, len(items), model.pad_id, model.left_pad)[0]
+    out = model(batch)
+    assert out.logits.shape == (len(items), 2) and out.loss is not None
+    out.loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.trainable_parameters())
+    assert all(p.grad is None for p in backbone.parameters())
