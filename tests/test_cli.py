@@ -485,3 +485,13 @@ def test_a_diverging_run_keeps_the_saved_adapter(capsys: pytest.CaptureFixture[s
     assert (run_copy / "best/adapter_model.safetensors").read_bytes() == best
     assert _snapshot(run_copy / "checkpoint") == checkpoint
     ok(capsys, "predict", "--adapter", str(run_copy / "best"), "great movie")
+
+
+def test_run_directory_instead_of_adapter_and_task_with_file(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "run" / "best").mkdir(parents=True)
+    (tmp_path / "run" / "best" / "adapter_config.json").write_text("{}")
+    assert main(["predict", "--adapter", str(tmp_path / "run"), "hello"]) == 2
+    assert "its adapter is" in capsys.readouterr().err
+    assert main(["train", "--task", "mr", "--train-file", str(tmp_path / "x.csv")]) == 2
+    assert "not both" in capsys.readouterr().err

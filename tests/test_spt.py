@@ -153,3 +153,13 @@ def test_random_layers_are_drawn_from_the_seed_and_recorded(bert: Backbone) -> N
     assert picks[0] == picks[1]
     with pytest.raises(ConfigError, match="random_layers"):
         build_method("spt", bert, {"random_layers": 3})
+
+
+def test_fixed_architecture_keeps_only_its_generators_with_supernet_init(bert: Backbone) -> None:
+    supernet = build_method("spt", bert, {})
+    fixed = build_method("spt", bert, {"selected_layers": [1]})
+    assert list(fixed.generators) == ["1"]
+    for a, b in zip(fixed.generators["1"].parameters(), supernet.generators["1"].parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert sum(p.numel() for p in fixed.parameters() if p.requires_grad) < sum(
+        p.numel() for p in supernet.parameters() if p.requires_grad)

@@ -88,3 +88,12 @@ def test_best_checkpoint_is_restored_at_the_end(bert: Backbone, tmp_path: Path) 
     saved = PromptModel.from_pretrained(tmp_path / "best", backbone=bert).trainable_state()
     now = trainer.model.trainable_state()
     assert all(torch.equal(saved[k], now[k]) for k in saved)
+
+
+def test_changed_settings_names_each_difference() -> None:
+    from promptlearning.training.trainer import changed_settings
+
+    saved = {"train": {"lr": 0.1, "max_steps": 10}, "method": "a", "n_train": 4}
+    now = {"train": {"lr": 0.2, "max_steps": 10}, "method": "b", "n_train": 4}
+    assert changed_settings(saved, now) == ["method", "train.lr"]
+    assert changed_settings(saved, saved) == []

@@ -65,6 +65,8 @@ def save_adapter(model: PromptModel, directory: Path, extra: dict[str, Any] | No
 def read_adapter_config(directory: Path) -> dict[str, Any]:
     if not directory.is_dir():
         raise AdapterError(f"adapter directory {directory} does not exist; give the folder that train --output wrote")
+    if not (directory / CONFIG_FILE).is_file() and (directory / "best" / CONFIG_FILE).is_file():
+        raise AdapterError(f"{directory} is a run directory; its adapter is {directory / 'best'}")
     config = read_json(directory / CONFIG_FILE,
                        lambda why: AdapterError(f"not a usable adapter: {why}; retrain or point to another adapter"))
     if not isinstance(config, dict) or config.get("library") != "promptlearning" or "method" not in config:

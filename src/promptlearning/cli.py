@@ -92,7 +92,7 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: Any, skip: tuple[
             continue
         typ = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(f.type), str)
         parser.add_argument(_flag(f.name), type=typ, default=argparse.SUPPRESS,
-                            help=f"{help_text} (default: {f.default})")
+                            help=help_text if "(default" in help_text else f"{help_text} (default: {f.default})")
 
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +110,7 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dev-shots", type=int, default=argparse.SUPPRESS, help="K per class for dev (default: --shots)")
     g.add_argument("--data-seed", type=int, default=argparse.SUPPRESS,
                    help="seed of the few-shot split: 13, 21, 42, 87 or 100 as in LM-BFF (default 13)")
-    g.add_argument("--max-test", type=int, default=argparse.SUPPRESS, help="evaluate on the first N test examples")
+    g.add_argument("--max-test", type=int, default=argparse.SUPPRESS, help="evaluate on a fixed random subset of N test examples")
 
 
 def experiment_from(args: argparse.Namespace) -> Any:
@@ -170,6 +170,8 @@ def experiment_from(args: argparse.Namespace) -> Any:
     for text in getattr(args, "option", None) or []:
         k, v = _parse_option(text)
         options[k] = v
+    if "train_file" in data and "task" in data and data["task"]:
+        raise ConfigError("give either --task (a registered task) or --train-file (your data), not both")
     if "train_file" in data and "task" not in data:
         data["task"] = None
     return build(ExperimentConfig, {"data": build(DataConfig, data, "data option(s)"),

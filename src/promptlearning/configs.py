@@ -94,6 +94,7 @@ class Options:
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-            lines.append(f"    --option {f.name}=...  {f.metadata.get('help', '')} (default: {default})")
+            text = str(f.metadata.get("help", ""))
+            lines.append(f"    --option {f.name}=...  {text}" + ("" if "(default" in text else f" (default: {default})"))
         return lines
 

@@ -130,7 +130,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
                               "trainable_params": trainable, "backbone_params": total,
                               "trainable_share": trainable / total, "prompt_layers": model.method.prompt_layers}
     result["majority_test_accuracy"] = majority_accuracy([e.label for e in split.train], [e.label for e in split.test])
-    if baseline and trainable > 0:  # with nothing to train the baseline is the result itself
+    if baseline and trainable > 0 and not resume:  # nothing to train: the baseline is the result itself
         model.to(resolve_device(cfg.train.device))  # the device training will use
         untrained = evaluate(model, test_items, cfg.train.eval_batch_size)
         result["untrained_test_accuracy"] = untrained["accuracy"]

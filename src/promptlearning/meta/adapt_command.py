@@ -38,8 +38,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if args.output:
         model.save_pretrained(args.output, extra={"adapted_to": data.name, "shots": args.shots})
         print(f"adapter serving {', '.join(t.name for t in model.tasks)} saved to {args.output}")
-    print(f"{result['task']}: before {result['before']:.4f}  after {result['after']:.4f}  "
-          f"({result['after'] - result['before']:+.4f}, {result['adapt_seconds']:.1f} s)")
+    if result["steps"]:
+        print(f"{result['task']}: before {result['before']:.4f}  after {result['after']:.4f}  "
+              f"({result['after'] - result['before']:+.4f}, {result['adapt_seconds']:.1f} s)")
     return 0
 
 
@@ -54,12 +55,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--label-column", default="label")
     p.add_argument("--description", help="one sentence saying what to decide (needed for description-based adapters)")
     p.add_argument("--shots", type=int, default=4, help="K examples per class to adapt on; 0 scores without adapting")
-    p.add_argument("--steps", type=int, default=30, help="adaptation steps")
+    p.add_argument("--steps", "--max-steps", dest="steps", type=int, default=30, help="adaptation steps")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the method's)")
     p.add_argument("--data-seed", type=int, default=13, help="seed of the K-shot sample")
     p.add_argument("--max-test", type=int, default=500, help="score on a fixed random subset of N test examples")
     p.add_argument("--backbone", help="backbone to load the adapter onto (default: the one it names)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: where the backbone loads)")
-    p.add_argument("--output", help="save the adapter, now serving the new task too, here")
+    p.add_argument("--output", help="save the adapter, now serving the new task too, in this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_adapt)

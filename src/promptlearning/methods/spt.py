@@ -106,8 +106,13 @@ class SelectivePromptTuning(PromptMethod):
             picked = torch.randperm(len(self.candidates))[: config.random_layers].tolist()
             config.selected_layers = sorted(self.candidates[i] for i in picked)
         hidden = backbone.info.hidden_size
-        self.generators = build_generators(self.candidates, hidden, config.bottleneck, config.num_tokens,
-                                           config.activation, config.share_down, config.init_std, config.init_seed)
+        generators = build_generators(self.candidates, hidden, config.bottleneck, config.num_tokens,
+                                      config.activation, config.share_down, config.init_std, config.init_seed)
+        if config.selected_layers is not None:
+            # a fixed architecture holds (and counts, and saves) only its layers' generators; built from the
+            # full set first so each keeps the initial values it had in the supernet
+            generators = nn.ModuleDict({str(k): generators[str(k)] for k in sorted(config.selected_layers)})
+        self.generators = generators
         self.gates = nn.Parameter(torch.full((len(self.candidates),), float(config.gate_init)))  # (S,) logits
         self._slot = {layer: i for i, layer in enumerate(self.candidates)}
         self.discrete: list[int] | None = None  # set by the search to run the discretised model

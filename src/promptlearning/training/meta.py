@@ -91,7 +91,8 @@ class MetaTrainer(Trainer):
         for task, idx in self.groups.items():
             classes = {self.train_items[i].label for i in idx}
             if len(idx) < meta.support_shots * len(classes) + 1:
-                raise TrainingError(f"task {task} has {len(idx)} training examples: too few for {meta.support_shots} "
+                name = self.model.tasks[task].name if task < len(self.model.tasks) else task
+                raise TrainingError(f"task {name} has {len(idx)} training examples: too few for {meta.support_shots} "
                                     "support examples per class plus a query; lower --support-shots or raise --shots")
         if len(self.groups) < 2:
             raise ConfigError("meta-learning needs at least two training tasks; give --tasks with two or more")

@@ -85,6 +85,18 @@ def linear_schedule(total: int, warmup_ratio: float) -> Callable[[int], float]:
     return factor
 
 
+def changed_settings(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the settings that differ between two nested dicts (for a resume refusal)."""
+    out = []
+    for key in sorted(set(saved) | set(now)):
+        old, new = saved.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += changed_settings(old, new, f"{prefix}{key}.")
+        elif old != new:
+            out.append(f"{prefix}{key}")
+    return out
+
+
 class Trainer:
     """Train a PromptModel's method and head on tokenised few-shot data."""
 
@@ -257,8 +269,11 @@ class Trainer:
         if self.output_dir is None:
             raise TrainingError("--resume needs --output, the directory of the run to continue")
         tensors, meta = load_checkpoint(self.output_dir / CHECKPOINT_DIR)
-        if meta.get("run") != json.loads(json.dumps(self._fingerprint())):
-            raise TrainingError(f"the checkpoint in {self.output_dir} was made with other settings; "
+        now = json.loads(json.dumps(self._fingerprint()))
+        if meta.get("run") != now:
+            differ = changed_settings(meta.get("run") or {}, now)
+            raise TrainingError(f"the checkpoint in {self.output_dir} was made with other settings "
+                                f"({', '.join(differ) or 'unknown'} differ); "
                                 "resume with the same options or choose a new --output")
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         load_state_into(self.model, model_state, set(self.model.trainable_state()), self.output_dir / CHECKPOINT_DIR)
