@@ -161,6 +161,8 @@ def write_markdown(rows_path: Path, md_path: Path, args: argparse.Namespace) -> 
              f"Machine: {platform.machine()} CPU, torch {torch.__version__}, one thread, other benchmark processes "
              "running beside it. Backbone MiniLM-L6, label-description head everywhere (no per-task weights).",
              f"Command: `python benchmarks/meta_loto.py {' '.join(_argv(args))}`", "",
+             *(["Trained on mr and rt (movie reviews) only; cr, nyt and tweets share their labels but not their "
+                "domain.", ""] if args.cross_domain else []),
              f"Cross-task training: {args.steps} steps, batch 8, 16 shots of every training task; adaptation: "
              f"{args.adapt_steps} steps on K shots per class (K=0: no adaptation). Single-task prompt tuning: "
              f"{args.single_steps} steps. Test: a fixed random subset of {args.max_test} examples (fine-tuning rows: "
@@ -190,7 +192,7 @@ def write_markdown(rows_path: Path, md_path: Path, args: argparse.Namespace) -> 
 def _argv(args: argparse.Namespace) -> list[str]:
     out = []
     for k, v in vars(args).items():
-        if k == "report_only":
+        if k == "report_only" or (k == "heldout" and args.cross_domain):
             continue
         if v is True:
             out.append(f"--{k.replace('_', '-')}")
