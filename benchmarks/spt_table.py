@@ -76,7 +76,9 @@ def main() -> None:
                 lines.append(f"| {t} | {seed} | {label} | {res.get('chosen_layers')} | {gates} | {cost} | {step} |")
     lines += ["", "Fixed-layer baselines: all layers [0-5], middle [3], first-K [0, 1], last-K [4, 5], random-K (two "
               "layers drawn from the run's seed). Step time falls with the lowest prompted layer because no gradient "
-              "flows below it.", ""]
+              "flows below it. The ratios mix runs made under different loads (up to six processes on two cores, "
+              "changing over the session), so they are indicative only: an isolated timing like "
+              "`benchmarks/step_time.py` is the fair measure.", ""]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 
