@@ -13,6 +13,13 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
+
+def option(default: Any, help: str) -> Any:
+    """A config field with help text (mutable defaults handled); the help text feeds the CLI."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
 _SCALARS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
 
 

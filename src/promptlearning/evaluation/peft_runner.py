@@ -118,6 +118,9 @@ class _PeftPrompt(nn.Module):
     def architecture_parameters(self) -> list[nn.Parameter]:
         return []
 
+    def regularization(self) -> torch.Tensor | None:
+        return None
+
 
 @dataclasses.dataclass
 class _Options:

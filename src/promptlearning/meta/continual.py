@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..backbones import DEFAULT_BACKBONE, Backbone
+from ..configs import option
 from ..data import few_shot_split, get_task, load_task
 from ..data.batching import Encoded
 from ..errors import ConfigError
@@ -39,32 +40,28 @@ INITS = ("nearest", "mix")
 METHOD = "prompt_tuning"
 
 
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class ContinualConfig:
-    backbone: str = _opt(DEFAULT_BACKBONE, "backbone every task shares")
-    shots: int = _opt(16, "K training (and dev) examples per class")
-    data_seed: int = _opt(13, "seed of the few-shot splits")
-    seed: int = _opt(42, "training seed")
-    steps: int = _opt(60, "training steps per task")
-    num_tokens: int = _opt(20, "prompt length P")
-    lr: float | None = _opt(None, "learning rate of the prompt (default: prompt tuning's own)")
-    batch_size: int = _opt(8, "training batch size")
-    eval_every: int = _opt(20, "dev evaluation interval (the best-on-dev prompt is kept)")
-    max_length: int = _opt(64, "max input tokens")
-    max_test: int | None = _opt(None, "score each task on a fixed random subset of N test examples")
-    repr_kind: str = _opt("support", "task representation: support (K examples) or description")
-    init: str = _opt("nearest", "library start: nearest (the best-matching prompt) or mix "
+    backbone: str = option(DEFAULT_BACKBONE, "backbone every task shares")
+    shots: int = option(16, "K training (and dev) examples per class")
+    data_seed: int = option(13, "seed of the few-shot splits")
+    seed: int = option(42, "training seed")
+    steps: int = option(60, "training steps per task")
+    num_tokens: int = option(20, "prompt length P")
+    lr: float | None = option(None, "learning rate of the prompt (default: prompt tuning's own)")
+    batch_size: int = option(8, "training batch size")
+    eval_every: int = option(20, "dev evaluation interval (the best-on-dev prompt is kept)")
+    max_length: int = option(64, "max input tokens")
+    max_test: int | None = option(None, "score each task on a fixed random subset of N test examples")
+    repr_kind: str = option("support", "task representation: support (K examples) or description")
+    init: str = option("nearest", "library start: nearest (the best-matching prompt) or mix "
                                 "(similarity-weighted mean of the top-k prompts)")
-    top_k: int = _opt(2, "how many stored prompts init=mix averages")
-    scratch: bool = _opt(True, "also train every task from scratch for comparison")
-    sequential: bool = _opt(False, "also run the forgetting baseline: one prompt carried across tasks")
-    library: str | None = _opt(None, "library directory (kept, reused by later runs; default: <output>/library)")
-    output_dir: str | None = _opt(None, "where the library, continual.json and continual.md go")
-    device: str = _opt("auto", "auto, cpu or cuda")
+    top_k: int = option(2, "how many stored prompts init=mix averages")
+    scratch: bool = option(True, "also train every task from scratch for comparison")
+    sequential: bool = option(False, "also run the forgetting baseline: one prompt carried across tasks")
+    library: str | None = option(None, "library directory (kept, reused by later runs; default: <output>/library)")
+    output_dir: str | None = option(None, "where the library, continual.json and continual.md go")
+    device: str = option("auto", "auto, cpu or cuda")
 
     def __post_init__(self) -> None:
         if self.shots < 1 or self.steps < 1 or self.num_tokens < 1 or self.top_k < 1:

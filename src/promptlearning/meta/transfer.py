@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..backbones import Backbone
+from ..configs import option
 from ..data import TaskData, few_shot_split, get_task, list_tasks, load_task
 from ..data.examples import Example
 from ..errors import ConfigError
@@ -40,27 +41,23 @@ RANK_BY = ("support", "description", "prompt")
 VARIANTS = ("init", "attention")
 
 
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class TransferConfig:
-    by: str = _opt("support", "how sources are ranked: support, description (task representations) or prompt (SPoT)")
-    variant: str = _opt("init", "init (start from the best source's prompt) or attention (mix all sources per input)")
-    shots: int = _opt(16, "K training (and dev) examples per class of the target (and of each source, for support)")
-    data_seed: int = _opt(13, "seed of the few-shot splits")
-    seed: int = _opt(42, "training seed")
-    steps: int = _opt(60, "target training steps")
-    probe_steps: int = _opt(20, "steps of the target probe prompt (by=prompt)")
-    lr: float | None = _opt(None, "learning rate of the prompt (default: the method's own)")
-    batch_size: int = _opt(8, "training batch size")
-    eval_every: int = _opt(20, "dev evaluation interval (the best-on-dev prompt is kept)")
-    max_length: int = _opt(64, "max input tokens")
-    max_test: int | None = _opt(None, "score on a fixed random subset of N test examples")
-    scratch: bool = _opt(True, "also train the target from the usual initialisation for comparison")
-    output_dir: str | None = _opt(None, "where the adapter, transfer.json and transfer.md go")
-    device: str = _opt("auto", "auto, cpu or cuda")
+    by: str = option("support", "how sources are ranked: support, description (task representations) or prompt (SPoT)")
+    variant: str = option("init", "init (start from the best source's prompt) or attention (mix all sources per input)")
+    shots: int = option(16, "K training (and dev) examples per class of the target (and of each source, for support)")
+    data_seed: int = option(13, "seed of the few-shot splits")
+    seed: int = option(42, "training seed")
+    steps: int = option(60, "target training steps")
+    probe_steps: int = option(20, "steps of the target probe prompt (by=prompt)")
+    lr: float | None = option(None, "learning rate of the prompt (default: the method's own)")
+    batch_size: int = option(8, "training batch size")
+    eval_every: int = option(20, "dev evaluation interval (the best-on-dev prompt is kept)")
+    max_length: int = option(64, "max input tokens")
+    max_test: int | None = option(None, "score on a fixed random subset of N test examples")
+    scratch: bool = option(True, "also train the target from the usual initialisation for comparison")
+    output_dir: str | None = option(None, "where the adapter, transfer.json and transfer.md go")
+    device: str = option("auto", "auto, cpu or cuda")
 
     def __post_init__(self) -> None:
         if self.by not in RANK_BY:

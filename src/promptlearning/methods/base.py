@@ -10,14 +10,14 @@ registered with :func:`register_method`; nothing else in the library changes.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..backbones import Backbone, BackboneInfo
-from ..configs import Options
+from ..configs import Options, option  # noqa: F401  (option: re-exported for methods)
 from ..errors import ConfigError, UnknownNameError
 
 
@@ -30,13 +30,6 @@ class MethodConfig(Options):
 
     def check_backbone(self, info: BackboneInfo) -> None:
         """Checks that need the backbone's shape (layer indices, prompt length)."""
-
-
-def option(default: Any, help: str) -> Any:
-    """A config field with help text (mutable defaults handled)."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
 
 
 def check_layers(layers: list[int] | None, info: BackboneInfo, what: str = "layers") -> list[int]:

@@ -12,7 +12,7 @@ model that keeps only the current top-K layers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from ..configs import option
 from ..data.batching import Batch, Encoded, batches
 from ..errors import ConfigError, TrainingError
 from ..model import PromptModel
@@ -28,20 +29,16 @@ from .config import TrainConfig
 from .trainer import Trainer
 
 
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class SearchConfig:
-    budget: int = _opt(3, "layer budget K: how many layers keep a prompt after the search")
-    arch_lr: float = _opt(3e-2, "learning rate of the gate logits (Adam)")
-    arch_weight_decay: float = _opt(1e-3, "weight decay of the gate logits")
-    second_order: bool = _opt(False, "exact one-step unrolled architecture gradient instead of first-order")
-    unroll_lr: float = _opt(1e-2, "step size xi of the unrolled weight step (second_order)")
-    consistency: float = _opt(0.0, "weight of the KL term toward the discretised top-K model (SPT-DARTS; 0 = off)")
-    val_fraction: float = _opt(0.5, "share of the few-shot training data held out to train the gates")
-    search_steps: int | None = _opt(None, "steps of the search (default: max_steps)")
+    budget: int = option(3, "layer budget K: how many layers keep a prompt after the search")
+    arch_lr: float = option(3e-2, "learning rate of the gate logits (Adam)")
+    arch_weight_decay: float = option(1e-3, "weight decay of the gate logits")
+    second_order: bool = option(False, "exact one-step unrolled architecture gradient instead of first-order")
+    unroll_lr: float = option(1e-2, "step size xi of the unrolled weight step (second_order)")
+    consistency: float = option(0.0, "weight of the KL term toward the discretised top-K model (SPT-DARTS; 0 = off)")
+    val_fraction: float = option(0.5, "share of the few-shot training data held out to train the gates")
+    search_steps: int | None = option(None, "steps of the search (default: max_steps)")
 
     def __post_init__(self) -> None:
         if self.budget < 1:

@@ -3,33 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from ..configs import option
 from ..errors import ConfigError
-
-
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TrainConfig:
-    lr: float | None = _opt(None, "learning rate of the method's weights (default: the method's own)")
-    head_lr: float = _opt(1e-2, "learning rate of the head")
-    weight_decay: float = _opt(0.01, "AdamW weight decay on matrices of the head (and backbone when fine-tuning)")
-    batch_size: int = _opt(8, "training batch size")
-    eval_batch_size: int = _opt(64, "evaluation batch size")
-    max_steps: int = _opt(200, "number of optimisation steps")
-    warmup_ratio: float = _opt(0.06, "share of steps with linear warm-up, then linear decay to zero")
-    max_grad_norm: float = _opt(1.0, "gradient clipping norm (0 turns clipping off)")
-    eval_every: int = _opt(20, "evaluate on dev every N steps")
-    patience: int = _opt(0, "stop after N evaluations without dev improvement (0: never stop early)")
-    checkpoint_every: int = _opt(50, "write a resumable checkpoint every N steps (0: only at the end)")
-    log_every: int = _opt(10, "log the training loss every N steps")
-    seed: int = _opt(42, "seed of Python, NumPy and torch (data order, dropout, init)")
-    device: str = _opt("auto", "auto, cpu or cuda")
-    quiet: bool = _opt(False, "no progress bar")
+    lr: float | None = option(None, "learning rate of the method's weights (default: the method's own)")
+    head_lr: float = option(1e-2, "learning rate of the head")
+    weight_decay: float = option(0.01, "AdamW weight decay on matrices of the head (and backbone when fine-tuning)")
+    batch_size: int = option(8, "training batch size")
+    eval_batch_size: int = option(64, "evaluation batch size")
+    max_steps: int = option(200, "number of optimisation steps")
+    warmup_ratio: float = option(0.06, "share of steps with linear warm-up, then linear decay to zero")
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0 turns clipping off)")
+    eval_every: int = option(20, "evaluate on dev every N steps")
+    patience: int = option(0, "stop after N evaluations without dev improvement (0: never stop early)")
+    checkpoint_every: int = option(50, "write a resumable checkpoint every N steps (0: only at the end)")
+    log_every: int = option(10, "log the training loss every N steps")
+    seed: int = option(42, "seed of Python, NumPy and torch (data order, dropout, init)")
+    device: str = option("auto", "auto, cpu or cuda")
+    quiet: bool = option(False, "no progress bar")
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_batch_size", "max_steps", "eval_every", "log_every"):

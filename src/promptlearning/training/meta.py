@@ -18,12 +18,13 @@ Episodes are a pure function of (seed, step), so a killed run resumes exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.func import functional_call
 
+from ..configs import option
 from ..data.batching import Batch, Encoded, batches
 from ..errors import ConfigError, TrainingError
 from .multitask import by_task
@@ -32,20 +33,16 @@ from .trainer import Trainer
 ALGORITHMS = ("fomaml", "maml", "reptile", "reinforce")
 
 
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class MetaConfig:
-    meta_algorithm: str | None = _opt(None, "meta-learning outer loop: fomaml, maml, reptile or reinforce (None: plain multi-task)")
-    inner_steps: int = _opt(3, "gradient steps of the inner loop on the support set")
-    inner_lr: float = _opt(1.0, "step size of the inner loop (plain gradient descent)")
-    support_shots: int = _opt(4, "support examples per class in an episode")
-    query_size: int = _opt(16, "query examples in an episode (at most)")
-    tasks_per_step: int = _opt(2, "episodes (tasks) per outer step")
-    reinforce_samples: int = _opt(4, "perturbed starts per episode (reinforce)")
-    reinforce_sigma: float = _opt(0.02, "standard deviation of the perturbation (reinforce)")
+    meta_algorithm: str | None = option(None, "meta-learning outer loop: fomaml, maml, reptile or reinforce (None: plain multi-task)")
+    inner_steps: int = option(3, "gradient steps of the inner loop on the support set")
+    inner_lr: float = option(1.0, "step size of the inner loop (plain gradient descent)")
+    support_shots: int = option(4, "support examples per class in an episode")
+    query_size: int = option(16, "query examples in an episode (at most)")
+    tasks_per_step: int = option(2, "episodes (tasks) per outer step")
+    reinforce_samples: int = option(4, "perturbed starts per episode (reinforce)")
+    reinforce_sigma: float = option(0.02, "standard deviation of the perturbation (reinforce)")
 
     def __post_init__(self) -> None:
         if self.meta_algorithm is not None and self.meta_algorithm not in ALGORITHMS:

@@ -10,11 +10,12 @@ uniform); the example is then drawn within that task. Every batch is a pure func
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ..configs import option
 from ..data.batching import Batch, Encoded, batches
 from ..errors import ConfigError
 from .trainer import Trainer
@@ -24,8 +25,8 @@ SAMPLINGS = ("proportional", "uniform", "temperature")
 
 @dataclass
 class MultiTaskConfig:
-    sampling: str = field(default="proportional", metadata={"help": "task sampling: proportional, uniform or temperature"})
-    temperature: float = field(default=2.0, metadata={"help": "T of temperature sampling (p ~ size^(1/T))"})
+    sampling: str = option("proportional", "task sampling: proportional, uniform or temperature")
+    temperature: float = option(2.0, "T of temperature sampling (p ~ size^(1/T))")
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:

@@ -119,8 +119,7 @@ class Trainer:
         out = self.model(batch)
         assert out.loss is not None
         loss = out.loss
-        regularization = getattr(self.model.method, "regularization", None)  # wrapped PEFT models have none
-        extra = regularization() if regularization is not None else None  # e.g. a pull toward a shared prompt
+        extra = self.model.method.regularization()  # e.g. a pull toward a shared prompt
         if extra is not None:
             loss = loss + extra
         self.accelerator.backward(loss)
