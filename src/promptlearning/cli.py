@@ -244,8 +244,7 @@ def _train_continual(args: argparse.Namespace, cfg: Any) -> int:
     known = {f.name for f in dataclasses.fields(ContinualConfig)}
     values = {"backbone": cfg.backbone, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed,
               "seed": cfg.train.seed, "max_test": cfg.data.max_test, "steps": cfg.train.max_steps,
-              "lr": cfg.train.lr, "max_length": cfg.max_length, "output_dir": cfg.output_dir,
-              "library": cfg.output_dir and str(Path(cfg.output_dir) / "library")}
+              "lr": cfg.train.lr, "max_length": cfg.max_length, "output_dir": cfg.output_dir}
     run_continual(names, ContinualConfig(**{k: v for k, v in values.items() if k in known and v is not None}))
     return 0
 

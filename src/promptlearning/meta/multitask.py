@@ -49,8 +49,9 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print) -> dict[s
     names = list(cfg.tasks or [])
     if len(names) < 2:
         raise ConfigError("--tasks needs at least two tasks for cross-task training (for one task use --task)")
-    datas = [load_data(dataclasses.replace(cfg.data, task=name, train_file=None)) for name in names]
-    splits = [make_split(dataclasses.replace(cfg.data, task=name, train_file=None), d) for name, d in zip(names, datas, strict=True)]
+    per_task = [dataclasses.replace(cfg.data, task=name, train_file=None) for name in names]
+    datas = [load_data(data_cfg) for data_cfg in per_task]
+    splits = [make_split(data_cfg, d) for data_cfg, d in zip(per_task, datas, strict=True)]
     infos = [task_info(d) for d in datas]
     backbone = shared_backbone(cfg.backbone)
     seed_everything(cfg.train.seed)
@@ -73,14 +74,14 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print) -> dict[s
         trainer = MultiTaskTrainer(model, cfg.train, train_items, dev_items, out, run_info=run_info,
                                    multitask=cfg.multitask)
     fit = trainer.fit(resume=resume)
-    per_task = {}
+    accuracy = {}
     for i, split in enumerate(splits):
         scores = evaluate(model, model.encode(split.test, i), cfg.train.eval_batch_size)
-        per_task[names[i]] = scores["accuracy"]
+        accuracy[names[i]] = scores["accuracy"]
         log(f"  {names[i]:8s} test accuracy {scores['accuracy']:.4f}")
-    mean = sum(per_task.values()) / len(per_task)
+    mean = sum(accuracy.values()) / len(accuracy)
     log(f"mean test accuracy over {len(names)} tasks: {mean:.4f} (best dev {fit.best_dev:.4f} at step {fit.best_step})")
-    result: dict[str, Any] = {"tasks": names, "method": cfg.method, "test_accuracy": per_task, "mean_test_accuracy": mean,
+    result: dict[str, Any] = {"tasks": names, "method": cfg.method, "test_accuracy": accuracy, "mean_test_accuracy": mean,
                               "best_dev": fit.best_dev, "steps": fit.steps, "seconds_per_step": fit.seconds_per_step,
                               "trainable_params": trainable, "wall_seconds": time.perf_counter() - started,
                               "dev_curve": [(h["step"], h["dev_accuracy"]) for h in fit.history]}
