@@ -83,6 +83,18 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_flags(p: argparse.ArgumentParser, defaults: Any, steps_help: str) -> None:
+    """The few-shot run flags continual and transfer share, with defaults from their config."""
+    p.add_argument("--shots", type=int, default=defaults.shots, help="K examples per class")
+    p.add_argument("--data-seed", type=int, default=defaults.data_seed, help="few-shot split seed")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="training seed")
+    p.add_argument("--steps", "--max-steps", dest="steps", type=int, default=defaults.steps, help=steps_help)
+    p.add_argument("--lr", type=float, default=None, help="prompt learning rate (default: the method's)")
+    p.add_argument("--eval-every", type=int, default=defaults.eval_every, help="dev evaluation interval")
+    p.add_argument("--max-length", type=int, default=defaults.max_length, help="max input tokens")
+    p.add_argument("--max-test", type=int, default=None, help="score on a fixed random subset of N test examples")
+
+
 def add_commands(sub: Any) -> None:
     """Register this subsystem's subcommands on the CLI's subparsers."""
     p = sub.add_parser("inspect", help="list the nearest vocabulary tokens of an adapter's prompt vectors",
@@ -111,15 +123,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--backbone", default=d.backbone, help="packaged name, local directory or hub id")
     p.add_argument("--output", default=None, help="directory for the library, continual.json and continual.md")
     p.add_argument("--library", default=None, help="library directory (default: OUTPUT/library); reused if it exists")
-    p.add_argument("--shots", type=int, default=d.shots, help="K examples per class")
-    p.add_argument("--data-seed", type=int, default=d.data_seed, help="few-shot split seed")
-    p.add_argument("--seed", type=int, default=d.seed, help="training seed")
-    p.add_argument("--steps", "--max-steps", dest="steps", type=int, default=d.steps, help="training steps per task")
+    _add_run_flags(p, d, "training steps per task")
     p.add_argument("--num-tokens", type=int, default=d.num_tokens, help="prompt length")
-    p.add_argument("--lr", type=float, default=None, help="prompt learning rate (default: prompt tuning's)")
-    p.add_argument("--eval-every", type=int, default=d.eval_every, help="dev evaluation interval")
-    p.add_argument("--max-length", type=int, default=d.max_length, help="max input tokens")
-    p.add_argument("--max-test", type=int, default=None, help="score on a fixed random subset of N test examples")
     p.add_argument("--repr", dest="repr_kind", choices=REPR_KINDS, default=d.repr_kind,
                    help="task representation used to find the best-matching stored prompt")
     p.add_argument("--init", choices=INITS, default=d.init,
@@ -146,15 +151,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--variant", choices=VARIANTS, default=t.variant,
                    help="init: start from the best source's prompt; attention: mix every source per input")
     p.add_argument("--output", default=None, help="directory for the adapter, transfer.json and transfer.md")
-    p.add_argument("--shots", type=int, default=t.shots, help="K examples per class")
-    p.add_argument("--data-seed", type=int, default=t.data_seed, help="few-shot split seed")
-    p.add_argument("--seed", type=int, default=t.seed, help="training seed")
-    p.add_argument("--steps", "--max-steps", dest="steps", type=int, default=t.steps, help="target training steps")
+    _add_run_flags(p, t, "target training steps")
     p.add_argument("--probe-steps", type=int, default=t.probe_steps, help="probe training steps for --by prompt")
-    p.add_argument("--lr", type=float, default=None, help="prompt learning rate (default: the method's)")
-    p.add_argument("--eval-every", type=int, default=t.eval_every, help="dev evaluation interval")
-    p.add_argument("--max-length", type=int, default=t.max_length, help="max input tokens")
-    p.add_argument("--max-test", type=int, default=None, help="score on a fixed random subset of N test examples")
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch comparison run")
     p.add_argument("--device", default=t.device, choices=("auto", "cpu", "cuda"))
     p.set_defaults(func=cmd_transfer)
