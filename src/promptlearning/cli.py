@@ -446,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; saved adapters and checkpoints are intact (a killed train continues with --resume)",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `promptlearning methods | head`: the reader left, which is not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
