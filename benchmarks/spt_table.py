@@ -60,6 +60,28 @@ def main() -> None:
                 means.append(statistics.mean(xs))
         mean = f"{100 * statistics.mean(means):.1f}" if len(means) == len(tasks) else "–"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {mean} |")
+    lines += ["", "## Paired against the all-layer model", "",
+              "Same task, seed and split: the difference in test accuracy (points) to spt_all_layers, mean ± std "
+              "over every (task, seed) pair both ran, how often it is higher / lower, and its mean rank among the "
+              "rows that ran that pair (1 = best).", "",
+              "| method | pairs | mean difference | higher / lower | mean rank |", "|---|---:|---:|---:|---:|"]
+    pairs = sorted(spt_keys)
+    ranks: dict[str, list[float]] = defaultdict(list)
+    for t, seed in pairs:
+        accs = {label: runs[(t, label)][seed]["test_accuracy"] for label in ORDER if seed in runs.get((t, label), {})}
+        for label, acc in accs.items():
+            ranks[label].append(1 + sum(other > acc for other in accs.values())
+                                + 0.5 * (sum(other == acc for other in accs.values()) - 1))
+    for label in ORDER:
+        diffs = [runs[(t, label)][seed]["test_accuracy"] - runs[(t, "spt_all_layers")][seed]["test_accuracy"]
+                 for t, seed in pairs if seed in runs.get((t, label), {}) and seed in runs.get((t, "spt_all_layers"), {})]
+        if label == "spt_all_layers" and ranks[label]:
+            lines.append(f"| {label} | {len(ranks[label])} | (reference) | – | {statistics.mean(ranks[label]):.1f} |")
+        if not diffs or label == "spt_all_layers":
+            continue
+        spread = f" ± {100 * statistics.stdev(diffs):.1f}" if len(diffs) > 1 else ""
+        lines.append(f"| {label} | {len(diffs)} | {100 * statistics.mean(diffs):+.1f}{spread} | "
+                     f"{sum(d > 0 for d in diffs)} / {sum(d < 0 for d in diffs)} | {statistics.mean(ranks[label]):.1f} |")
     lines += ["", "## Chosen layers, search cost and step time", "",
               "| task | seed | method | chosen layers | final gate probabilities | search s / all-layer training s | "
               "final s/step / all-layer s/step |", "|---|---:|---|---|---|---:|---:|"]
@@ -77,8 +99,8 @@ def main() -> None:
     lines += ["", "Fixed-layer baselines: all layers [0-5], middle [3], first-K [0, 1], last-K [4, 5], random-K (two "
               "layers drawn from the run's seed). Step time falls with the lowest prompted layer because no gradient "
               "flows below it. The ratios mix runs made under different loads (up to six processes on two cores, "
-              "changing over the session), so they are indicative only: an isolated timing like "
-              "`benchmarks/step_time.py` is the fair measure.", ""]
+              "changing over the session), so they are indicative only: the isolated, interleaved timing in "
+              "[spt_step_time.md](spt_step_time.md) (`benchmarks/spt_step_time.py`) is the fair measure.", ""]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 
