@@ -10,6 +10,14 @@ label-description head, so the only difference is how the prompt was obtained.
     python benchmarks/meta_loto.py --cross-domain --seeds 13 --out benchmarks/results/meta_cross_domain
 
 Results are appended to OUT.jsonl (a rerun skips rows already there) and summarised in OUT.md.
+With --store DIR every row is also recorded in that results store (suite meta_loto, or
+meta_cross_domain), where `promptlearning report DIR` shows it as metric 2; rows already in
+OUT.jsonl are imported too, and --report-only --store DIR imports them without training
+(pass the flags the rows were run with, as OUT.md's "Command" line gives them: the settings
+go into each row's config, the command into the store's list of commands):
+
+    python benchmarks/meta_loto.py --heldout cr,subj,tweets,hedge --seeds 13,21 --steps 100 --adapt-steps 30 \
+        --single-steps 100 --max-test 300 --out benchmarks/results/meta_loto --report-only --store DIR
 """
 
 from __future__ import annotations
@@ -27,7 +35,10 @@ import torch
 
 from promptlearning.data import few_shot_split, list_tasks, load_task
 from promptlearning.data.prompts import handwritten_template
+from promptlearning.evaluation.heldout import HELDOUT
+from promptlearning.evaluation.heldout import SENTIMENT_TASKS as SENTIMENT
 from promptlearning.evaluation.metrics import evaluate
+from promptlearning.evaluation.store import ResultStore
 from promptlearning.experiment import ExperimentConfig, shared_backbone, test_subset
 from promptlearning.heads import HeadConfig
 from promptlearning.meta.multitask import adapt_to_task, run_multitask
@@ -36,8 +47,8 @@ from promptlearning.model import PromptModel
 from promptlearning.training import TrainConfig, Trainer
 from promptlearning.training.meta import MetaConfig
 
+BACKBONE = "minilm-l6"
 HEAD = HeadConfig(kind="label_description")
-SENTIMENT = {"mr", "cr", "tweets", "nyt", "rt", "tweets3", "drugs3"}
 CROSS_TASK = {
     "multitask_prompt": {"method": "multitask_prompt", "method_options": {"num_tokens": 20}},
     "hyperprompt": {"method": "hyperprompt", "method_options": {"num_tokens": 20, "task_repr": "description"}},
@@ -52,10 +63,71 @@ def done_keys(path: Path) -> set[str]:
     return {json.loads(line)["key"] for line in path.read_text().splitlines() if line.strip()}
 
 
-def append(path: Path, row: dict[str, Any]) -> None:
+def append(path: Path, row: dict[str, Any], store: ResultStore | None = None,
+           args: argparse.Namespace | None = None) -> None:
     with path.open("a") as fh:
         fh.write(json.dumps(row) + "\n")
     print(json.dumps({k: v for k, v in row.items() if k != "key"}), flush=True)
+    if store is not None and args is not None:
+        record(store, row, args)
+
+
+def store_suite(args: argparse.Namespace) -> str:
+    return "meta_cross_domain" if args.cross_domain else "meta_loto"
+
+
+_ROW_FIELDS = ("key", "plan", "target", "method", "K", "seed", "accuracy", "train_tasks")
+
+
+def heldout_record(row: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The arguments of ``ResultStore.record_done`` for one OUT.jsonl row: a config that names the
+    held-out evaluation and every setting the row was run with, and the row's numbers."""
+    name, target, k, seed = row["method"], row["target"], int(row["K"]), row["seed"]
+    config: dict[str, Any] = {
+        "evaluation": HELDOUT, "protocol": "cross_domain" if args.cross_domain else "leave_one_task_out",
+        "heldout_task": target, "label": name, "backbone": BACKBONE, "head": HEAD.kind,
+        "data": {"shots": k, "data_seed": seed, "max_test": args.max_test}}
+    if name == "fixed_prompt":
+        config |= {"method": "fixed_prompt", "template": "handwritten", "train_tasks": [], "train": {"seed": None}}
+    elif name == "prompt_tuning_single":
+        config |= {"method": "prompt_tuning", "method_options": {"num_tokens": 20}, "train_tasks": [],
+                   "train": {"seed": seed, "max_steps": args.single_steps}}
+    elif name in CROSS_TASK:
+        spec = CROSS_TASK[name]
+        config |= {"method": spec["method"], "method_options": spec["method_options"], "meta": spec.get("meta"),
+                   "train_tasks": list(row["train_tasks"]),
+                   "train": {"seed": seed, "max_steps": args.steps, "train_shots": 16, "adapt_steps": args.adapt_steps}}
+    else:
+        raise ValueError(f"row {row.get('key')!r}: unknown method {name!r}")
+    result = {"test_accuracy": row["accuracy"], **{f: v for f, v in row.items() if f not in _ROW_FIELDS},
+              "meta_loto_key": row["key"]}
+    return {"suite": store_suite(args), "label": name, "task": target, "method": config["method"], "shots": k,
+            "seed": seed, "backbone": BACKBONE, "config": config, "result": result}
+
+
+def record(store: ResultStore, row: dict[str, Any], args: argparse.Namespace) -> str:
+    return store.record_done(**heldout_record(row, args))
+
+
+def import_rows(rows_path: Path, store: ResultStore, args: argparse.Namespace) -> int:
+    """Record every row of OUT.jsonl in the store (idempotent); returns how many rows were read."""
+    if not rows_path.is_file():
+        return 0
+    rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
+    for row in rows:
+        record(store, row, args)
+    store.add_to_meta_list("commands", f"python benchmarks/meta_loto.py {' '.join(_argv(args))}")
+    return len(rows)
+
+
+def open_store(args: argparse.Namespace) -> ResultStore | None:
+    """The --store results store (None without --store), with OUT.jsonl's rows already in it."""
+    if not args.store:
+        return None
+    store = ResultStore(args.store)
+    n = import_rows(Path(args.out).with_suffix(".jsonl"), store, args)
+    print(f"{n} rows of {Path(args.out).with_suffix('.jsonl')} recorded in {store.path} (suite {store_suite(args)})")
+    return store
 
 
 def single_task(backbone: Any, task: str, k: int, seed: int, steps: int, max_test: int) -> dict[str, Any]:
@@ -94,7 +166,17 @@ def run(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows_path = out.with_suffix(".jsonl")
     done = done_keys(rows_path)
-    backbone = shared_backbone("minilm-l6")
+    store = open_store(args)
+    try:
+        _run(args, out, rows_path, done, store)
+    finally:
+        if store is not None:
+            store.close()
+    write_markdown(rows_path, out.with_suffix(".md"), args)
+
+
+def _run(args: argparse.Namespace, out: Path, rows_path: Path, done: set[str], store: ResultStore | None) -> None:
+    backbone = shared_backbone(BACKBONE)
     registered = [t.name for t in list_tasks()]
     if args.cross_domain:
         plans = [("cross_domain", ["mr", "rt"], ["cr", "tweets", "nyt"])]
@@ -108,14 +190,16 @@ def run(args: argparse.Namespace) -> None:
                 key = f"fixed|{target}"
                 if key not in done:
                     append(rows_path, {"key": key, "plan": plan, "target": target, "method": "fixed_prompt", "K": 0,
-                                       "seed": None, "accuracy": fixed_prompt(backbone, target, args.max_test)})
+                                       "seed": None, "accuracy": fixed_prompt(backbone, target, args.max_test)},
+                           store, args)
                     done.add(key)
                 for k in [k for k in shots if k > 0]:
                     key = f"single|{target}|{k}|{seed}"
                     if key not in done:
                         r = single_task(backbone, target, k, seed, args.single_steps, args.max_test)
                         append(rows_path, {"key": key, "plan": plan, "target": target, "method": "prompt_tuning_single",
-                                           "K": k, "seed": seed, "accuracy": r["accuracy"], "seconds": r["seconds"]})
+                                           "K": k, "seed": seed, "accuracy": r["accuracy"], "seconds": r["seconds"]},
+                               store, args)
                         done.add(key)
             for name in CROSS_TASK:
                 wanted = [f"{name}|{plan}|{t}|{k}|{seed}" for t in targets for k in shots]
@@ -135,9 +219,9 @@ def run(args: argparse.Namespace) -> None:
                         append(rows_path, {"key": key, "plan": plan, "target": target, "method": name, "K": k,
                                            "seed": seed, "accuracy": r["after"], "before": r["before"],
                                            "adapt_seconds": r["adapt_seconds"], "train_seconds": train_seconds,
-                                           "trainable_params": trained.num_trainable(), "train_tasks": train_tasks})
+                                           "trainable_params": trained.num_trainable(), "train_tasks": train_tasks},
+                               store, args)
                         done.add(key)
-    write_markdown(rows_path, out.with_suffix(".md"), args)
 
 
 def write_markdown(rows_path: Path, md_path: Path, args: argparse.Namespace) -> None:
@@ -214,9 +298,17 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/results/meta_loto")
     p.add_argument("--finetune-store", default="benchmarks/results/fewshot16",
                    help="bench store whose finetune runs at K=16 (same splits) join the table")
-    p.add_argument("--report-only", action="store_true", help="only rewrite OUT.md from the rows in OUT.jsonl")
+    p.add_argument("--report-only", action="store_true",
+                   help="only rewrite OUT.md from the rows in OUT.jsonl (and, with --store, record them there)")
+    p.add_argument("--store", default=None,
+                   help="results store directory: also record every row there (suite meta_loto or meta_cross_domain) "
+                        "for `promptlearning report DIR`; rows already in OUT.jsonl are imported with the settings "
+                        "given here")
     args = p.parse_args()
     if args.report_only:
+        store = open_store(args)
+        if store is not None:
+            store.close()
         write_markdown(Path(args.out).with_suffix(".jsonl"), Path(args.out).with_suffix(".md"), args)
     else:
         run(args)

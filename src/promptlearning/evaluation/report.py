@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from . import plots
+from .heldout import heldout_section, is_heldout
 from .store import ResultStore, store_path
 
 FIXED_PROMPT = "fixed_prompt"
@@ -260,6 +261,8 @@ def _machine_lines(meta: dict[str, Any], runs: list[Run], report_command: str) -
     threads = sorted({str((r.result.get("machine") or {}).get("torch_threads")) for r in runs}) or ["?"]
     where = f"GPU {m['gpu']}" if m.get("gpu") else (f"CPU {m.get('cpu')} ({m.get('cpu_cores')} cores, "
                                                     f"{'/'.join(threads)} torch thread(s) per worker)")
+    if not m:  # a store filled only by record_done (held-out rows): no bench ever ran here
+        where = "not recorded (no `promptlearning bench` ran on this store)"
     loads = [float(r.result["load_avg_1m"]) for r in runs if r.result.get("load_avg_1m") is not None]
     if loads:
         where += (f"; 1-minute load average when runs ended: median {statistics.median(loads):.1f}, "
@@ -292,11 +295,14 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
     with ResultStore(path, create=False) as store:
         rows, meta, counts = store.rows(), store.meta(), store.counts()
         store.checkpoint()
+    # held-out-task rows (recorded by benchmarks/meta_loto.py) feed section 2 only, never a suite's tables
+    heldout = [r for r in rows if is_heldout(r["config"]) and r["status"] == "done" and r["result"]]
+    rows = [r for r in rows if not is_heldout(r["config"])]
     runs = [Run(r["label"], r["method"], r["task"], r["shots"], r["seed"], r["backbone"], r["result"])
             for r in rows if r["status"] == "done" and r["result"]]
     failed_runs = [Run(r["label"], r["method"], r["task"], r["shots"], r["seed"], r["backbone"], {})
                    for r in rows if r["status"] == "failed"]
-    if not runs:
+    if not runs and not heldout:
         raise ConfigError(f"{path} has no finished runs yet ({counts['pending']} pending, {counts['failed']} failed); "
                           "run `promptlearning bench` first")
     failed = [r for r in rows if r["status"] == "failed"]
@@ -310,17 +316,25 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
         if other.get("name") != suite.get("name") and other.get("description"):
             lines += [f"Also in this store, suite `{other['name']}`: {other['description']}", ""]
     lines += [f"Generated {time.strftime('%Y-%m-%d %H:%M')} from `{path.name}`: {counts['done']} runs done, "
-              f"{counts['failed']} failed, {counts['pending'] + counts['running']} not run yet. Accuracies in %, "
+              f"{counts['failed']} failed, {counts['pending'] + counts['running']} not run yet"
+              + (f" ({len(heldout)} of the done rows are held-out-task evaluations, section 2 only)" if heldout else "")
+              + ". Accuracies in %, "
               "mean ± std over seeds, number of seeds in brackets when a cell has fewer than the others; "
               "best mean per column in bold.", ""]
     lines += _machine_lines(meta, runs, command or f"promptlearning report {_shown(out_dir)}") + [""]
-    backbones = list(dict.fromkeys(r.backbone for r in runs))
+    backbones = list(dict.fromkeys([*(r.backbone for r in runs), *(r["backbone"] for r in heldout)]))
     fails: dict[tuple[str, str, int, str], int] = defaultdict(int)
     for r in failed:
         fails[(r["task"], r["label"], r["shots"], r["backbone"])] += 1
     for backbone in backbones:
         mine = [r for r in runs if r.backbone == backbone]
-        suffix = "" if len(backbones) == 1 else "_" + "".join(c if c.isalnum() else "_" for c in backbone)
+        generalisation = heldout_section([r for r in heldout if r["backbone"] == backbone],
+                                         backbone if len(backbones) > 1 else None)
+        if not mine:
+            lines += generalisation
+            continue
+        several = len({r.backbone for r in runs}) > 1
+        suffix = "_" + "".join(c if c.isalnum() else "_" for c in backbone) if several else ""
         shots = sorted({r.shots for r in mine})
         for k in shots:
             grid = Grid([r for r in mine if r.shots == k],
@@ -331,10 +345,7 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
                       "Dev accuracy (best-on-dev checkpoint):", "", *_table(grid, "dev_accuracy", cell_fails), ""]
         main = Grid([r for r in mine if r.shots == shots[-1]])
         lines += [f"## 1. Prompt effectiveness ({backbone}, K = {shots[-1]})", "", *_effectiveness(main), "",
-                  "## 2. Generalisation to unseen tasks", "",
-                  "No method in this suite is trained on some tasks and evaluated on a held-out one (that arrives with "
-                  "the cross-task methods); nothing to report yet.", "",
-                  f"## 3. Convergence speed ({backbone}, K = {shots[-1]})", "", *_convergence(main), ""]
+                  *generalisation, f"## 3. Convergence speed ({backbone}, K = {shots[-1]})", "", *_convergence(main), ""]
         if not can_plot:
             lines += ["(No plots: matplotlib is not installed; `pip install 'promptlearning[plots]'`.)", ""]
         else:

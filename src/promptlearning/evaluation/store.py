@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .suite import Job, canonical_json
+from .suite import Job, canonical_json, job_key
 
 STORE_FILE = "results.sqlite"
 STATUSES = ("pending", "running", "done", "failed")
@@ -206,6 +206,28 @@ class ResultStore:
             db.execute("UPDATE runs SET status = 'done', owner = ?, result = ?, error = NULL, traceback = NULL, "
                        "finished_at = ? WHERE key = ?", (owner, json.dumps(result), time.time(), key))
         self.checkpoint()
+
+    def record_done(self, suite: str, label: str, task: str, method: str, shots: int, seed: int | None,
+                    backbone: str, config: dict[str, Any], result: dict[str, Any]) -> str:
+        """Record a result computed outside the bench (e.g. ``benchmarks/meta_loto.py``); returns its key.
+
+        The row is keyed like a suite job, by the hash of ``config``, and written as ``done``:
+        recording the same config again updates that row's result (and names) instead of adding
+        one, so an import can be repeated. ``seed`` None (a run that draws nothing at random,
+        such as a fixed prompt) is stored as -1. No suite lists these keys, so ``bench`` never
+        claims or counts them.
+        """
+        key, now = job_key(config), time.time()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO runs (key, suite, label, task, method, shots, seed, backbone, config, status, result, "
+                "created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'done', ?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET suite = excluded.suite, label = excluded.label, status = 'done', "
+                "result = excluded.result, error = NULL, traceback = NULL, finished_at = excluded.finished_at",
+                (key, suite, label, task, method, int(shots), -1 if seed is None else int(seed), backbone,
+                 canonical_json(config), json.dumps(result), now, now))
+        self.checkpoint()
+        return key
 
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the main file, so ``results.sqlite`` alone holds every
