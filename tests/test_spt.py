@@ -163,3 +163,24 @@ def test_fixed_architecture_keeps_only_its_generators_with_supernet_init(bert: B
         assert torch.equal(a, b)
     assert sum(p.numel() for p in fixed.parameters() if p.requires_grad) < sum(
         p.numel() for p in supernet.parameters() if p.requires_grad)
+
+
+def test_threshold_keeps_the_confident_layers_under_the_budget(bert: Backbone) -> None:
+    method = build_method("spt", bert, {"num_tokens": 2})
+    method.gates.data = torch.tensor([2.0, 0.5])  # p = 0.88, 0.62 for layers 0 and 1
+    assert method.select_layers(2) == [0, 1]  # no threshold: exactly the top K
+    assert method.select_layers(2, threshold=0.7) == [0]
+    assert method.select_layers(2, threshold=0.5) == [0, 1]
+    assert method.select_layers(1, threshold=0.5) == [0]  # the budget still caps
+    method.gates.data = torch.tensor([-3.0, -1.0])  # every gate below the threshold
+    assert method.select_layers(2, threshold=0.9) == [1]  # still keeps its best layer
+    with pytest.raises(ConfigError, match="must be in \\(0, 1\\)"):
+        SearchConfig(threshold=1.5)
+
+
+def test_search_reports_the_thresholded_choice(bert: Backbone) -> None:
+    model = _model(bert)
+    found = search_layers(model, TrainConfig(max_steps=2, quiet=True), SearchConfig(budget=2, threshold=0.999),
+                          _items(bert), _items(bert, seed=1), None)
+    assert len(found.chosen_layers) == 1  # after 2 steps no gate is near 0.999: only the best layer stays
+    assert found.chosen_layers == model.method.top_layers(1)  # type: ignore[union-attr]

@@ -133,6 +133,16 @@ class SelectivePromptTuning(PromptMethod):
         order = torch.argsort(self.probabilities(), descending=True, stable=True)[:k]
         return sorted(self.candidates[i] for i in order.tolist())
 
+    def select_layers(self, k: int, threshold: float | None = None) -> list[int]:
+        """The architecture the search chose: the top-k layers, or with a threshold those of the top-k whose
+        gate probability reaches it (never none: a search whose gates all stay low still keeps its best layer)."""
+        top = self.top_layers(k)
+        if threshold is None:
+            return top
+        probs = dict(zip(self.candidates, self.probabilities().tolist(), strict=True))
+        kept = [layer for layer in top if probs[layer] >= threshold]
+        return kept or self.top_layers(1)
+
     # ---------------------------------------------------------------- the sites
     @property
     def num_prompt_positions(self) -> int:

@@ -39,6 +39,8 @@ class SearchConfig:
     consistency: float = option(0.0, "weight of the KL term toward the discretised top-K model (SPT-DARTS; 0 = off)")
     val_fraction: float = option(0.5, "share of the few-shot training data held out to train the gates")
     search_steps: int | None = option(None, "steps of the search (default: max_steps)")
+    threshold: float | None = option(None, "keep the layers whose gate probability reaches this instead of "
+                                           "exactly K (at most K, at least the top one)")
 
     def __post_init__(self) -> None:
         if self.budget < 1:
@@ -47,6 +49,8 @@ class SearchConfig:
             raise ConfigError(f"val_fraction must be in (0, 1) (got {self.val_fraction})")
         if self.arch_lr <= 0 or self.consistency < 0:
             raise ConfigError("arch_lr must be > 0 and consistency >= 0")
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise ConfigError(f"threshold is a gate probability and must be in (0, 1) (got {self.threshold})")
 
 
 def split_for_search(items: list[Encoded], fraction: float, num_labels: int, seed: int
@@ -98,7 +102,7 @@ class BilevelTrainer(Trainer):
     def consistency_loss(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
         """KL from the discretised top-K model's (fixed) predictions to the supernet's."""
         method: Any = self.model.method
-        method.discrete = method.top_layers(min(self.search.budget, len(method.candidates)))
+        method.discrete = method.select_layers(min(self.search.budget, len(method.candidates)), self.search.threshold)
         try:
             with torch.no_grad():
                 target = self.model(batch).logits.softmax(-1)  # (B, C)

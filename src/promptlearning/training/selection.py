@@ -1,4 +1,4 @@
-"""Search, then retrain: pick the layers under a budget and train the fixed model from scratch.
+"""Search, then retrain: pick the layers under a budget (or a gate threshold) and train the fixed model from scratch.
 
 The searched gates only choose the architecture; the final model is rebuilt with
 ``selected_layers`` (no gates, nothing below the lowest chosen layer trains) and retrained
@@ -43,7 +43,8 @@ def search_layers(model: PromptModel, train_cfg: TrainConfig, search: SearchConf
     final = [float(p) for p in method.probabilities()]
     if output_dir is not None and history:
         plot_gates(history, method.candidates, output_dir / "gates.png")
-    return SearchResult(method.top_layers(search.budget), history, final, time.perf_counter() - started, fit.steps)
+    chosen = method.select_layers(search.budget, search.threshold)
+    return SearchResult(chosen, history, final, time.perf_counter() - started, fit.steps)
 
 
 def plot_gates(history: list[tuple[int, list[float]]], layers: list[int], path: Path) -> Path | None:
