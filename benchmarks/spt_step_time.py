@@ -33,6 +33,7 @@ from promptlearning.training.trainer import parameter_groups
 
 LAYER_CHOICES: dict[str, list[int]] = {
     "all layers [0-5]": [0, 1, 2, 3, 4, 5],
+    "all layers [0-5], shared down-projection": [0, 1, 2, 3, 4, 5],
     "first-K [0, 1]": [0, 1],
     "middle [3]": [3],
     "[2, 4]": [2, 4],
@@ -68,7 +69,8 @@ def main() -> None:
     steps: dict[str, Callable[[], None]] = {}
     params: dict[str, int] = {}
     for name, layers in LAYER_CHOICES.items():
-        model = PromptModel.build(backbone, "spt", ["a", "b"], method_options={"selected_layers": layers})
+        options: dict[str, object] = {"selected_layers": layers, "share_down": "shared" in name}
+        model = PromptModel.build(backbone, "spt", ["a", "b"], method_options=options)
         model = model.to(device).train()
         optimizer = torch.optim.AdamW(parameter_groups(model, TrainConfig()), lr=1e-3)
 
@@ -81,10 +83,12 @@ def main() -> None:
 
         steps[f"train, {name}"] = step
         params[f"train, {name}"] = model.num_trainable()
-    for name, consistency in (("search step, SPT (first-order)", 0.0),
-                              ("search step, SPT-DARTS (straight-through + consistency)", 1.0)):
+    for name, consistency, share in (("search step, SPT (first-order)", 0.0, False),
+                                     ("search step, SPT, shared down-projection", 0.0, True),
+                                     ("search step, SPT-DARTS (straight-through + consistency)", 1.0, False)):
         gate = "straight_through" if consistency else "sigmoid"
-        model = PromptModel.build(backbone, "spt", ["a", "b"], method_options={"gate": gate}).to(device).train()
+        model = PromptModel.build(backbone, "spt", ["a", "b"], method_options={"gate": gate, "share_down": share})
+        model = model.to(device).train()
         cfg = TrainConfig(batch_size=B, device=args.device, quiet=True)
         trainer = BilevelTrainer(model, cfg, SearchConfig(budget=2, consistency=consistency), items, items, items)
         optimizer = torch.optim.AdamW(parameter_groups(model, cfg), lr=1e-3)
