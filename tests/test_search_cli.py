@@ -110,6 +110,26 @@ def test_hybrid_from_a_search(capsys: pytest.CaptureFixture[str], toy_file: Path
     assert adapter["template"].count("[P") >= 1 and "soft template" in out and repr(found) in out
 
 
+
+def test_hybrid_takes_the_search_split_unless_told(capsys: pytest.CaptureFixture[str], toy_file: Path,
+                                                   tmp_path: Path) -> None:
+    code, _, err = run(capsys, "search", "evolution", *common(toy_file, "--budget", "60", "--output",
+                                                               str(tmp_path / "evo"), "--option", "population=4",
+                                                               "--data-seed", "21"))
+    assert code == 0, err
+    searched = json.loads((tmp_path / "evo" / "search_config.json").read_text())["data"]
+    code, out, err = run(capsys, "search", "hybrid", "--from", str(tmp_path / "evo"), "--max-steps", "1",
+                         "--quiet", "--no-baseline", "--output", str(tmp_path / "hyb"))
+    assert code == 0, err
+    assert f"shots {searched['shots']}" in out and "data-seed 21" in out and "train-file" in out
+    run_cfg = json.loads((tmp_path / "hyb" / "results.json").read_text())["config"]["data"]
+    assert (run_cfg["shots"], run_cfg["data_seed"], run_cfg["train_file"]) == (
+        searched["shots"], 21, searched["train_file"])
+    code, out, err = run(capsys, "search", "hybrid", "--from", str(tmp_path / "evo"), "--data-seed", "5",
+                         "--max-steps", "1", "--quiet", "--no-baseline", "--output", str(tmp_path / "hyb2"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "hyb2" / "results.json").read_text())["config"]["data"]["data_seed"] == 5  # told
+
 # ---------------------------------------------------------------------------- bad input
 def test_empty_seed_prompt_list(capsys: pytest.CaptureFixture[str], toy_file: Path, tmp_path: Path) -> None:
     empty = tmp_path / "seeds.txt"

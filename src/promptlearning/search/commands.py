@@ -187,6 +187,24 @@ def _prompt_from(directory: str) -> tuple[str, dict[str, Any]]:
     return str(template), config
 
 
+def _search_data(directory: str) -> dict[str, Any]:
+    """The few-shot data settings a search ran with, so its hybrid trains on the same split by default."""
+    from ..fileio import read_json
+    from .runner import CONFIG_FILE
+
+    path = Path(directory)
+    for candidate in (path / CONFIG_FILE, path.parent / CONFIG_FILE):
+        if candidate.is_file():
+            saved = read_json(candidate, lambda why: ConfigError(f"cannot read the search's settings: {why}"))
+            data = saved.get("data", {})
+            out = {k: data[k] for k in ("task", "train_file", "test_file", "shots", "dev_shots", "data_seed",
+                                       "max_test") if data.get(k) is not None}
+            if saved.get("max_length"):
+                out["max_length"] = saved["max_length"]
+            return out
+    return {}
+
+
 def cmd_hybrid(args: argparse.Namespace) -> int:
     from ..cli import experiment_from
     from ..experiment import run_experiment
@@ -196,6 +214,13 @@ def cmd_hybrid(args: argparse.Namespace) -> int:
     from_dir, prompt, init = values.pop("from_dir"), values.pop("prompt"), values.pop("init")
     if from_dir:
         prompt, adapter = _prompt_from(from_dir)
+        inherited = _search_data(from_dir)
+        if "task" in values or "train_file" in values:  # the user chose the data: keep only the split settings
+            inherited = {k: v for k, v in inherited.items() if k not in ("task", "train_file", "test_file")}
+        taken = {k: v for k, v in inherited.items() if k not in values}
+        values.update(taken)
+        if taken:
+            print("from the search: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in taken.items()))
         values.setdefault("backbone", adapter.get("backbone", {}).get("name", "smollm2-135m"))
         if "task" not in values and "train_file" not in values and adapter.get("task"):
             values["task"] = adapter["task"]
