@@ -342,3 +342,25 @@ def test_two_suites_sharing_a_store_keep_both_descriptions(tmp_path: Path) -> No
         bench.run_bench(load_suite(suite_file), store_dir, workers=1, log=lambda *_: None)
     with ResultStore(store_dir) as store:
         assert set(store.meta()["suites"]) == {"toy", "toy2"}
+
+
+def test_rows_from_before_a_new_option_are_adopted_not_rerun(tmp_path: Path) -> None:
+    """A sweep stored before the code gained a training or search option (at its default) keeps its rows."""
+    import copy
+
+    methods = "[{method: spt, search: {budget: 1, search_steps: 2}}]"
+    suite = load_suite(write_suite(tmp_path, methods=methods, seeds="[1]"))
+    job = suite.jobs[0]
+    old = copy.deepcopy(job.config)
+    del old["train"]["eval_at_start"], old["search"]["threshold"]  # fields added after the sweep began
+    old_job = Job(job_key(old), job.label, old, job.defaults)
+    with ResultStore(tmp_path / "store") as store:
+        assert store.add_jobs([old_job], suite.name) == 1
+        claimed = store.claim("me")
+        assert claimed is not None and claimed.key == old_job.key
+        store.finish(old_job.key, "me", {"test_accuracy": 0.5})
+        assert store.add_jobs(suite.jobs, suite.name) == 0  # adopted: nothing new to run
+        assert store.counts([j.key for j in suite.jobs])["done"] == 1
+        changed = copy.deepcopy(job.config)
+        changed["search"]["threshold"] = 0.7  # a real change of a setting is a new job
+        assert store.add_jobs([Job(job_key(changed), job.label, changed, job.defaults)], suite.name) == 1

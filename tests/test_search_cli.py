@@ -123,6 +123,8 @@ def test_hybrid_takes_the_search_split_unless_told(capsys: pytest.CaptureFixture
     assert code == 0, err
     assert f"shots {searched['shots']}" in out and "data-seed 21" in out and "train-file" in out
     run_cfg = json.loads((tmp_path / "hyb" / "results.json").read_text())["config"]["data"]
+    curve = json.loads((tmp_path / "hyb" / "results.json").read_text())["results"]["dev_curve"]
+    assert curve[0][0] == 0  # the discrete prompt's own dev score competes for best-on-dev
     assert (run_cfg["shots"], run_cfg["data_seed"], run_cfg["train_file"]) == (
         searched["shots"], 21, searched["train_file"])
     code, out, err = run(capsys, "search", "hybrid", "--from", str(tmp_path / "evo"), "--data-seed", "5",

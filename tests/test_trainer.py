@@ -97,3 +97,22 @@ def test_changed_settings_names_each_difference() -> None:
     now = {"train": {"lr": 0.2, "max_steps": 10}, "method": "b", "n_train": 4}
     assert changed_settings(saved, now) == ["method", "train.lr"]
     assert changed_settings(saved, saved) == []
+
+
+def test_eval_at_start_lets_the_starting_state_win(bert: Backbone, tmp_path: Path) -> None:
+    """With --eval-at-start a run whose training never beats its start on dev returns the start."""
+    from dataclasses import replace
+
+    from promptlearning.evaluation.metrics import predict_encoded
+
+    trainer = _trainer(bert, tmp_path, eval_at_start=True, max_steps=6, eval_every=3)
+    start = {k: v.detach().clone() for k, v in trainer.model.trainable_state().items()}
+    # relabel dev with the untrained model's own answers: the start scores 1.0, which training cannot beat
+    trainer.dev_items = [replace(x, label=p) for x, p in zip(trainer.dev_items, predict_encoded(
+        trainer.model, trainer.dev_items), strict=True)]
+    result = trainer.fit()
+    assert result.history[0]["step"] == 0 and result.best_step == 0 and result.best_dev == 1.0
+    end = trainer.model.trainable_state()
+    assert all(torch.equal(end[k], v) for k, v in start.items())
+    plain = _trainer(bert, None, max_steps=6, eval_every=3).fit()
+    assert plain.history[0]["step"] == 3  # off by default: the first evaluation follows the first steps

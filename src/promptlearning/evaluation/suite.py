@@ -239,8 +239,10 @@ def _defaults(method: dict[str, Any]) -> dict[str, Any]:
                    else make_config(method["method"], {}).to_dict())
     except PromptLearningError:  # a method with required options has no all-default config
         options = {}
+    from ..training.bilevel import SearchConfig
+
     return {**top, "train": TrainConfig().to_dict(), "data": dataclasses.asdict(DataConfig()),
-            "head": HeadConfig().to_dict(), "method_options": options}
+            "head": HeadConfig().to_dict(), "method_options": options, "search": dataclasses.asdict(SearchConfig())}
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -242,6 +242,7 @@ def cmd_hybrid(args: argparse.Namespace) -> int:
     backbone = shared_backbone(cfg.backbone)
     soft, options = hybrid_method_options(str(prompt), backbone.tokenizer, init, seed=cfg.train.seed)
     cfg.method, cfg.method_options, cfg.template = "p_tuning", options, soft
+    cfg.train.eval_at_start = True  # the found prompt itself competes for best-on-dev: tuning can only help
     print(f"discrete prompt {prompt!r} -> soft template {soft!r} ({init} init)")
     result = run_experiment(cfg, resume=args.resume, backbone=backbone, baseline=not args.no_baseline)
     forwards = result["steps"] * cfg.train.batch_size

@@ -21,6 +21,8 @@ class TrainConfig:
     warmup_ratio: float = option(0.06, "share of steps with linear warm-up, then linear decay to zero")
     max_grad_norm: float = option(1.0, "gradient clipping norm (0 turns clipping off)")
     eval_every: int = option(20, "evaluate on dev every N steps")
+    eval_at_start: bool = option(False, "also evaluate on dev before the first step, so the starting state can be "
+                                        "the best one (a hybrid started from a good discrete prompt)")
     patience: int = option(0, "stop after N evaluations without dev improvement (0: never stop early)")
     checkpoint_every: int = option(50, "write a resumable checkpoint every N steps (0: only at the end)")
     log_every: int = option(10, "log the training loss every N steps")

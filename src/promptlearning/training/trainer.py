@@ -122,8 +122,15 @@ class Trainer:
         extra = self.model.method.regularization()  # e.g. a pull toward a shared prompt
         if extra is not None:
             loss = loss + extra
+        guided = self.extra_loss(batch, out.logits, step)  # e.g. distillation from teachers
+        if guided is not None:
+            loss = loss + guided
         self.accelerator.backward(loss)
         return loss.detach()
+
+    def extra_loss(self, batch: Batch, logits: torch.Tensor, step: int) -> torch.Tensor | None:
+        """A further loss term on this step's batch, given the model's logits (B, C); None adds nothing."""
+        return None
 
     def strategy_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Extra tensors and JSON a strategy needs to resume exactly (e.g. a second optimizer)."""
@@ -137,14 +144,19 @@ class Trainer:
         return {}
 
     # ------------------------------------------------------------------ the loop
-    def batch_at(self, step: int) -> Batch:
-        """The batch of a given global step, computed from (seed, epoch) alone."""
+    def rows_at(self, step: int) -> list[int]:
+        """Indices into the training items of the given global step's batch rows, in order,
+        computed from (seed, epoch) alone. A strategy that draws batches otherwise overrides both."""
         n, size = len(self.train_items), self.config.batch_size
         per_epoch = math.ceil(n / size)
         epoch, pos = divmod(step, per_epoch)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed * 100_003 + epoch))
-        idx = order[pos * size:(pos + 1) * size].tolist()
-        return batches([self.train_items[i] for i in idx], size, self.model.pad_id, self.model.left_pad)[0]
+        return [int(i) for i in order[pos * size:(pos + 1) * size].tolist()]
+
+    def batch_at(self, step: int) -> Batch:
+        """The batch of a given global step: the rows of :meth:`rows_at`."""
+        rows = self.rows_at(step)
+        return batches([self.train_items[i] for i in rows], len(rows), self.model.pad_id, self.model.left_pad)[0]
 
     def fit(self, resume: bool = False) -> TrainResult:
         cfg = self.config
@@ -171,6 +183,9 @@ class Trainer:
         bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=cfg.quiet, desc="train", unit="step",
                    dynamic_ncols=True)
         try:
+            if cfg.eval_at_start and state["step"] == 0:
+                self._evaluate(state)
+                self.model.train()
             while state["step"] < cfg.max_steps and not state["stopped_early"]:
                 step = state["step"]
                 started = time.perf_counter()
