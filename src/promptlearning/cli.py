@@ -25,6 +25,7 @@ EXAMPLES = """examples:
   promptlearning train --task cr --method prompt_tuning --option num_tokens=20 --option init=vocab --lr 0.03
   promptlearning train --train-file my.csv --text-column review --label-column stars --output runs/mine
   promptlearning train --config run.yaml --resume
+  promptlearning train --tasks cr,mr --method multitask_prompt --distill-from cr=runs/cr/best,mr=runs/mr/best
   promptlearning evaluate --adapter runs/mr/best --task mr
   echo "a gorgeous, moving film" | promptlearning predict --adapter runs/mr/best
 """
@@ -119,6 +120,7 @@ def experiment_from(args: argparse.Namespace) -> Any:
     from .heads import HeadConfig
     from .training import TrainConfig
     from .training.bilevel import SearchConfig
+    from .training.distill import DistillConfig
     from .training.meta import MetaConfig
     from .training.multitask import MultiTaskConfig
 
@@ -133,15 +135,16 @@ def experiment_from(args: argparse.Namespace) -> Any:
     search_keys = {f.name for f in dataclasses.fields(SearchConfig)}
     multitask_keys = {f.name for f in dataclasses.fields(MultiTaskConfig)}
     meta_keys = {f.name for f in dataclasses.fields(MetaConfig)}
+    distill_keys = {f.name for f in dataclasses.fields(DistillConfig)}
     data = {k: values.pop(k) for k in list(values) if k in data_keys}
-    train, head, options, search, multitask, meta = (
-        _section(values, key) for key in ("train", "head", "method_options", "search", "multitask", "meta"))
+    train, head, options, search, multitask, meta, distill = (
+        _section(values, key) for key in ("train", "head", "method_options", "search", "multitask", "meta", "distill"))
     top = {k: values.pop(k) for k in list(values)
            if k in ("backbone", "method", "max_length", "output_dir", "template", "tasks")}
     if values:
         raise ConfigError(f"unknown key(s) in {args.config}: {', '.join(sorted(values))}; "
                           "valid: task/data keys, tasks, backbone, method, method_options, head, train, search, multitask, meta, "
-                          "template, max_length, output_dir")
+                          "distill, template, max_length, output_dir")
     for key, value in flags.items():
         if key in data_keys:
             data[key] = value
@@ -153,6 +156,8 @@ def experiment_from(args: argparse.Namespace) -> Any:
             multitask[key] = value
         elif key in meta_keys:
             meta[key] = value
+        elif key in distill_keys:
+            distill[key] = value
         elif key == "tasks":
             top["tasks"] = [t.strip() for t in str(value).split(",") if t.strip()]
         elif key == "head":
@@ -179,6 +184,7 @@ def experiment_from(args: argparse.Namespace) -> Any:
                                     "search": build(SearchConfig, search, "search option(s)"),
                                     "multitask": build(MultiTaskConfig, multitask, "multi-task option(s)"),
                                     "meta": build(MetaConfig, meta, "meta-learning option(s)"),
+                                    "distill": build(DistillConfig, distill, "distillation option(s)"),
                                     "method_options": options, **top}, "option(s)")
 
 
@@ -223,6 +229,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = experiment_from(args)
     if args.resume and not cfg.output_dir:
         raise ConfigError("--resume needs --output, the directory of the run to continue")
+    if cfg.distill.teachers and not cfg.tasks:
+        from .training.distill import NEEDS_TASKS
+
+        raise ConfigError(NEEDS_TASKS)
     if getattr(args, "continual", None):
         return _train_continual(args, cfg)
     if cfg.tasks:
@@ -374,6 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_dataclass_flags(p.add_argument_group("several tasks (with --tasks)"), MultiTaskConfig)  # type: ignore[arg-type]
     _add_dataclass_flags(p.add_argument_group("meta-learning (with --tasks)"), MetaConfig)  # type: ignore[arg-type]
+    from .training.distill import DistillConfig
+
+    _add_dataclass_flags(p.add_argument_group("distillation from per-task teachers (with --tasks)"),  # type: ignore[arg-type]
+                         DistillConfig)
     p.add_argument("--continual", default=argparse.SUPPRESS, metavar="A,B,...",
                    help="meet these tasks one at a time with a prompt library (forgetting and transfer table)")
     p.set_defaults(func=cmd_train)

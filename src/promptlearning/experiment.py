@@ -25,6 +25,7 @@ from .model import PromptModel
 from .seeding import seed_everything
 from .training import TrainConfig, Trainer, TrainResult
 from .training.bilevel import SearchConfig
+from .training.distill import NEEDS_TASKS, DistillConfig
 from .training.meta import MetaConfig
 from .training.multitask import MultiTaskConfig
 
@@ -62,6 +63,7 @@ class ExperimentConfig:
     tasks: list[str] | None = None  # several tasks at once: cross-task training (see meta.multitask)
     multitask: MultiTaskConfig = field(default_factory=MultiTaskConfig)
     meta: MetaConfig = field(default_factory=MetaConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)  # teachers per task (with tasks)
     max_length: int = 64
     template: str | None = None
     output_dir: str | None = None
@@ -108,6 +110,8 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
                    baseline: bool = True, log: Any = print) -> dict[str, Any]:
     """Train one method on one few-shot split and return every number a table needs."""
     started = time.perf_counter()
+    if cfg.distill.teachers:
+        raise ConfigError(NEEDS_TASKS)
     data = load_data(cfg.data)
     split = make_split(cfg.data, data)
     backbone = backbone or shared_backbone(cfg.backbone)

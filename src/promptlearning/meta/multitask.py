@@ -22,6 +22,7 @@ from ..heads import HeadConfig
 from ..model import PromptModel
 from ..seeding import seed_everything
 from ..training import TrainConfig, Trainer
+from ..training.distill import DistillTrainer, load_teachers
 from ..training.meta import MetaTrainer
 from ..training.multitask import MultiTaskTrainer
 from .task_repr import TaskInfo
@@ -49,6 +50,9 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print) -> dict[s
     names = list(cfg.tasks or [])
     if len(names) < 2:
         raise ConfigError("--tasks needs at least two tasks for cross-task training (for one task use --task)")
+    distill = cfg.distill.teachers
+    if distill and cfg.meta.meta_algorithm:
+        raise ConfigError("--distill-from works with plain multi-task training, not --meta-algorithm; drop one of them")
     per_task = [dataclasses.replace(cfg.data, task=name, train_file=None) for name in names]
     datas = [load_data(data_cfg) for data_cfg in per_task]
     splits = [make_split(data_cfg, d) for data_cfg, d in zip(per_task, datas, strict=True)]
@@ -65,11 +69,20 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print) -> dict[s
     log(f"tasks {', '.join(names)}: {len(train_items)} train / {len(dev_items)} dev rows; method {cfg.method}; "
         f"trainable parameters {trainable:,} ({100 * trainable / total:.3f}% of the backbone)")
     out = Path(cfg.output_dir) if cfg.output_dir else None
-    run_info = {"tasks": names, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
+    run_info: dict[str, Any] = {"tasks": names, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
+    # teachers share the frozen backbone and are no part of the model: nothing of them is saved with it
+    teachers = load_teachers(cfg.distill, backbone, infos, [s.train for s in splits], log) if distill else []
+    if teachers:
+        run_info["distill_from"] = distill
+        log(f"distilling teachers into the student (weight {cfg.distill.distill_weight:g}, temperature "
+            f"{cfg.distill.distill_temperature:g}): " + ", ".join(f"{t.task} <- {t.path}" for t in teachers))
     if cfg.meta.meta_algorithm:
         log(f"meta-learning: {cfg.meta.meta_algorithm}, {cfg.meta.inner_steps} inner steps, "
             f"{cfg.meta.tasks_per_step} episodes per step")
         trainer: Trainer = MetaTrainer(model, cfg.train, train_items, dev_items, out, run_info=run_info, meta=cfg.meta)
+    elif teachers:
+        trainer = DistillTrainer(model, cfg.train, train_items, dev_items, out, run_info=run_info,
+                                 multitask=cfg.multitask, distill=cfg.distill, teachers=teachers)
     else:
         trainer = MultiTaskTrainer(model, cfg.train, train_items, dev_items, out, run_info=run_info,
                                    multitask=cfg.multitask)

@@ -68,12 +68,15 @@ class MultiTaskTrainer(Trainer):
         self.probs = task_probabilities([len(self.groups[t]) for t in self.task_ids], self.multitask.sampling,
                                         self.multitask.temperature)
 
-    def batch_at(self, step: int) -> Batch:
+    def rows_at(self, step: int) -> list[int]:
         gen = torch.Generator().manual_seed(self.config.seed * 100_003 + step)
-        size = self.config.batch_size
-        tasks = torch.multinomial(self.probs, size, replacement=True, generator=gen).tolist()
+        tasks = torch.multinomial(self.probs, self.config.batch_size, replacement=True, generator=gen).tolist()
         rows = []
         for t in tasks:
             pool = self.groups[self.task_ids[t]]
-            rows.append(self.train_items[pool[int(torch.randint(len(pool), (1,), generator=gen))]])
-        return batches(rows, size, self.model.pad_id, self.model.left_pad)[0]
+            rows.append(pool[int(torch.randint(len(pool), (1,), generator=gen))])
+        return rows
+
+    def batch_at(self, step: int) -> Batch:
+        rows = self.rows_at(step)
+        return batches([self.train_items[i] for i in rows], len(rows), self.model.pad_id, self.model.left_pad)[0]
