@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -39,3 +42,21 @@ def toy_examples(n_per_class: int = 16, seed: int = 0) -> list[Example]:
 @pytest.fixture
 def toy() -> list[Example]:
     return toy_examples()
+
+
+@contextmanager
+def killed_at(monkeypatch: pytest.MonkeyPatch, trainer_class: type[Any], step: int) -> Iterator[None]:
+    """Run the body with ``trainer_class`` interrupted (Ctrl-C) at ``step``, as a killed run would be."""
+    original = trainer_class.training_step
+
+    def interrupted(self: Any, batch: Any, at: int) -> Any:
+        if at == step:
+            raise KeyboardInterrupt
+        return original(self, batch, at)
+
+    monkeypatch.setattr(trainer_class, "training_step", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        monkeypatch.setattr(trainer_class, "training_step", original)

@@ -30,6 +30,7 @@ from promptlearning.training.distill import (
     parse_teachers,
 )
 
+from .conftest import killed_at
 from .meta_toys import toy_data, toy_tasks  # noqa: F401  (fixture)
 
 TASKS = ["toy_movies", "toy_films"]
@@ -223,17 +224,8 @@ def test_killed_distillation_run_resumes_to_the_same_result(toy_tasks: list[str]
     teachers = {"toy_movies": _train_teacher(tmp_path, "toy_movies")}
     whole = run_multitask(_cfg(tmp_path / "a", teachers), log=QUIET)["_model"].trainable_state()
     cut = _cfg(tmp_path / "b", teachers, checkpoint_every=2)
-    original = DistillTrainer.training_step
-
-    def killed_at_3(self: DistillTrainer, batch: object, step: int) -> torch.Tensor:
-        if step == 3:
-            raise KeyboardInterrupt
-        return original(self, batch, step)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(DistillTrainer, "training_step", killed_at_3)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at(monkeypatch, DistillTrainer, 3):
         run_multitask(cut, log=QUIET)
-    monkeypatch.setattr(DistillTrainer, "training_step", original)
     with pytest.raises(TrainingError, match="distill"):  # another weight is another run
         run_multitask(dataclasses.replace(cut, distill=DistillConfig(distill_from=teachers, distill_weight=2.0)),
                       resume=True, log=QUIET)

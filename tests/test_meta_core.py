@@ -22,6 +22,7 @@ from promptlearning.training import TrainConfig
 from promptlearning.training.meta import MetaConfig, MetaTrainer
 from promptlearning.training.multitask import MultiTaskTrainer, task_probabilities
 
+from .conftest import killed_at
 from .meta_toys import toy_data, toy_tasks  # noqa: F401  (fixture)
 
 LABEL_HEAD = HeadConfig(kind="label_description")
@@ -193,17 +194,8 @@ def test_killed_meta_run_resumes_to_the_same_result(toy_tasks: list[str], tmp_pa
     whole = run_multitask(_cfg(tmp_path / "a", meta=meta), log=lambda *_: None)["_model"].trainable_state()
     cut = _cfg(tmp_path / "b", meta=meta)
     cut = dataclasses.replace(cut, train=dataclasses.replace(cut.train, checkpoint_every=2))
-    original = MetaTrainer.training_step
-
-    def killed_at_3(self: MetaTrainer, batch: object, step: int) -> torch.Tensor:
-        if step == 3:
-            raise KeyboardInterrupt
-        return original(self, batch, step)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(MetaTrainer, "training_step", killed_at_3)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at(monkeypatch, MetaTrainer, 3):
         run_multitask(cut, log=lambda *_: None)
-    monkeypatch.setattr(MetaTrainer, "training_step", original)
     resumed = run_multitask(cut, resume=True, log=lambda *_: None)["_model"].trainable_state()
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
