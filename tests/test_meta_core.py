@@ -20,7 +20,7 @@ from promptlearning.meta.task_repr import TaskInfo
 from promptlearning.model import PromptModel
 from promptlearning.training import TrainConfig
 from promptlearning.training.meta import MetaConfig, MetaTrainer
-from promptlearning.training.multitask import MultiTaskTrainer, task_probabilities
+from promptlearning.training.multitask import MultiTaskConfig, MultiTaskTrainer, task_probabilities
 
 from .conftest import killed_at
 from .meta_toys import toy_data, toy_tasks  # noqa: F401  (fixture)
@@ -196,8 +196,23 @@ def test_killed_meta_run_resumes_to_the_same_result(toy_tasks: list[str], tmp_pa
     cut = dataclasses.replace(cut, train=dataclasses.replace(cut.train, checkpoint_every=2))
     with killed_at(monkeypatch, MetaTrainer, 3):
         run_multitask(cut, log=lambda *_: None)
+    with pytest.raises(TrainingError, match="meta.inner_steps"):  # other inner-loop settings: another run
+        run_multitask(dataclasses.replace(cut, meta=dataclasses.replace(meta, inner_steps=5)), resume=True,
+                      log=lambda *_: None)
     resumed = run_multitask(cut, resume=True, log=lambda *_: None)["_model"].trainable_state()
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_resume_refuses_another_task_sampling(toy_tasks: list[str], tmp_path: Path,  # noqa: F811
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    cut = _cfg(tmp_path)
+    cut = dataclasses.replace(cut, train=dataclasses.replace(cut.train, checkpoint_every=2))
+    with killed_at(monkeypatch, MultiTaskTrainer, 3):
+        run_multitask(cut, log=lambda *_: None)
+    with pytest.raises(TrainingError, match="multitask.sampling"):
+        run_multitask(dataclasses.replace(cut, multitask=MultiTaskConfig(sampling="uniform")), resume=True,
+                      log=lambda *_: None)
+    run_multitask(cut, resume=True, log=lambda *_: None)  # the same settings resume
 
 
 def test_adapt_adds_a_task_and_scores_before_and_after(toy_tasks: list[str], tmp_path: Path) -> None:  # noqa: F811

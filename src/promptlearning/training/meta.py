@@ -18,6 +18,7 @@ Episodes are a pure function of (seed, step), so a killed run resumes exactly.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,10 @@ class MetaTrainer(Trainer):
                        if p.requires_grad and n.startswith("method.")]
         if not self._names:
             raise ConfigError("the method has no weights to adapt in the inner loop; choose a trainable prompt method")
+
+    def _fingerprint(self) -> dict[str, Any]:
+        # other inner-loop settings make another run: a resume under them must be refused
+        return {**super()._fingerprint(), "meta": dataclasses.asdict(self.meta)}
 
     # ---------------------------------------------------------------- episodes
     def episodes(self, step: int) -> list[tuple[Batch, Batch]]:

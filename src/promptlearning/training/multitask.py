@@ -9,6 +9,7 @@ uniform); the example is then drawn within that task. Every batch is a pure func
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,10 @@ class MultiTaskTrainer(Trainer):
             pool = self.groups[self.task_ids[t]]
             rows.append(pool[int(torch.randint(len(pool), (1,), generator=gen))])
         return rows
+
+    def _fingerprint(self) -> dict[str, Any]:
+        # another sampling draws other batches: resuming under it would not continue the same run
+        return {**super()._fingerprint(), "multitask": dataclasses.asdict(self.multitask)}
 
     def batch_at(self, step: int) -> Batch:
         rows = self.rows_at(step)
