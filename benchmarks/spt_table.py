@@ -10,6 +10,7 @@ model's seconds per training step against the all-layer model (same task and see
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -101,6 +102,21 @@ def main() -> None:
               "flows below it. The ratios mix runs made under different loads (up to six processes on two cores, "
               "changing over the session), so they are indicative only: the isolated, interleaved timing in "
               "[spt_step_time.md](spt_step_time.md) (`benchmarks/spt_step_time.py`) is the fair measure.", ""]
+    timing = Path(args.out).parent / "spt_step_time.json"
+    if timing.is_file():  # the isolated, interleaved step times: the fair cost comparison
+        rows_t = {r["setting"]: r for r in json.loads(timing.read_text())["rows"]}
+        search_steps, train_steps = 50, 100  # the spt suite's protocol
+        lines += ["## Cost against training the all-layer model (isolated timing)", "",
+                  f"From [spt_step_time.md](spt_step_time.md) (one process, settings interleaved). With the suite's "
+                  f"{search_steps} search steps and {train_steps} training steps, the search costs "
+                  "(search-step ratio × search steps / training steps) of the all-layer model's training, and the "
+                  "final model trains at its own step ratio:", "",
+                  "| setting | trainable params | step time / all-layer step | whole phase / all-layer training |",
+                  "|---|---:|---:|---:|"]
+        for name, r in rows_t.items():
+            phase = r["ratio"] * (search_steps if name.startswith("search") else train_steps) / train_steps
+            lines.append(f"| {name} | {r['trainable_params']:,} | {r['ratio']:.2f} | {phase:.2f} |")
+        lines.append("")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 
