@@ -29,6 +29,43 @@ def _fmt(xs: list[float]) -> str:
     return f"{mean:.1f} ± {100 * statistics.stdev(xs):.1f}" if len(xs) > 1 else f"{mean:.1f}"
 
 
+def plot_gates(runs: dict[tuple[str, str], dict[int, dict[str, Any]]], tasks: list[str], path: Path) -> Path | None:
+    """Mean final gate probability per layer and task, and how often each layer was chosen."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    layers: list[int] = []
+    for t in tasks:
+        gates = [r["final_gates"] for r in runs.get((t, "spt"), {}).values() if r.get("final_gates")]
+        if not gates:
+            continue
+        gates = [json.loads(g) if isinstance(g, str) else g for g in gates]
+        layers = list(range(len(gates[0])))
+        left.plot(layers, [statistics.mean(g[i] for g in gates) for i in layers], marker="o", label=t)
+    left.axhline(0.5, color="grey", lw=0.8, ls=":")
+    left.set_xlabel("layer")
+    left.set_ylabel("final gate probability p_l (mean over seeds)")
+    left.set_title("SPT: where the gates ended")
+    left.legend(fontsize=8)
+    width = 0.4
+    for shift, label in ((-width / 2, "spt"), (width / 2, "spt_darts")):
+        chosen = [layer for t in tasks for r in runs.get((t, label), {}).values() for layer in r.get("chosen_layers", [])]
+        right.bar([i + shift for i in layers], [chosen.count(i) for i in layers], width, label=label)
+    right.set_xlabel("layer")
+    right.set_ylabel("times chosen (all tasks and seeds)")
+    right.set_title("Layers chosen under the budget K = 2")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--store", default="benchmarks/results/fewshot16")
@@ -102,6 +139,13 @@ def main() -> None:
               "flows below it. The ratios mix runs made under different loads (up to six processes on two cores, "
               "changing over the session), so they are indicative only: the isolated, interleaved timing in "
               "[spt_step_time.md](spt_step_time.md) (`benchmarks/spt_step_time.py`) is the fair measure.", ""]
+    figure = plot_gates(runs, tasks, Path(args.out).with_name("spt_gates.png"))
+    if figure is not None:
+        lines += ["## Learned gates", "", f"![SPT gates per layer]({figure.name})", "",
+                  "Left: each layer's final gate probability p_l, mean over the five seeds, per task (SPT, sigmoid "
+                  "gates). Right: how often each layer was among the two chosen, over all tasks and seeds. The gate "
+                  "history of one search over its steps is `gates.png` in any `train --method spt` run directory "
+                  "(an example is in the README).", ""]
     timing = Path(args.out).parent / "spt_step_time.json"
     if timing.is_file():  # the isolated, interleaved step times: the fair cost comparison
         rows_t = {r["setting"]: r for r in json.loads(timing.read_text())["rows"]}
