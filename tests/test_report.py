@@ -104,3 +104,22 @@ def test_empty_or_missing_store_is_a_one_line_error(tmp_path: Path, capsys: pyte
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1
+
+
+def test_accuracy_against_k_compares_the_same_splits(tmp_path: Path) -> None:
+    """Task a at K = 4 and 16, task b at K = 16 only: the K table averages task a alone, and the
+    four metrics use K = 16, the K most runs share (not simply the largest)."""
+    with ResultStore(tmp_path) as store:
+        jobs = [_job("prompt_tuning", "a", k, s) for k in (4, 16) for s in (1, 2)]
+        jobs += [_job("prompt_tuning", "b", 16, s) for s in (1, 2, 3)] + [_job("prompt_tuning", "a", 64, 1)]
+        store.add_jobs(jobs, "test")
+        for job in jobs:
+            store.finish(job.key, "me", _result("prompt_tuning", job.task, job.config["data"]["shots"],
+                                                job.config["train"]["seed"]))
+    text = build_report(tmp_path).read_text()
+    assert "## 1. Prompt effectiveness (tiny-bert, K = 16)" in text
+    assert "every K has: a (seeds 1)" in text  # K = 64 has seed 1 only, b has no K = 4
+    after = text[text.index("every K has"):].splitlines()
+    row = next(line for line in after if line.startswith("| prompt_tuning | "))
+    # task a, seed 1: 0.70 + 0.01 + 0.002 K  ->  71.8, 74.2, 83.8 (task b's +5 points would show otherwise)
+    assert [c.strip().split(" ")[0] for c in row.split("|")[2:5]] == ["71.8", "74.2", "83.8"]

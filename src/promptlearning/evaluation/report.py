@@ -231,6 +231,17 @@ def _peft_section(grid: Grid) -> list[str]:
     return lines + [""]
 
 
+def _comparable_across_k(runs: list[Run]) -> tuple[list[Run], str]:
+    """The runs on the tasks and seeds that every K has, so each K averages the same splits
+    (a store may hold every task at K = 16 but only one at the other K), and a line saying which."""
+    ks = sorted({r.shots for r in runs})
+    tasks = set.intersection(*({r.task for r in runs if r.shots == k} for k in ks))
+    seeds = {t: set.intersection(*({r.seed for r in runs if r.shots == k and r.task == t} for k in ks)) for t in tasks}
+    kept = [r for r in runs if r.task in tasks and r.seed in seeds[r.task]]
+    where = "; ".join(f"{t} (seeds {', '.join(str(x) for x in sorted(seeds[t]))})" for t in sorted(tasks))
+    return kept, where
+
+
 def _shots_series(runs: list[Run]) -> plots.Series:
     series: plots.Series = defaultdict(list)
     for k in sorted({r.shots for r in runs}):
@@ -343,18 +354,21 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
             lines += [f"## Results: {backbone}, K = {k}", "", "Test accuracy:", "", *_table(grid, "test_accuracy",
                       cell_fails), "", "Test macro-F1:", "", *_table(grid, "test_macro_f1", cell_fails), "",
                       "Dev accuracy (best-on-dev checkpoint):", "", *_table(grid, "dev_accuracy", cell_fails), ""]
-        main = Grid([r for r in mine if r.shots == shots[-1]])
-        lines += [f"## 1. Prompt effectiveness ({backbone}, K = {shots[-1]})", "", *_effectiveness(main), "",
-                  *generalisation, f"## 3. Convergence speed ({backbone}, K = {shots[-1]})", "", *_convergence(main), ""]
+        main_k = max(shots, key=lambda k: (sum(r.shots == k for r in mine), k))  # the K most runs share
+        main = Grid([r for r in mine if r.shots == main_k])
+        lines += [f"## 1. Prompt effectiveness ({backbone}, K = {main_k})", "", *_effectiveness(main), "",
+                  *generalisation, f"## 3. Convergence speed ({backbone}, K = {main_k})", "", *_convergence(main), ""]
         if not can_plot:
             lines += ["(No plots: matplotlib is not installed; `pip install 'promptlearning[plots]'`.)", ""]
         else:
             curve_png = plots.dev_curves(_curve_series(main), out_dir / f"dev_curves{suffix}.png",
-                                         f"dev accuracy during training, K = {shots[-1]}")
+                                         f"dev accuracy during training, K = {main_k}")
             lines += [f"![dev curves]({curve_png.name})", ""]
         if len(shots) > 1:
-            series = _shots_series(mine)
-            lines += ["Test accuracy against K (average over tasks, mean ± std over seeds):", "",
+            comparable, where = _comparable_across_k(mine)
+            series = _shots_series(comparable)
+            lines += [f"Test accuracy against K, on the tasks and seeds every K has: {where or 'none'} (average "
+                      "over those tasks, mean ± std over seeds):", "",
                       "| method | " + " | ".join(f"K = {k}" for k in shots) + " |", "|---|" + "---:|" * len(shots)]
             for label, by_k in series.items():
                 at = {int(k): (m, sd) for k, m, sd in by_k}
@@ -364,12 +378,12 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
                 png = plots.accuracy_vs_shots(series, out_dir / f"accuracy_vs_shots{suffix}.png",
                                               f"test accuracy vs K ({backbone})")
                 lines += [f"![accuracy vs shots]({png.name})", ""]
-        lines += [f"## 4. Compute overhead ({backbone}, K = {shots[-1]})", "", *_compute(main), ""]
+        lines += [f"## 4. Compute overhead ({backbone}, K = {main_k})", "", *_compute(main), ""]
         points = [(lab, _median(main.runs_of(lab), "trainable_params") or 1.0, avg[0])
                   for lab in main.labels if (avg := main.average(lab, "test_accuracy")) is not None]
         if points and can_plot:
             png = plots.accuracy_vs_parameters(points, out_dir / f"accuracy_vs_params{suffix}.png",
-                                               f"accuracy vs trainable parameters, K = {shots[-1]}")
+                                               f"accuracy vs trainable parameters, K = {main_k}")
             lines += [f"![accuracy vs trainable parameters]({png.name})", ""]
         lines += _peft_section(main)
     if failed:
