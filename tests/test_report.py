@@ -123,3 +123,16 @@ def test_accuracy_against_k_compares_the_same_splits(tmp_path: Path) -> None:
     row = next(line for line in after if line.startswith("| prompt_tuning | "))
     # task a, seed 1: 0.70 + 0.01 + 0.002 K  ->  71.8, 74.2, 83.8 (task b's +5 points would show otherwise)
     assert [c.strip().split(" ")[0] for c in row.split("|")[2:5]] == ["71.8", "74.2", "83.8"]
+
+
+def test_gain_average_over_fewer_tasks_says_so(tmp_path: Path) -> None:
+    make_store(tmp_path, ["fixed_prompt", "prompt_tuning"], [16])
+    with ResultStore(tmp_path) as store:
+        jobs = [_job("linear_probe", "a", 16, s) for s in (1, 2, 3)]  # one task of two
+        store.add_jobs(jobs, "test")
+        for job in jobs:
+            store.finish(job.key, "me", _result("linear_probe", "a", 16, job.config["train"]["seed"]))
+    section = build_report(tmp_path).read_text().split("## 1. Prompt effectiveness")[1].split("## 2.")[0]
+    lp = next(line for line in section.splitlines() if line.startswith("| linear_probe |"))
+    pt = next(line for line in section.splitlines() if line.startswith("| prompt_tuning |"))
+    assert lp.endswith("(1 of 2 tasks) |") and "tasks)" not in pt

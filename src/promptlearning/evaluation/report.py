@@ -135,6 +135,8 @@ def _effectiveness(grid: Grid) -> list[str]:
             else:
                 cells.append("–")
         avg = f"{100 * statistics.mean(means):+.1f}" if means else "–"
+        if means and len(means) < len(grid.tasks):  # an average over fewer tasks is not comparable to the others
+            avg += f" ({len(means)} of {len(grid.tasks)} tasks)"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {avg} |")
     return lines
 
