@@ -254,7 +254,9 @@ def test_ctrl_c_on_the_command_stops_cleanly(tmp_path: Path) -> None:
     write_suite(tmp_path, text=text)
     proc = subprocess.Popen([sys.executable, "-m", "promptlearning.cli", "bench", str(tmp_path / "suite.yaml"),
                              "--store", str(tmp_path / "store"), "--threads", "1", "--no-report"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a shell running us in the background ignores SIGINT, and children inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("[1/"):
