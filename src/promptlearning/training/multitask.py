@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..configs import option
-from ..data.batching import Batch, Encoded, batches
+from ..data.batching import Encoded
 from ..errors import ConfigError
 from .trainer import Trainer
 
@@ -82,6 +82,3 @@ class MultiTaskTrainer(Trainer):
         # another sampling draws other batches: resuming under it would not continue the same run
         return {**super()._fingerprint(), "multitask": dataclasses.asdict(self.multitask)}
 
-    def batch_at(self, step: int) -> Batch:
-        rows = self.rows_at(step)
-        return batches([self.train_items[i] for i in rows], len(rows), self.model.pad_id, self.model.left_pad)[0]
