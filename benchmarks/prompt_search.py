@@ -122,9 +122,11 @@ def main() -> None:
                 exp = ExperimentConfig(data=data, backbone="smollm2-135m", method="p_tuning",
                                        method_options=method_options, head=HEAD, template=soft,
                                        max_length=args.max_length,
+                                       # dev is scored at step 0 too, so best-on-dev can keep the starting prompt
+                                       # (the discrete one, for the hybrid) when tuning does not help it
                                        train=TrainConfig(max_steps=args.steps, eval_every=max(1, args.steps // 2),
                                                          lr=args.lr, batch_size=8, eval_batch_size=16, seed=seed,
-                                                         quiet=True, checkpoint_every=0))
+                                                         quiet=True, checkpoint_every=0, eval_at_start=True))
                 result = run_experiment(exp, backbone=backbone, baseline=False, log=lambda _: None)
                 result.pop("_model")
                 n_dev = len(split.dev)
@@ -179,20 +181,24 @@ def scope(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """What was run, what was not, and on what machine: never more than the rows show."""
     from promptlearning.evaluation.bench import cpu_model
 
+    wanted_tasks, wanted_seeds = ["mr", "cr", "subj", "hedge", "tweets3"], [13, 21, 42, 87, 100]
+    searched = [r for r in rows if r["method"] in ORDER]
+    ran = {(r["task"], r["seed"]) for r in searched if r["method"] == "soft_vocab"}
+    missing = [f"{t} seed {s}" for t in wanted_tasks for s in wanted_seeds if (t, s) not in ran]
     loads = [r["load_avg_1m"] for r in rows if "load_avg_1m" in r]
     total = sum(r["wall_seconds"] for r in rows) / 60
-    return (f"**Scope.** Run: tasks {args.tasks}, data seeds {args.seeds} (each also the search and training seed). "
-            "Not run (to fit about 40 minutes of one single-threaded CPU process): subj, hedge and tweets3, seeds 42, "
-            "87 and 100, 16 dev shots per class (8 here, so one scoring costs half as much), full test splits, larger "
-            "budgets. 'soft_random' and 'soft_vocab' are the gradient prompt-tuning rows: the same soft template as the "
-            "hybrid (same slots, same parameter count) started from random or sampled-vocabulary vectors instead of "
-            "the found prompt's embeddings. Transfer was checked for the evolutionary search's prompts only. "
-            f"Machine: {cpu_model()}, 1 torch thread, shared with other benchmark processes (1-minute load average "
-            f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f} on 2 cores), so wall times are inflated and "
-            f"noisy; all rows together took {total:.0f} minutes. With 16 dev and 100 test examples and 2 seeds, "
-            "differences of a few points are within noise. The trainer evaluates dev only after steps "
-            f"{max(1, args.steps // 2)} and {args.steps}, never at step 0, so the hybrid cannot fall back to its "
-            "starting (discrete) prompt when training hurts.")
+    seeds_per_task = {t: sorted(s for (x, s) in ran if x == t) for t in wanted_tasks}
+    run_text = "; ".join(f"{t}: seeds {', '.join(map(str, s))}" for t, s in seeds_per_task.items() if s)
+    return (f"**Scope.** Complete (task, seed) cells, each seed being the data, search and training seed: {run_text}. "
+            + (f"Not run: {', '.join(missing)}. " if missing else "Every task of the issue × 5 seeds is here. ")
+            + f"Dev has {args.dev_shots} examples per class (not 16: one scoring costs half as much); test is a fixed "
+            f"{args.max_test}-example subset. 'soft_random' and 'soft_vocab' are the gradient prompt-tuning rows: the "
+            "same soft template as the hybrid (same slots, same parameter count) started from random or "
+            "sampled-vocabulary vectors instead of the found prompt's embeddings. Transfer was checked for the "
+            f"evolutionary search's prompts only. Machine: {cpu_model()}, 1 torch thread, with another benchmark "
+            f"process beside it (1-minute load average {min(loads, default=0):.1f} to {max(loads, default=0):.1f} on "
+            f"2 cores), so wall times are noisy; all rows together took {total:.0f} minutes. With {2 * args.dev_shots} "
+            f"dev and {args.max_test} test examples per binary task, differences of a few points are within noise.")
 
 
 def write_report(rows: list[dict[str, Any]], out: Path, args: argparse.Namespace, command: str) -> None:
@@ -203,7 +209,8 @@ def write_report(rows: list[dict[str, Any]], out: Path, args: argparse.Namespace
              f"max length {args.max_length}. Searches are scored on the dev split (fitness = accuracy + 0.5 x mean "
              f"label margin) under a budget of {args.budget} forward passes (rows through the backbone). The hybrid and "
              f"the soft controls tune the evolutionary search's best prompt turned into P-tuning slots (no encoder) for "
-             f"{args.steps} steps, batch 8, lr {args.lr}, best-on-dev of {2} evaluations; their forward passes are "
+             f"{args.steps} steps, batch 8, lr {args.lr}, keeping the best on dev of 3 evaluations (the start, step "
+             f"{max(1, args.steps // 2)} and step {args.steps}); their forward passes are "
              "training rows (each also a backward pass) plus dev rows.", "",
              f"Command: `{command}`", "",
              scope(rows, args), "",
