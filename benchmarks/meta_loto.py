@@ -42,7 +42,7 @@ from promptlearning.evaluation.store import ResultStore
 from promptlearning.experiment import ExperimentConfig, shared_backbone, test_subset
 from promptlearning.heads import HeadConfig
 from promptlearning.meta.multitask import adapt_to_task, run_multitask
-from promptlearning.meta.task_repr import TaskInfo
+from promptlearning.meta.task_repr import TaskInfo, cosine_ranking, task_representation
 from promptlearning.model import PromptModel
 from promptlearning.training import TrainConfig, Trainer
 from promptlearning.training.meta import MetaConfig
@@ -55,6 +55,8 @@ CROSS_TASK = {
     "meta_init_reptile": {"method": "prompt_tuning", "method_options": {"num_tokens": 20},
                           "meta": {"meta_algorithm": "reptile", "inner_steps": 3, "inner_lr": 1.0, "tasks_per_step": 1}},
 }
+#: the single-task prompt of the training task with the nearest description, adapted like the methods above
+TRANSFER = "prompt_transfer"
 
 
 def done_keys(path: Path) -> set[str]:
@@ -92,6 +94,11 @@ def heldout_record(row: dict[str, Any], args: argparse.Namespace) -> dict[str, A
     elif name == "prompt_tuning_single":
         config |= {"method": "prompt_tuning", "method_options": {"num_tokens": 20}, "train_tasks": [],
                    "train": {"seed": seed, "max_steps": args.single_steps}}
+    elif name == TRANSFER:
+        config |= {"method": "prompt_tuning", "method_options": {"num_tokens": 20}, "train_tasks": list(row["train_tasks"]),
+                   "transfer": {"by": "description", "variant": "init", "source": row["source"]},
+                   "train": {"seed": seed, "max_steps": args.single_steps, "train_shots": 16,
+                             "adapt_steps": args.adapt_steps}}
     elif name in CROSS_TASK:
         spec = CROSS_TASK[name]
         config |= {"method": spec["method"], "method_options": spec["method_options"], "meta": spec.get("meta"),
@@ -130,8 +137,10 @@ def open_store(args: argparse.Namespace) -> ResultStore | None:
     return store
 
 
-def single_task(backbone: Any, task: str, k: int, seed: int, steps: int, max_test: int) -> dict[str, Any]:
-    """Prompt tuning on the held-out task alone, label-description head, same split."""
+def single_task(backbone: Any, task: str, k: int, seed: int, steps: int, max_test: int,
+                save_to: Path | None = None) -> dict[str, Any]:
+    """Prompt tuning on the held-out task alone, label-description head, same split. With ``save_to``
+    the trained prompt is kept there: at K=16 it is this task's source prompt for prompt transfer."""
     data = load_task(task)
     split = few_shot_split(data, k, seed)
     torch.manual_seed(seed)
@@ -141,7 +150,31 @@ def single_task(backbone: Any, task: str, k: int, seed: int, steps: int, max_tes
     Trainer(model, TrainConfig(max_steps=steps, eval_every=10, seed=seed, quiet=True),
             model.encode(split.train), model.encode(split.dev)).fit()
     acc = evaluate(model, model.encode(test_subset(split.test, max_test)))["accuracy"]
+    if save_to is not None:
+        model.save_pretrained(save_to, extra={"task": task, "shots": k, "seed": seed, "test_accuracy": acc})
     return {"accuracy": acc, "seconds": time.perf_counter() - started}
+
+
+def source_prompt(backbone: Any, task: str, seed: int, args: argparse.Namespace, sources: Path,
+                  rows_path: Path | None, done: set[str], store: ResultStore | None) -> PromptModel:
+    """``task``'s single-task prompt (K=16, this seed): loaded if kept, else trained and kept. A newly
+    trained one is also that task's single-task K=16 row, when the row is not there yet."""
+    path = sources / f"{task}-{seed}"
+    if not (path / "adapter_config.json").is_file():
+        r = single_task(backbone, task, 16, seed, args.single_steps, args.max_test, save_to=path)
+        key = f"single|{task}|16|{seed}"
+        if rows_path is not None and key not in done:
+            append(rows_path, {"key": key, "plan": task, "target": task, "method": "prompt_tuning_single", "K": 16,
+                               "seed": seed, "accuracy": r["accuracy"], "seconds": r["seconds"]}, store, args)
+            done.add(key)
+    return PromptModel.from_pretrained(path, backbone=backbone)
+
+
+def rank_sources(backbone: Any, target: str, candidates: list[str]) -> list[tuple[str, float]]:
+    """Source tasks by cosine similarity of their description encodings to the target's (usable at K=0)."""
+    infos = [TaskInfo(t, load_task(t).labels, load_task(t).description) for t in [target, *candidates]]
+    reprs = torch.stack([task_representation("description", backbone, info) for info in infos])
+    return [(candidates[i], score) for i, score in cosine_ranking(reprs[0], reprs[1:])]
 
 
 def fixed_prompt(backbone: Any, task: str, max_test: int) -> float:
@@ -222,6 +255,33 @@ def _run(args: argparse.Namespace, out: Path, rows_path: Path, done: set[str], s
                                            "trainable_params": trained.num_trainable(), "train_tasks": train_tasks},
                                store, args)
                         done.add(key)
+            for target in targets:
+                transfer(backbone, args, plan, train_tasks, target, seed, shots, out, rows_path, done, store)
+
+
+def transfer(backbone: Any, args: argparse.Namespace, plan: str, train_tasks: list[str], target: str, seed: int,
+             shots: list[int], out: Path, rows_path: Path, done: set[str], store: ResultStore | None) -> None:
+    """Prompt transfer: the target starts from the single-task prompt of the training task whose
+    description is nearest its own, then adapts exactly like the cross-task methods."""
+    keys = {k: f"{TRANSFER}|{plan}|{target}|{k}|{seed}" for k in shots}
+    if all(key in done for key in keys.values()):
+        return
+    source, similarity = rank_sources(backbone, target, train_tasks)[0]
+    started = time.perf_counter()
+    trained = source_prompt(backbone, source, seed, args, out.parent / "runs" / "loto_sources",
+                            None if args.cross_domain else rows_path, done, store)
+    source_seconds = time.perf_counter() - started
+    for k, key in keys.items():
+        if key in done:
+            continue
+        model = copy.deepcopy(trained)
+        r = adapt_to_task(model, load_task(target), shots=k, seed=seed, steps=args.adapt_steps,
+                          max_test=args.max_test, quiet=True, log=lambda *_: None)
+        append(rows_path, {"key": key, "plan": plan, "target": target, "method": TRANSFER, "K": k, "seed": seed,
+                           "accuracy": r["after"], "before": r["before"], "adapt_seconds": r["adapt_seconds"],
+                           "source": source, "source_similarity": similarity, "source_seconds": source_seconds,
+                           "trainable_params": trained.num_trainable(), "train_tasks": [source]}, store, args)
+        done.add(key)
 
 
 def write_markdown(rows_path: Path, md_path: Path, args: argparse.Namespace) -> None:
@@ -239,7 +299,7 @@ def write_markdown(rows_path: Path, md_path: Path, args: argparse.Namespace) -> 
                 if r["label"] == "finetune" and r["shots"] == 16 and r["seed"] in seeds and r["result"]:
                     cells[(r["task"], "finetune (classification head)", 16)].append(100 * r["result"]["test_accuracy"])
     targets = sorted({r["target"] for r in rows})
-    methods = ["fixed_prompt", "prompt_tuning_single", *CROSS_TASK, "finetune (classification head)"]
+    methods = ["fixed_prompt", "prompt_tuning_single", TRANSFER, *CROSS_TASK, "finetune (classification head)"]
     ks = sorted({r["K"] for r in rows})
     lines = [f"# {'Cross-domain' if args.cross_domain else 'Leave-one-task-out'}: cross-task methods on unseen tasks", "",
              f"Machine: {platform.machine()} CPU, torch {torch.__version__}, one thread, other benchmark processes "
