@@ -50,9 +50,17 @@ def meta_prompt(args: argparse.Namespace) -> tuple[torch.Tensor, float]:
 
 
 def curve(backbone: Any, args: argparse.Namespace, init: str, start: torch.Tensor | None) -> dict[str, Any]:
-    data = load_task(args.task)
-    split = few_shot_split(data, args.shots, args.seed)
-    options = {"num_tokens": 20, "init": "random" if init == "random" else "vocab", "init_seed": args.seed}
+    return adaptation_curve(backbone, args.task, args.shots, args.seed, init, start, steps=args.steps,
+                            eval_every=args.eval_every, max_test=args.max_test)
+
+
+def adaptation_curve(backbone: Any, task: str, shots: int, seed: int, init: str, start: torch.Tensor | None, *,
+                     steps: int, eval_every: int, max_test: int) -> dict[str, Any]:
+    """Prompt tuning on ``task`` from one start (``start`` overrides the init), with dev accuracy at step 0
+    and every ``eval_every`` steps: the curve that shows how fast a start converges."""
+    data = load_task(task)
+    split = few_shot_split(data, shots, seed)
+    options = {"num_tokens": 20, "init": "random" if init == "random" else "vocab", "init_seed": seed}
     model = PromptModel.build(backbone, "prompt_tuning", data.labels, method_options=options, head=HEAD, task=data.name,
                               tasks=[TaskInfo(data.name, data.labels, data.description)])
     if start is not None:
@@ -60,9 +68,9 @@ def curve(backbone: Any, args: argparse.Namespace, init: str, start: torch.Tenso
             model.method.prompt.copy_(start)
     dev = model.encode(split.dev)
     first = evaluate(model, dev)["accuracy"]
-    fit = Trainer(model, TrainConfig(max_steps=args.steps, eval_every=args.eval_every, seed=args.seed, quiet=True),
+    fit = Trainer(model, TrainConfig(max_steps=steps, eval_every=eval_every, seed=seed, quiet=True),
                   model.encode(split.train), dev).fit()
-    test = evaluate(model, model.encode(test_subset(split.test, args.max_test)))["accuracy"]
+    test = evaluate(model, model.encode(test_subset(split.test, max_test)))["accuracy"]
     points = [(0, first)] + [(h["step"], h["dev_accuracy"]) for h in fit.history]
     return {"init": init, "curve": points, "test_accuracy": test, "adapt_seconds": fit.train_seconds}
 
