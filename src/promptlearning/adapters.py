@@ -18,7 +18,7 @@ from . import __version__
 from .backbones import Backbone, load_backbone, weights_fingerprint
 from .errors import AdapterError, PromptLearningError
 from .fileio import atomic_directory, read_json, write_json
-from .heads import HeadConfig, build_head
+from .heads import Head, HeadConfig, build_head
 from .meta.task_repr import TaskInfo
 from .methods.base import get_method
 
@@ -44,6 +44,7 @@ def adapter_config(model: PromptModel) -> dict[str, Any]:
         "tasks": [t.to_dict() for t in model.tasks],
         "max_length": model.max_length,
         "template": model.template,
+        "task_templates": model.task_templates,
         "backbone": model.backbone.info.to_dict(),
     }
 
@@ -115,6 +116,21 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], expe
             target.copy_(tensor.to(target.dtype))
 
 
+def saved_task_templates(config: dict[str, Any], head: Head, tasks: list[TaskInfo] | None) -> dict[str, str] | None:
+    """The per-task templates of a saved model (None: one template for every task).
+
+    Adapters saved before per-task templates have no entry: their template was the head's default
+    for their first task exactly when it equals that default now, and then later tasks get theirs."""
+    if "task_templates" in config:
+        saved = config["task_templates"]
+        return None if saved is None else {str(k): str(v) for k, v in dict(saved).items()}
+    template = config.get("template")
+    first = tasks[0].name if tasks else (config.get("task") or "task")
+    if template and template == head.default_template(config.get("task") or first, config["labels"]):
+        return {first: template}
+    return None
+
+
 def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptModel:
     from .model import PromptModel
 
@@ -130,7 +146,7 @@ def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptMod
         tasks = [TaskInfo.from_dict(t) for t in config["tasks"]] if config.get("tasks") else None
         model = PromptModel(backbone, method, head, config["labels"], task=config.get("task"),
                             max_length=int(config.get("max_length", 128)), template=config.get("template"),
-                            tasks=tasks)
+                            tasks=tasks, task_templates=saved_task_templates(config, head, tasks))
     except PromptLearningError as exc:
         raise AdapterError(f"adapter {directory} has an unusable config: {exc}") from exc
     except (KeyError, TypeError) as exc:

@@ -67,8 +67,8 @@ class Head(nn.Module):
         raise ConfigError(f"the {self.kind} head has per-task weights and serves one task; use "
                           "--head label_description (or the verbalizer on a causal LM) for several or new tasks")
 
-    def default_template(self, task: str | None) -> str | None:
-        """The template this head wants when the user and the method give none."""
+    def default_template(self, task: str | None, labels: Sequence[str] | None = None) -> str | None:
+        """The template this head wants for a task (its name and labels) when the user and the method give none."""
         return None
 
     def forward(self, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor:  # (B, C)

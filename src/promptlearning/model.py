@@ -48,7 +48,8 @@ class ModelOutput:
 class PromptModel(nn.Module):
     def __init__(self, backbone: Backbone, method: PromptMethod, head: Head, labels: Sequence[str],
                  *, task: str | None = None, max_length: int = 128, template: str | None = None,
-                 tasks: Sequence[TaskInfo] | None = None) -> None:
+                 tasks: Sequence[TaskInfo] | None = None, task_templates: dict[str, str] | None = None) -> None:
+        """``task_templates`` restores the per-task templates of a saved model (task name -> template)."""
         super().__init__()
         tasks = list(tasks) if tasks else [TaskInfo(task or "task", list(labels))]
         if len({t.name for t in tasks}) != len(tasks):
@@ -56,9 +57,17 @@ class PromptModel(nn.Module):
         labels = tasks[0].labels
         if len(labels) < 2:
             raise ConfigError(f"a classifier needs at least 2 labels (got {list(labels)})")
-        self.template = template or method.default_template or head.default_template(task)
+        chosen = template or method.default_template
+        self.template = chosen or head.default_template(task if task is not None else tasks[0].name, labels)
         self._template = Template.parse(self.template) if self.template else None
         check_template(self._template, method)
+        # A template the user or the method chose serves every task. The head's default is a question
+        # about one task (the verbaliser's "Movie review: ... positive or negative?"), so asking it of
+        # another task's rows would mislead the LM: then every task keeps its own default, a task added
+        # later included, and the map is saved so a reloaded adapter encodes each task as it was trained.
+        self.task_templates: dict[str, str] | None = (
+            dict(task_templates) if task_templates is not None else None if chosen or not self.template else {})
+        self._templates: dict[int, Template | None] = {}  # task index -> its parsed template (per-task mode)
         self.backbone = backbone
         self.method = method
         self.head = head
@@ -112,9 +121,18 @@ class PromptModel(nn.Module):
         if len(info.labels) < 2:
             raise ConfigError(f"task {info.name!r} needs at least 2 labels (got {info.labels})")
         index = len(self.tasks)
+        text, parsed = None, None
+        if self.task_templates is not None:
+            text = self.task_templates.get(info.name) or (
+                self.template if index == 0 else self.head.default_template(info.name, info.labels)) or self.template
+            parsed = Template.parse(text) if text else None
+            check_template(parsed, self.method)
         self.head.add_task(info, self.backbone, index)
         self.method.add_task(info.name)
         self.tasks.append(info)
+        if self.task_templates is not None and text is not None:
+            self.task_templates[info.name] = text
+            self._templates[index] = parsed
         row = torch.zeros(1, self.task_reprs.shape[1], device=self.task_reprs.device)
         self.task_reprs = torch.cat([self.task_reprs, row])
         if representation is not None:
@@ -180,8 +198,15 @@ class PromptModel(nn.Module):
     def num_backbone_parameters(self) -> int:
         return sum(p.numel() for p in self.backbone.parameters())
 
+    def template_of(self, task_id: int = 0) -> str | None:
+        """The template that task ``task_id``'s rows are encoded with."""
+        if self.task_templates is not None and task_id < len(self.tasks):
+            return self.task_templates.get(self.tasks[task_id].name, self.template)
+        return self.template
+
     def encode(self, examples: Sequence[Example], task_id: int = 0) -> list[Any]:
-        return encode(self.backbone.tokenizer, examples, self.max_length, task_id, self._template)
+        template = self._templates.get(task_id, self._template)
+        return encode(self.backbone.tokenizer, examples, self.max_length, task_id, template)
 
     @torch.no_grad()
     def predict_proba(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 32,

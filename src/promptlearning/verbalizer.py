@@ -6,12 +6,20 @@ every word is one token, one forward pass reads them all from the last position;
 each row is run once per word with the word's leading tokens appended (the extra passes
 are the price of multi-token words). The head adds no trainable parameters, so it also
 scores a fixed hand-written prompt with no training at all.
+
+Having no parameters, it serves any number of tasks: each task keeps its own label words,
+computed from its label names when the task is added, and each row is scored against its
+own task's words (picked by the row's task id). A new task therefore runs at K=0 as soon as
+its label names are known. Label words are derived, never learned, so they are recomputed
+from the tokenizer on load rather than saved: old single-task adapters load unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,7 +28,11 @@ from .data.batching import Batch
 from .data.prompts import handwritten_template
 from .errors import ConfigError
 from .heads import Head, HeadConfig, pool, register_head
+from .label_description import MASKED
 from .methods.base import PromptContext
+
+if TYPE_CHECKING:
+    from .meta.task_repr import TaskInfo
 
 Runner = Callable[[Batch], tuple[torch.Tensor, PromptContext]]
 
@@ -80,6 +92,44 @@ def append_tokens(batch: Batch, words: Sequence[tuple[int, ...]], pad_id: int) -
                  prompt_slots=slots)
 
 
+def take_rows(batch: Batch, rows: torch.Tensor) -> Batch:
+    """The batch restricted to ``rows`` (B',), every per-row field alike; the width is kept."""
+    values = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
+    return dataclasses.replace(batch, **{k: v[rows] for k, v in values.items() if isinstance(v, torch.Tensor)})
+
+
+@dataclass(frozen=True)
+class TaskWords:
+    """One task's verbaliser: its labels, every label word's token ids, and which label owns each word."""
+
+    labels: tuple[str, ...]
+    words: tuple[tuple[int, ...], ...]  # (W,) token tuples
+    owner: tuple[int, ...]  # (W,) label index of each word
+
+    @classmethod
+    def build(cls, tokenizer: Any, label_words: dict[str, list[str]], labels: Sequence[str]) -> TaskWords:
+        ids = label_word_ids(tokenizer, label_words, labels, leading_space=True)
+        return cls(tuple(labels), tuple(w for group in ids for w in group),
+                   tuple(c for c, group in enumerate(ids) for _ in group))
+
+    @property
+    def word_ids(self) -> list[list[tuple[int, ...]]]:
+        return [[w for w, c in zip(self.words, self.owner, strict=True) if c == label]
+                for label in range(len(self.labels))]
+
+    @property
+    def single_token(self) -> bool:
+        return all(len(w) == 1 for w in self.words)
+
+    def to_labels(self, word_scores: torch.Tensor) -> torch.Tensor:
+        """(B, W) word log-probabilities -> (B, C) label scores by log-sum-exp."""
+        owner = torch.tensor(self.owner, device=word_scores.device)
+        out = word_scores.new_full((word_scores.shape[0], len(self.labels)), float("-inf"))
+        for c in range(len(self.labels)):
+            out[:, c] = torch.logsumexp(word_scores[:, owner == c], dim=-1)
+        return out
+
+
 @register_head
 class VerbalizerHead(Head):
     kind = "verbalizer"
@@ -92,50 +142,143 @@ class VerbalizerHead(Head):
         if not backbone.info.is_decoder:
             raise ConfigError(f"the verbalizer head scores next tokens of a causal LM; {backbone.info.name} is "
                               "an encoder: use --head classification")
-        self.labels = list(labels)
         words = config.label_words or {lab: [lab] for lab in labels}
-        self.word_ids = label_word_ids(backbone.tokenizer, words, labels, leading_space=True)
-        self._words = [w for ids in self.word_ids for w in ids]  # (W,) token tuples
-        self._owner = [c for c, ids in enumerate(self.word_ids) for _ in ids]  # (W,)
+        # task index -> its words; the first is ready at once so a head used without a model still scores
+        self.task_words: list[TaskWords] = [TaskWords.build(backbone.tokenizer, words, labels)]
+        self._added = 0  # tasks added through add_task (the first replaces the entry built here)
         self._pad = int(backbone.tokenizer.pad_token_id or 0)
         object.__setattr__(self, "_lm_head", backbone.lm_head)  # frozen, owned by the backbone: not saved here
 
+    # ------------------------------------------------------------------ tasks
+    @property
+    def serves_many_tasks(self) -> bool:
+        return True
+
+    @property
+    def labels(self) -> list[str]:
+        """The first task's labels."""
+        return list(self.task_words[0].labels)
+
+    @property
+    def word_ids(self) -> list[list[tuple[int, ...]]]:
+        """The first task's words per label."""
+        return self.task_words[0].word_ids
+
+    @property
+    def width(self) -> int:
+        """Columns of the scores: the most labels any served task has (a row's extra columns are masked)."""
+        return max(len(t.labels) for t in self.task_words)
+
+    def add_task(self, task: TaskInfo, backbone: Backbone, index: int) -> None:
+        """Words for a task: the head's --label-words for the first task (which must name exactly its
+        labels); for later ones, per label, the task's own label texts, else the head's words for a
+        label of that name, else the label name itself."""
+        if index != self._added:
+            raise ConfigError(f"task {task.name!r} must be added as task {self._added}, not {index}")
+        given = self.config.label_words or {}
+        if index == 0 and given:
+            words = dict(given)
+        else:
+            words = {lab: list(task.label_texts.get(lab) or given.get(lab) or [lab]) for lab in task.labels}
+        try:
+            entry = TaskWords.build(backbone.tokenizer, words, task.labels)
+        except ConfigError as exc:
+            raise ConfigError(f"task {task.name!r}: {exc}; rename its labels (or give TaskInfo.label_texts), "
+                              "or use --head label_description") from exc
+        if index == 0:
+            self.task_words[0] = entry
+        else:
+            self.task_words.append(entry)
+        self._added += 1
+
+    def default_template(self, task: str | None, labels: Sequence[str] | None = None) -> str | None:
+        return handwritten_template(task, list(labels) if labels is not None else self.labels)
+
     @property
     def single_token(self) -> bool:
-        return all(len(w) == 1 for w in self._words)
+        return all(t.single_token for t in self.task_words)
 
-    def default_template(self, task: str | None) -> str | None:
-        return handwritten_template(task, self.labels)
+    def _row_tasks(self, task_ids: torch.Tensor | None, rows: int, device: torch.device) -> torch.Tensor:
+        """(B,) task index of each row; a head serving one task reads every row as that task."""
+        if task_ids is None or len(self.task_words) == 1:
+            return torch.zeros(rows, dtype=torch.long, device=device)
+        ids = task_ids.to(device)
+        if int(ids.min()) < 0 or int(ids.max()) >= len(self.task_words):
+            raise ConfigError(f"a row has task id {int(ids.max())} but this verbaliser serves "
+                              f"{len(self.task_words)} task(s); add the task to the model first")
+        return ids
 
-    def _to_labels(self, word_scores: torch.Tensor) -> torch.Tensor:
-        """(B, W) word log-probabilities -> (B, C) label scores by log-sum-exp."""
-        owner = torch.tensor(self._owner, device=word_scores.device)
-        out = word_scores.new_full((word_scores.shape[0], len(self.labels)), float("-inf"))
-        for c in range(len(self.labels)):
-            out[:, c] = torch.logsumexp(word_scores[:, owner == c], dim=-1)
+    def _scatter(self, parts: list[tuple[torch.Tensor, torch.Tensor]], rows: int,
+                 device: torch.device) -> torch.Tensor:
+        """Per-task (row indices, (b, C_t) scores) -> (B, C_max); a row's classes past its task's are masked
+        (a large negative, not -inf, so softmax, cross-entropy and KL stay finite)."""
+        out = torch.full((rows, self.width), MASKED, dtype=torch.float32, device=device)
+        for index, scores in parts:
+            out[index, :scores.shape[1]] = scores
         return out
+
+    # ------------------------------------------------------------------ scoring
+    def _first_token_scores(self, last: torch.Tensor, words: TaskWords) -> torch.Tensor:
+        """(B, H) last hidden states -> (B, C) scores of single-token words."""
+        lm_head: Any = self._lm_head
+        logprobs = lm_head(last).float().log_softmax(-1)  # (B, V)
+        first = torch.tensor([w[0] for w in words.words], device=last.device)
+        return words.to_labels(logprobs[:, first])  # (B, C)
+
+    @staticmethod
+    def _last(hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor:
+        """(B, P + L, H) -> (B, H): each row's last input position."""
+        assert ctx.text_mask is not None
+        return pool(hidden[:, ctx.num_prompt_positions:], ctx.text_mask, "last")
 
     def forward(self, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor:
         """Single-token words: one pass, every word read at the last position."""
-        assert ctx.text_mask is not None
-        lm_head: Any = self._lm_head
-        last = pool(hidden[:, ctx.num_prompt_positions:], ctx.text_mask, "last")  # (B, H)
-        logprobs = lm_head(last).float().log_softmax(-1)  # (B, V)
-        first = torch.tensor([w[0] for w in self._words], device=last.device)
-        return self._to_labels(logprobs[:, first])  # (B, C)
+        last = self._last(hidden, ctx)  # (B, H)
+        if len(self.task_words) == 1:
+            return self._first_token_scores(last, self.task_words[0])  # (B, C)
+        ids = self._row_tasks(ctx.task_ids, last.shape[0], last.device)
+        parts = []
+        for t in ids.unique().tolist():
+            rows = (ids == t).nonzero().squeeze(1)  # (b,)
+            parts.append((rows, self._first_token_scores(last[rows], self.task_words[t])))
+        return self._scatter(parts, last.shape[0], last.device)  # (B, C_max)
 
-    def score(self, batch: Batch, run: Runner) -> torch.Tensor:
-        """Label scores (B, C), running the backbone once per word when words span several tokens."""
-        if self.single_token:
-            hidden, ctx = run(batch)
-            return self(hidden, ctx)
+    def _multi_token_scores(self, batch: Batch, run: Runner, words: TaskWords) -> torch.Tensor:
+        """(B, C) scores, the backbone run once per word with the word's leading tokens appended."""
         lm_head: Any = self._lm_head
-        rows, longest = len(batch), max(len(w) for w in self._words)
-        hidden, _ = run(append_tokens(batch, self._words, self._pad))  # (B * W, S, H)
+        rows, longest = len(batch), max(len(w) for w in words.words)
+        hidden, _ = run(append_tokens(batch, words.words, self._pad))  # (B * W, S, H)
         logprobs = lm_head(hidden[:, -longest:]).float().log_softmax(-1)  # (B * W, n, V)
         scores = []
-        for j, word in enumerate(self._words):
+        for j, word in enumerate(words.words):
             block = logprobs[j * rows:(j + 1) * rows, longest - len(word):]  # (B, len(word), V)
             target = torch.tensor(word, device=block.device).expand(rows, -1).unsqueeze(-1)
             scores.append(block.gather(-1, target).squeeze(-1).sum(-1))  # (B,)
-        return self._to_labels(torch.stack(scores, dim=1))  # (B, C)
+        return words.to_labels(torch.stack(scores, dim=1))  # (B, C)
+
+    def score(self, batch: Batch, run: Runner) -> torch.Tensor:
+        """Label scores (B, C_max), running the backbone once per word when words span several tokens.
+
+        Rows of tasks whose words are all single tokens share one pass; a task with longer words
+        runs only its own rows, with its own words."""
+        if len(self.task_words) == 1:
+            words = self.task_words[0]
+            if words.single_token:
+                hidden, ctx = run(batch)
+                return self(hidden, ctx)
+            return self._multi_token_scores(batch, run, words)  # (B, C)
+        ids = self._row_tasks(batch.task_ids, len(batch), batch.input_ids.device)
+        present = ids.unique().tolist()
+        if all(self.task_words[t].single_token for t in present):
+            hidden, ctx = run(batch)
+            return self(hidden, ctx)
+        parts = []
+        for t in present:
+            rows = (ids == t).nonzero().squeeze(1)  # (b,)
+            sub, words = (batch if len(present) == 1 else take_rows(batch, rows)), self.task_words[t]
+            if words.single_token:
+                hidden, ctx = run(sub)
+                parts.append((rows, self._first_token_scores(self._last(hidden, ctx), words)))
+            else:
+                parts.append((rows, self._multi_token_scores(sub, run, words)))
+        return self._scatter(parts, len(batch), batch.input_ids.device)  # (B, C_max)

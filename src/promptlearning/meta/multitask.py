@@ -35,7 +35,8 @@ def task_info(data: TaskData, description: str | None = None) -> TaskInfo:
 
 
 def cross_task_head(head: HeadConfig, log: Any) -> HeadConfig:
-    """A head that serves several label sets: the classification default becomes the label-description head."""
+    """A head that serves several label sets: the classification default becomes the label-description head
+    (the verbaliser and the label-description head already serve any number of tasks)."""
     if head.kind == "classification":
         log("several tasks: using the label_description head (no per-task weights; unseen tasks need none)")
         return dataclasses.replace(head, kind=CROSS_TASK_HEAD)
@@ -68,6 +69,8 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print) -> dict[s
     trainable, total = model.num_trainable(), model.num_backbone_parameters()
     log(f"tasks {', '.join(names)}: {len(train_items)} train / {len(dev_items)} dev rows; method {cfg.method}; "
         f"trainable parameters {trainable:,} ({100 * trainable / total:.3f}% of the backbone)")
+    if model.task_templates is not None:
+        log("templates (one per task): " + "; ".join(f"{n}: {t!r}" for n, t in model.task_templates.items()))
     out = Path(cfg.output_dir) if cfg.output_dir else None
     run_info: dict[str, Any] = {"tasks": names, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
     # teachers share the frozen backbone and are no part of the model: nothing of them is saved with it
@@ -115,7 +118,7 @@ def adapt_to_task(model: PromptModel, data: TaskData, *, shots: int, seed: int =
     info = task_info(data, description)
     if not model.head.serves_many_tasks:
         raise ConfigError(f"this adapter's {model.head.kind} head cannot take a new task's labels; adapt from an "
-                          "adapter trained with --head label_description (the default of --tasks)")
+                          "adapter trained with --head label_description (the default of --tasks) or --head verbalizer")
     if model.method.task_repr_kind == "description" and not info.description.strip():
         raise ConfigError(f"task {info.name!r} has no description and this adapter represents tasks by theirs; "
                           "pass --description \"one sentence saying what to decide\"")
@@ -127,6 +130,8 @@ def adapt_to_task(model: PromptModel, data: TaskData, *, shots: int, seed: int =
         raise ConfigError("this adapter represents tasks by their examples; give --shots >= 1")
     test = test_subset(split.test, max_test) if max_test else split.test
     index = model.add_task(info, support=split.train or None)
+    if model.task_templates is not None:
+        log(f"{info.name}: template {model.template_of(index)!r}")
     test_items = model.encode(test, index)
     before = evaluate(model, test_items)["accuracy"]
     log(f"{info.name}: test accuracy before adapting (K=0) {before:.4f} on {len(test_items)} examples")
