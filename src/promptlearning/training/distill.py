@@ -180,7 +180,7 @@ class DistillTrainer(MultiTaskTrainer):
         if len(self.model.tasks) > 1 and not self.model.head.serves_many_tasks:
             # the comparison reads a task's labels from the first C_t logits of its rows, as multi-task heads lay them out
             raise ConfigError(f"the student's {self.model.head.kind} head serves one task; distil into a multi-task "
-                              "student with --head label_description")
+                              "student with --head label_description (or --head verbalizer on a causal LM)")
         self.distill = distill
         self.teachers = list(teachers)
         # each training row's teacher-encoded twin: the k-th row of a task is the teacher's k-th item
