@@ -208,6 +208,23 @@ def test_resume_with_other_settings_is_refused(tmp_path: Path, llama: Backbone) 
         run_search(changed, resume=True, backbone=llama, log=lambda _: None)
 
 
+@pytest.mark.parametrize(("strategy", "options"), STRATEGIES[:3])
+def test_resume_with_a_larger_budget_continues_the_same_search(tmp_path: Path, llama: Backbone, strategy: str,
+                                                              options: dict[str, Any]) -> None:
+    whole = run_search(run_config(tmp_path, strategy, options, "whole", budget=200), backbone=llama,
+                       log=lambda _: None)
+    short = run_search(run_config(tmp_path, strategy, options, "run", budget=100), backbone=llama, log=lambda _: None)
+    assert short["forwards"] < whole["forwards"]
+    said: list[str] = []
+    longer = run_search(run_config(tmp_path, strategy, options, "run", budget=200), resume=True, backbone=llama,
+                        log=said.append)
+    for key in ("best_prompt", "forwards", "evaluations", "dev_fitness", "top", "curve"):
+        assert longer[key] == whole[key], key
+    assert any("budget of 200" in line for line in said)
+    lines = (tmp_path / "run" / "journal.jsonl").read_text().splitlines()
+    assert len(lines) == longer["evaluations"]
+
+
 def test_budget_is_never_exceeded_and_the_curve_climbs(tmp_path: Path, llama: Backbone) -> None:
     result = run_search(run_config(tmp_path, "evolution", {"population": 4}, "run", budget=100), backbone=llama,
                         log=lambda _: None)

@@ -33,7 +33,8 @@ def _search_flags(p: argparse.ArgumentParser, quiet: bool = True) -> None:
                    help="verbaliser words per label, e.g. \"{negative: [bad], positive: [good]}\"")
     p.add_argument("--max-length", type=int, default=argparse.SUPPRESS, help="max input tokens (default 96)")
     p.add_argument("--output", default=argparse.SUPPRESS, help="run directory: journal, best adapter, results")
-    p.add_argument("--resume", action="store_true", help="continue the killed search in --output exactly")
+    p.add_argument("--resume", action="store_true", help="continue the killed (or finished) search in --output exactly; "
+                                                           "--budget may be raised to search further")
     if quiet:
         p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar or log lines")
     _add_data_flags(p)

@@ -110,9 +110,14 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
         if resume:
             saved = read_json(out / CONFIG_FILE, lambda why: TrainingError(
                 f"--resume given but {why}; drop --resume to start afresh"))
-            if saved != fingerprint:
+            # the budget may change: a resume replays the journal from the start, so a larger budget
+            # continues the very search a longer run would have made, and a smaller one stops it earlier
+            if {**saved, "budget": cfg.budget} != fingerprint:
                 raise TrainingError(f"the search in {out} was run with other settings; resume with the same "
-                                    "options or choose a new --output")
+                                    "options (only --budget may change) or choose a new --output")
+            if saved.get("budget") != cfg.budget:
+                log(f"resuming with a budget of {cfg.budget} forward passes (it was {saved.get('budget')})")
+                write_json(out / CONFIG_FILE, fingerprint)
         else:
             out.mkdir(parents=True, exist_ok=True)
             write_json(out / CONFIG_FILE, fingerprint)
