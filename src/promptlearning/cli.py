@@ -209,7 +209,8 @@ def cmd_backbones(args: argparse.Namespace) -> int:
     for entry in list_backbones():
         aliases = [a for a, t in ALIASES.items() if t == entry.name]
         print(f"{entry.name:12s} {entry.description}" + (f" (aliases: {', '.join(aliases)})" if aliases else ""))
-    print("Any Hugging Face encoder (BERT, RoBERTa, DistilBERT) or decoder (Llama, GPT-2) directory or hub id works too.")
+    print("Any Hugging Face encoder (BERT, RoBERTa, DistilBERT, ELECTRA) or decoder (Llama, Mistral, Qwen, "
+          "GPT-2) directory or hub id works too.")
     return 0
 
 
