@@ -56,6 +56,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--transfer-to", default="cr,tweets")
     p.add_argument("--transfer-strategies", default="evolution")
     p.add_argument("--out", default="benchmarks/results/prompt_search")
+    p.add_argument("--report-only", action="store_true", help="only rebuild OUT.md and OUT.png from OUT.jsonl")
     return p.parse_args()
 
 
@@ -70,11 +71,14 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows_file = out.with_suffix(".jsonl")
     rows = done_rows(rows_file)
+    command = "OMP_NUM_THREADS=1 python benchmarks/prompt_search.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "report_only")
+    if args.report_only:
+        write_report(rows, out, args, command)
+        return
     have = {(r["task"], r["seed"], r["method"]) for r in rows}
     backbone = load_backbone("smollm2-135m")
     tasks, seeds = args.tasks.split(","), [int(s) for s in args.seeds.split(",")]
-    command = "OMP_NUM_THREADS=1 python benchmarks/prompt_search.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())
 
     def record(row: dict[str, Any]) -> None:
         row["load_avg_1m"] = os.getloadavg()[0]
@@ -214,16 +218,20 @@ def write_report(rows: list[dict[str, Any]], out: Path, args: argparse.Namespace
              "training rows (each also a backward pass) plus dev rows.", "",
              f"Command: `{command}`", "",
              scope(rows, args), "",
-             "| method | " + " | ".join(tasks) + " | forward passes (mean) | wall s (mean) |",
-             "|---|" + "---:|" * (len(tasks) + 2)]
+             "| method | " + " | ".join(tasks) + " | mean | forward passes (mean) | wall s (mean) |",
+             "|---|" + "---:|" * (len(tasks) + 3)]
     for method in ORDER:
         mine = [r for r in rows if r["method"] == method]
         if not mine:
             continue
         cells = [mean_std([r["test_accuracy"] for r in mine if r["task"] == t]) for t in tasks]
+        per_task = [statistics.mean(r["test_accuracy"] for r in mine if r["task"] == t) for t in tasks
+                    if any(r["task"] == t for r in mine)]
         fwd = statistics.mean(r.get("forwards") or 0 for r in mine)
         wall = statistics.mean(r["wall_seconds"] for r in mine)
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {fwd:.0f} | {wall:.0f} |")
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {100 * statistics.mean(per_task):.1f} | {fwd:.0f} | "
+                     f"{wall:.0f} |")
+    lines += paired(rows)
     transfer = [r for r in rows if r["method"].startswith("transfer:")]
     if transfer:
         lines += ["", "## Transfer with no further search", "",
@@ -246,6 +254,27 @@ def write_report(rows: list[dict[str, Any]], out: Path, args: argparse.Namespace
         lines += ["", f"![best dev accuracy against forward passes]({out.with_suffix('.png').name})"]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out.with_suffix('.md')}")
+
+
+def paired(rows: list[dict[str, Any]]) -> list[str]:
+    """Differences on the same (task, seed): each search against the hand-written prompt it starts from,
+    and the hybrid against the same soft template from random and vocabulary starts."""
+    acc = {(r["task"], r["seed"], r["method"]): 100 * r["test_accuracy"] for r in rows if r["method"] in ORDER}
+    pairs = [("evolution", "fixed_prompt"), ("rl", "fixed_prompt"), ("cma_es", "fixed_prompt"),
+             ("hybrid", "fixed_prompt"), ("hybrid", "evolution"), ("hybrid", "soft_random"), ("hybrid", "soft_vocab"),
+             ("soft_vocab", "soft_random")]
+    out = ["", "## Paired differences", "",
+           "Test accuracy difference in points on the same task and seed, mean ± std over every (task, seed) that has "
+           "both, and how often the first is higher / lower.", "",
+           "| method | against | difference | higher / lower | pairs |", "|---|---|---:|---:|---:|"]
+    for a, b in pairs:
+        d = [acc[(t, s, a)] - acc[(t, s, b)] for t, s, m in acc if m == a and (t, s, b) in acc]
+        if not d:
+            continue
+        std = statistics.stdev(d) if len(d) > 1 else 0.0
+        out.append(f"| {a} | {b} | {statistics.mean(d):+.1f} ± {std:.1f} | {sum(x > 0 for x in d)} / "
+                   f"{sum(x < 0 for x in d)} | {len(d)} |")
+    return out
 
 
 def plot(rows: list[dict[str, Any]], path: Path, tasks: list[str]) -> bool:
