@@ -285,3 +285,31 @@ def test_searches_run_on_an_encoder_with_a_head_without_trained_parameters(
     cfg.backbone, cfg.head = "tiny-bert", HeadConfig(kind="label_description")
     result = run_search(cfg, backbone=bert, log=lambda _: None)
     assert result["forwards"] <= 400 and result["evaluations"] >= 4 and result["backbone"] == "tiny-bert"
+
+
+def test_a_search_that_only_repeats_itself_stops_before_the_budget(tmp_path: Path, llama: Backbone) -> None:
+    # one word from a short candidate list: the policy runs out of new prompts long before the budget,
+    # and every later sample is answered from memory at no cost, so only the repeat rule can stop it
+    cfg = run_config(tmp_path, "rl", {"samples": 4, "num_words": 1, "candidates": 20}, "run", budget=100_000)
+    said: list[str] = []
+    result = run_search(cfg, backbone=llama, log=said.append)
+    assert result["converged"] is True
+    assert result["forwards"] < 100_000
+    assert any("converged" in line for line in said)
+
+
+def test_the_budget_counts_a_run_of_repeats_and_forgets_it_on_a_new_candidate() -> None:
+    from promptlearning.search.budget import BudgetExhausted, SearchBudget
+    from promptlearning.search.scoring import Score
+
+    budget = SearchBudget(1000, estimate=1, quiet=True, max_repeats=3)
+    score = Score(fitness=0.5, accuracy=0.5, margin=0.0, forwards=1)
+    budget.evaluate("a", lambda: score)
+    budget.evaluate("a", lambda: score)
+    budget.evaluate("a", lambda: score)
+    budget.evaluate("b", lambda: score)  # new: the run of repeats starts again
+    budget.evaluate("a", lambda: score)
+    budget.evaluate("b", lambda: score)
+    with pytest.raises(BudgetExhausted):
+        budget.evaluate("a", lambda: score)
+    assert budget.converged and budget.used == 2

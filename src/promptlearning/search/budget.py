@@ -32,10 +32,20 @@ class BudgetExhausted(Exception):
     """Raised when the next evaluation would exceed the budget: the search stops there."""
 
 
+#: consecutive candidates answered from memory after which a search counts as converged
+MAX_REPEATS = 200
+
+
 class SearchBudget:
     def __init__(self, limit: int, *, estimate: int, directory: Path | None = None, resume: bool = False,
-                 quiet: bool = False, desc: str = "search") -> None:
+                 quiet: bool = False, desc: str = "search", max_repeats: int = 0) -> None:
         self.limit = limit
+        # a search whose every new candidate was already scored spends nothing, so without this stop a
+        # collapsed policy (or a population of clones) bounded only by the budget would loop for ever;
+        # 0 turns it off (a search bounded by steps or generations ends anyway)
+        self.max_repeats = max_repeats
+        self.repeats = 0
+        self.converged = False
         self.estimate = estimate  # forward passes one evaluation is expected to take
         self.used = 0
         self.evaluations = 0
@@ -80,7 +90,12 @@ class SearchBudget:
     def evaluate(self, key: str, run: Callable[[], Score]) -> Score:
         """The candidate's score: from memory, from the journal when resuming, or by running it."""
         if key in self.memo:
+            self.repeats += 1
+            if self.max_repeats and self.repeats >= self.max_repeats:
+                self.converged = True
+                raise BudgetExhausted
             return self.memo[key]
+        self.repeats = 0
         if self._replay:
             entry = self._replay.pop(0)
             if entry["key"] != key:

@@ -25,7 +25,7 @@ from ..fileio import read_json, write_json
 from ..heads import HeadConfig
 from ..seeding import seed_everything
 from .base import SearchContext, get_searcher
-from .budget import SearchBudget
+from .budget import MAX_REPEATS, SearchBudget
 from .candidates import SLOTS, parse_seeds
 from .scoring import PromptScorer, count_rows
 
@@ -123,8 +123,9 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
             write_json(out / CONFIG_FILE, fingerprint)
     elif resume:
         raise ConfigError("--resume needs --output, the directory of the search to continue")
+    bounded = bool(getattr(options, "steps", 0) or getattr(options, "generations", 0))
     budget = SearchBudget(cfg.budget, estimate=estimate, directory=out, resume=resume, quiet=cfg.quiet,
-                          desc=cfg.strategy)
+                          desc=cfg.strategy, max_repeats=0 if bounded else MAX_REPEATS)
     budget.charge(per_example)
     log(f"task {data.name}: searching with {cfg.strategy} on {len(examples)} {cfg.score_split} examples "
         f"({per_example} forward pass(es) each), budget {cfg.budget} forward passes; backbone {backbone.info.name}")
@@ -145,8 +146,11 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
         "dev_margin": best.margin, "forwards": budget.used, "budget": cfg.budget,
         "evaluations": budget.evaluations, "top": [{"prompt": p, **s.to_dict()} for p, s in outcome.top],
         "curve": budget.curve, "extra": outcome.extra, "search_seconds": time.perf_counter() - started,
-        "score_split": cfg.score_split, "template": outcome.model.template,
+        "score_split": cfg.score_split, "template": outcome.model.template, "converged": budget.converged,
     }
+    if budget.converged:
+        log(f"stopped before the budget: the last {budget.max_repeats} candidates had all been scored already "
+            "(the search has converged)")
     log(f"best prompt: {outcome.description}")
     log(f"best {cfg.score_split} accuracy {best.accuracy:.4f} (margin {best.margin:.3f}) after {budget.evaluations} "
         f"evaluations, {budget.used} forward passes")
