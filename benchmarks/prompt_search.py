@@ -117,7 +117,8 @@ def main() -> None:
                 record({**base, "method": strategy, "prompt": result["best_prompt"], "template": result["template"],
                         "dev_accuracy": result["dev_accuracy"], "test_accuracy": result["test_accuracy"],
                         "forwards": result["forwards"], "evaluations": result["evaluations"],
-                        "curve": result["curve"], "top": result["top"][:5], "wall_seconds": result["wall_seconds"]})
+                        "curve": result["curve"], "top": result["top"][:5], "wall_seconds": result["wall_seconds"],
+                        "converged": result.get("converged", False)})
             evo = next(r for r in rows if (r["task"], r["seed"], r["method"]) == (task_name, seed, "evolution"))
             for label, init in (("hybrid", "ids"), ("soft_random", "random"), ("soft_vocab", "vocab")):
                 if (task_name, seed, label) in have:
@@ -232,6 +233,11 @@ def write_report(rows: list[dict[str, Any]], out: Path, args: argparse.Namespace
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {100 * statistics.mean(per_task):.1f} | {fwd:.0f} | "
                      f"{wall:.0f} |")
     lines += paired(rows)
+    stopped = [f"{r['method']} on {r['task']} seed {r['seed']} ({r['forwards']} forward passes)" for r in rows
+               if r.get("converged")]
+    if stopped:
+        lines += ["", "Stopped before the budget because every new candidate had already been scored 200 times in a "
+                  "row (the search had converged): " + "; ".join(stopped) + "."]
     transfer = [r for r in rows if r["method"].startswith("transfer:")]
     if transfer:
         lines += ["", "## Transfer with no further search", "",
