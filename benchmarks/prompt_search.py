@@ -236,8 +236,8 @@ def write_report(rows: list[dict[str, Any]], out: Path, args: argparse.Namespace
     stopped = [f"{r['method']} on {r['task']} seed {r['seed']} ({r['forwards']} forward passes)" for r in rows
                if r.get("converged")]
     if stopped:
-        lines += ["", "Stopped before the budget because every new candidate had already been scored 200 times in a "
-                  "row (the search had converged): " + "; ".join(stopped) + "."]
+        lines += ["", "Stopped before the budget because 200 candidates in a row had all been scored before "
+                  "(the search had converged): " + "; ".join(stopped) + "."]
     transfer = [r for r in rows if r["method"].startswith("transfer:")]
     if transfer:
         lines += ["", "## Transfer with no further search", "",
