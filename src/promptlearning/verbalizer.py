@@ -273,12 +273,14 @@ class VerbalizerHead(Head):
             hidden, ctx = run(batch)
             return self(hidden, ctx)
         parts = []
+        single = [t for t in present if self.task_words[t].single_token]
+        if single:  # one pass for the rows of every single-token task; forward reads each row's own words
+            rows = torch.isin(ids, torch.tensor(single, device=ids.device)).nonzero().squeeze(1)  # (b,)
+            hidden, ctx = run(take_rows(batch, rows))
+            parts.append((rows, self(hidden, ctx)))
         for t in present:
-            rows = (ids == t).nonzero().squeeze(1)  # (b,)
-            sub, words = (batch if len(present) == 1 else take_rows(batch, rows)), self.task_words[t]
-            if words.single_token:
-                hidden, ctx = run(sub)
-                parts.append((rows, self._first_token_scores(self._last(hidden, ctx), words)))
-            else:
-                parts.append((rows, self._multi_token_scores(sub, run, words)))
+            if t not in single:
+                rows = (ids == t).nonzero().squeeze(1)  # (b,)
+                sub = batch if len(present) == 1 else take_rows(batch, rows)
+                parts.append((rows, self._multi_token_scores(sub, run, self.task_words[t])))
         return self._scatter(parts, len(batch), batch.input_ids.device)  # (B, C_max)
