@@ -41,7 +41,7 @@ from promptlearning.evaluation.metrics import evaluate
 from promptlearning.evaluation.store import ResultStore
 from promptlearning.experiment import ExperimentConfig, shared_backbone, test_subset
 from promptlearning.heads import HeadConfig
-from promptlearning.meta.multitask import adapt_to_task, run_multitask
+from promptlearning.meta.multitask import adapt_to_task, run_multitask, task_info
 from promptlearning.meta.task_repr import TaskInfo, cosine_ranking, task_representation
 from promptlearning.model import PromptModel
 from promptlearning.training import TrainConfig, Trainer
@@ -172,7 +172,7 @@ def source_prompt(backbone: Any, task: str, seed: int, args: argparse.Namespace,
 
 def rank_sources(backbone: Any, target: str, candidates: list[str]) -> list[tuple[str, float]]:
     """Source tasks by cosine similarity of their description encodings to the target's (usable at K=0)."""
-    infos = [TaskInfo(t, load_task(t).labels, load_task(t).description) for t in [target, *candidates]]
+    infos = [task_info(load_task(t)) for t in [target, *candidates]]
     reprs = torch.stack([task_representation("description", backbone, info) for info in infos])
     return [(candidates[i], score) for i, score in cosine_ranking(reprs[0], reprs[1:])]
 
