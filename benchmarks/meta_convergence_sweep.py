@@ -74,10 +74,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def write_report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     out = Path(args.out)
-    units = sorted({(r["task"], r["seed"], r["K"]) for r in rows
-                    if all(any((x["task"], x["seed"], x["K"], x["init"]) == (r["task"], r["seed"], r["K"], i)
-                               for x in rows) for i in INITS)})
     cell = {(r["task"], r["seed"], r["K"], r["init"]): r for r in rows}
+    units = sorted({(t, s, k) for t, s, k, _ in cell if all((t, s, k, i) in cell for i in INITS)})
     ks = sorted({k for _, _, k in units})
     tasks = sorted({t for t, _, _ in units})
     seeds = sorted({s for _, s, _ in units})

@@ -187,8 +187,7 @@ def scope(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     from promptlearning.evaluation.bench import cpu_model
 
     wanted_tasks, wanted_seeds = ["mr", "cr", "subj", "hedge", "tweets3"], [13, 21, 42, 87, 100]
-    searched = [r for r in rows if r["method"] in ORDER]
-    ran = {(r["task"], r["seed"]) for r in searched if r["method"] == "soft_vocab"}
+    ran = {(r["task"], r["seed"]) for r in rows if r["method"] == "soft_vocab"}  # the last row of a (task, seed)
     missing = [f"{t} seed {s}" for t in wanted_tasks for s in wanted_seeds if (t, s) not in ran]
     loads = [r["load_avg_1m"] for r in rows if "load_avg_1m" in r]
     total = sum(r["wall_seconds"] for r in rows) / 60
