@@ -410,6 +410,69 @@ def summary(rows: list[dict[str, Any]], ks: list[int], args: argparse.Namespace)
             matched += a >= b
             out.append(f"| {t} | {len(ss)} | {a:.1f} | {b:.1f} | {a - b:+.1f} |")
         out += ["", f"Matched or exceeded on {matched} of {len({u[0] for u in sentiment})} sentiment tasks."]
+    return out + across_seeds(acc, fixed, complete, ks) + overhead(rows, complete, ks)
+
+
+def across_seeds(acc: dict[tuple[str, str, int, int], float], fixed: dict[str, float],
+                 complete: list[tuple[str, int]], ks: list[int]) -> list[str]:
+    """Seed-to-seed spread of the task-averaged accuracy, over the seeds that cover every held-out task
+    (a seed missing a task would move its average by the task's difficulty, not by the method)."""
+    tasks = sorted({t for t, _ in complete})
+    seeds = sorted(s for s in {s for _, s in complete} if all((t, s) in complete for t in tasks))
+    if len(seeds) < 2:
+        return []
+    out = ["", "### Across seeds", "",
+           f"Mean over all {len(tasks)} held-out tasks for each seed, then mean ± std over the {len(seeds)} seeds that "
+           f"cover every task ({', '.join(map(str, seeds))}).", "",
+           "| method | " + " | ".join(f"K={k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
+    for m in ["fixed_prompt", "prompt_tuning_single", TRANSFER, *CROSS_TASK]:
+        vals = []
+        for k in ks:
+            if m == "fixed_prompt":
+                per_seed = [sum(fixed[t] for t in tasks) / len(tasks)] if k == 0 else []
+            elif m == "prompt_tuning_single" and k == 0:
+                per_seed = []
+            else:
+                per_seed = [sum(acc[(t, m, k, s)] for t in tasks) / len(tasks) for s in seeds]
+            if not per_seed:
+                vals.append("–")
+            elif len(per_seed) == 1:
+                vals.append(f"{per_seed[0]:.1f} (no training, same for every seed)")
+            else:
+                t_ = torch.tensor(per_seed)
+                vals.append(f"{t_.mean().item():.1f} ± {t_.std().item():.1f}")
+        out.append(f"| {m} | " + " | ".join(vals) + " |")
+    return out
+
+
+def overhead(rows: list[dict[str, Any]], complete: list[tuple[str, int]], ks: list[int]) -> list[str]:
+    """What each method costs: trainable parameters, the one-off cross-task training, and the wall time
+    to adapt to a new task at each K (medians over the complete units, so one slow run does not dominate)."""
+    units = set(complete)
+    mine = [r for r in rows if r["seed"] is not None and (r["target"], r["seed"]) in units]
+
+    def median(xs: list[float]) -> str:
+        return f"{torch.tensor(xs).median().item():.0f}" if xs else "–"
+
+    params = {r["method"]: r["trainable_params"] for r in mine if "trainable_params" in r}
+    out = ["", "### Overhead", "",
+           "Medians over the complete units, in seconds of wall time on the machine above (two benchmark processes "
+           "shared its two cores). Adapting includes the test evaluation after it; single-task prompt tuning trains "
+           "from scratch at each K, so its column is its whole cost. Prompt transfer's one-off cost is one single-task K=16 "
+           "run (on its source task; the median of those runs is shown).", "",
+           "| method | trainable parameters | one-off training s | " + " | ".join(f"adapt K={k} s" for k in ks if k > 0)
+           + " |", "|---|---:|---:|" + "---:|" * len([k for k in ks if k > 0])]
+    for m in ["prompt_tuning_single", TRANSFER, *CROSS_TASK]:
+        count = params.get(m, params.get(TRANSFER) if m == "prompt_tuning_single" else None)
+        if m in CROSS_TASK:
+            one_off = median([r["train_seconds"] for r in mine if r["method"] == m and r["K"] == 0])
+        elif m == TRANSFER:
+            one_off = median([r["seconds"] for r in mine if r["method"] == "prompt_tuning_single" and r["K"] == 16])
+        else:
+            one_off = "–"
+        field = "seconds" if m == "prompt_tuning_single" else "adapt_seconds"
+        adapt = [median([r[field] for r in mine if r["method"] == m and r["K"] == k and field in r]) for k in ks if k > 0]
+        out.append(f"| {m} | {f'{count:,}' if count is not None else '–'} | {one_off} | " + " | ".join(adapt) + " |")
     return out
 
 
