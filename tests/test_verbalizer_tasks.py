@@ -219,3 +219,25 @@ def test_a_new_task_whose_words_cannot_be_scored_is_refused_in_one_line(llama: B
     assert model.task_templates == {"mr": HANDWRITTEN["mr"]}
     model.add_task(dataclasses.replace(info, name="fine", labels=["good", "bad"], label_texts={}))
     assert model.task_index("fine") == 1  # the model is still usable
+
+
+def test_cli_adapt_with_label_words_scores_those_words(llama: Backbone, toy_tasks: list[str],  # noqa: F811
+                                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = PromptModel.build(llama, "fixed_prompt", ["negative", "positive"], head=VERB, task="mr")
+    model.save_pretrained(tmp_path / "single")
+    assert main(["adapt", "--from", str(tmp_path / "single"), "--task", "toy_phones", "--shots", "0",
+                 "--label-words", "{negative: [bad], positive: [good, great]}", "--max-test", "4",
+                 "--output", str(tmp_path / "worded"), "--quiet"]) == 0
+    worded = PromptModel.from_pretrained(tmp_path / "worded", backbone=llama)
+    words = worded.head.task_words[1]  # type: ignore[union-attr]
+    tokenizer = llama.tokenizer
+    assert words.word_ids == [[tuple(tokenizer.encode(" bad", add_special_tokens=False))],
+                              [tuple(tokenizer.encode(" good", add_special_tokens=False)),
+                               tuple(tokenizer.encode(" great", add_special_tokens=False))]]
+    assert worded.tasks[1].label_texts == {"negative": ["bad"], "positive": ["good", "great"]}
+    capsys.readouterr()
+    assert main(["adapt", "--from", str(tmp_path / "single"), "--task", "toy_phones", "--shots", "0",
+                 "--label-words", "{negative: [bad], postive: [good]}", "--output", str(tmp_path / "typo")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'postive', not a label of task 'toy_phones'" in err and "\n" not in err
+    assert not (tmp_path / "typo").exists()

@@ -183,7 +183,8 @@ class VerbalizerHead(Head):
         try:
             entry = TaskWords.build(backbone.tokenizer, words, task.labels)
         except ConfigError as exc:
-            raise ConfigError(f"task {task.name!r}: {exc}; rename its labels (or give TaskInfo.label_texts), "
+            raise ConfigError(f"task {task.name!r}: {exc}; rename its labels, give words with --label-words "
+                              "(TaskInfo.label_texts in Python), "
                               "or use --head label_description") from exc
         if index == 0:
             self.task_words[0] = entry

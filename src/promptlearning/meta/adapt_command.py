@@ -9,10 +9,12 @@ ADAPT_EXAMPLES = """examples:
   promptlearning adapt --from runs/multi/best --task subj --shots 4
   promptlearning adapt --from runs/multi/best --task hedge --shots 0              # from its description alone
   promptlearning adapt --from runs/multi/best --train-file mine.csv --description "Is the ticket urgent?" --shots 8
+  promptlearning adapt --from runs/multi/best --train-file mine.csv --label-words '{0: [routine], 1: [urgent]}'
 """
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
+    from ..cli import _parse_label_words
     from ..data import load_task, load_user_task
     from ..errors import ConfigError
     from ..model import PromptModel
@@ -34,7 +36,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     served = [t.name for t in model.tasks]
     print(f"adapter {args.adapter} serves {', '.join(served)}; adapting to {data.name} with K={args.shots}")
     result = adapt_to_task(model, data, shots=args.shots, seed=args.data_seed, steps=args.steps, lr=args.lr,
-                           max_test=args.max_test, description=args.description, quiet=args.quiet)
+                           max_test=args.max_test, description=args.description, quiet=args.quiet,
+                           label_words=_parse_label_words(args.label_words) if args.label_words else None)
     if args.output:
         model.save_pretrained(args.output, extra={"adapted_to": data.name, "shots": args.shots})
         print(f"adapter serving {', '.join(t.name for t in model.tasks)} saved to {args.output}")
@@ -54,6 +57,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
     p.add_argument("--description", help="one sentence saying what to decide (needed for description-based adapters)")
+    p.add_argument("--label-words", metavar="YAML",
+                   help="words for the new task's labels, e.g. '{0: [bad], 1: [good]}' (default: the label names)")
     p.add_argument("--shots", type=int, default=4, help="K examples per class to adapt on; 0 scores without adapting")
     p.add_argument("--steps", "--max-steps", dest="steps", type=int, default=30, help="adaptation steps")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the method's)")

@@ -110,12 +110,23 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print) -> dict[s
 
 def adapt_to_task(model: PromptModel, data: TaskData, *, shots: int, seed: int = 13, steps: int = 30,
                   lr: float | None = None, max_test: int | None = 500, description: str | None = None,
-                  quiet: bool = False, output_dir: str | Path | None = None, log: Any = print) -> dict[str, Any]:
-    """Add ``data``'s task to the model, score it at K=0, adapt on K shots per class, score again."""
+                  quiet: bool = False, output_dir: str | Path | None = None, log: Any = print,
+                  label_words: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Add ``data``'s task to the model, score it at K=0, adapt on K shots per class, score again.
+
+    ``label_words`` gives phrases for some or all labels (the verbaliser scores them, the
+    label-description head encodes them): a user's file often has labels like ``0``/``1``
+    that say nothing to either head."""
     from ..data import FewShotSplit
     from ..experiment import test_subset
 
     info = task_info(data, description)
+    if label_words:
+        unknown = sorted(set(label_words) - set(info.labels))
+        if unknown:
+            raise ConfigError(f"--label-words names {', '.join(map(repr, unknown))}, not a label of task "
+                              f"{info.name!r} (its labels: {', '.join(info.labels)}); map those labels")
+        info.label_texts = {lab: list(words) for lab, words in label_words.items()}
     if not model.head.serves_many_tasks:
         raise ConfigError(f"this adapter's {model.head.kind} head cannot take a new task's labels; adapt from an "
                           "adapter trained with --head label_description (the default of --tasks) or --head verbalizer")
