@@ -26,6 +26,7 @@ import argparse
 import copy
 import json
 import platform
+import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -451,8 +452,8 @@ def overhead(rows: list[dict[str, Any]], complete: list[tuple[str, int]], ks: li
     units = set(complete)
     mine = [r for r in rows if r["seed"] is not None and (r["target"], r["seed"]) in units]
 
-    def median(xs: list[float]) -> str:
-        return f"{torch.tensor(xs).median().item():.0f}" if xs else "–"
+    def median(xs: list[float]) -> str:  # statistics' median: torch's takes the lower middle of an even count
+        return f"{statistics.median(xs):.0f}" if xs else "–"
 
     params = {r["method"]: r["trainable_params"] for r in mine if "trainable_params" in r}
     out = ["", "### Overhead", "",
