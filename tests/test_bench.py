@@ -318,7 +318,13 @@ def test_a_new_field_at_its_default_keeps_finished_rows(tmp_path: Path) -> None:
 def test_shipped_suites_parse(path: Path) -> None:
     """Every suite we ship is checked against the code that reads it."""
     suite = load_suite(path)
-    assert suite.jobs and suite.store is not None
+    assert suite.jobs
+    if path.stem == "smoke":
+        # the smoke suite checks the bench end to end on a fresh clone, so it must not find its jobs
+        # already done in a tracked store: it writes to the git-ignored default, runs/bench/smoke
+        assert suite.store is None
+    else:
+        assert suite.store is not None  # published suites write next to their results
 
 
 def test_search_settings_reach_the_experiment_and_the_key(tmp_path: Path) -> None:
