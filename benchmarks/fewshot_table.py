@@ -20,8 +20,8 @@ import torch
 
 from promptlearning import __version__
 from promptlearning.data import LMBFF_SEEDS
-from promptlearning.experiment import DataConfig, ExperimentConfig, run_experiment
-from promptlearning.heads import HeadConfig
+from promptlearning.heads.base import HeadConfig
+from promptlearning.runs.single_task import DataConfig, ExperimentConfig, run_experiment
 from promptlearning.training import TrainConfig
 
 METHODS = ("linear_probe", "prompt_tuning", "p_tuning_v2", "finetune")

@@ -24,14 +24,14 @@ import torch
 
 from promptlearning.data import few_shot_split, list_tasks, load_task
 from promptlearning.data.batching import batches
-from promptlearning.evaluation.metrics import evaluate
-from promptlearning.experiment import ExperimentConfig, shared_backbone, test_subset
-from promptlearning.heads import HeadConfig
-from promptlearning.meta.multitask import run_multitask
-from promptlearning.meta.task_repr import TaskInfo
+from promptlearning.data.task_info import TaskInfo
+from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
+from promptlearning.runs.multitask import run_multitask
+from promptlearning.runs.single_task import ExperimentConfig, shared_backbone, test_subset
 from promptlearning.training import TrainConfig, Trainer
-from promptlearning.training.meta import MetaConfig
+from promptlearning.training.meta_learning import MetaConfig
+from promptlearning.training.metrics import evaluate
 
 HEAD = HeadConfig(kind="label_description")
 

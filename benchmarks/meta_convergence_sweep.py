@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from meta_convergence import adaptation_curve
 
-from promptlearning.evaluation.heldout import SENTIMENT_TASKS
-from promptlearning.experiment import shared_backbone
+from promptlearning.bench.heldout import SENTIMENT_TASKS
 from promptlearning.model import PromptModel
+from promptlearning.runs.single_task import shared_backbone
 
 INITS = ("meta (reptile)", "vocab", "random")
 

@@ -34,19 +34,19 @@ from typing import Any
 
 import torch
 
+from promptlearning.bench.heldout import HELDOUT
+from promptlearning.bench.heldout import SENTIMENT_TASKS as SENTIMENT
+from promptlearning.bench.store import ResultStore
 from promptlearning.data import few_shot_split, list_tasks, load_task
 from promptlearning.data.prompts import handwritten_template
-from promptlearning.evaluation.heldout import HELDOUT
-from promptlearning.evaluation.heldout import SENTIMENT_TASKS as SENTIMENT
-from promptlearning.evaluation.metrics import evaluate
-from promptlearning.evaluation.store import ResultStore
-from promptlearning.experiment import ExperimentConfig, shared_backbone, test_subset
-from promptlearning.heads import HeadConfig
-from promptlearning.meta.multitask import adapt_to_task, run_multitask, task_info
-from promptlearning.meta.task_repr import TaskInfo, cosine_ranking, task_representation
+from promptlearning.data.task_info import TaskInfo, cosine_ranking, task_representation
+from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
+from promptlearning.runs.multitask import adapt_to_task, run_multitask, task_info
+from promptlearning.runs.single_task import ExperimentConfig, shared_backbone, test_subset
 from promptlearning.training import TrainConfig, Trainer
-from promptlearning.training.meta import MetaConfig
+from promptlearning.training.meta_learning import MetaConfig
+from promptlearning.training.metrics import evaluate
 
 BACKBONE = "minilm-l6"
 HEAD = HeadConfig(kind="label_description")
@@ -295,7 +295,7 @@ def write_markdown(rows_path: Path, md_path: Path, args: argparse.Namespace) -> 
             seeds_of[r["target"]].add(r["seed"])
     store = Path(args.finetune_store)
     if store.is_dir():  # full fine-tuning at K=16 from the fewshot16 bench: same splits, classification head
-        from promptlearning.evaluation.store import ResultStore
+        from promptlearning.bench.store import ResultStore
 
         with ResultStore(store) as results:
             for r in results.rows("done"):

@@ -27,13 +27,13 @@ import torch
 
 from promptlearning.backbones import load_backbone
 from promptlearning.data import few_shot_split, load_task
-from promptlearning.evaluation.metrics import evaluate
-from promptlearning.experiment import DataConfig, ExperimentConfig, run_experiment, test_subset
-from promptlearning.heads import HeadConfig
+from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
+from promptlearning.runs.single_task import DataConfig, ExperimentConfig, run_experiment, test_subset
 from promptlearning.search.hybrid import hybrid_method_options
 from promptlearning.search.runner import SearchRunConfig, run_search
 from promptlearning.training import TrainConfig
+from promptlearning.training.metrics import evaluate
 
 HEAD = HeadConfig(kind="verbalizer")
 SEARCHES = {"evolution": {"population": 8, "elite": 2},
@@ -184,7 +184,7 @@ def mean_std(values: list[float]) -> str:
 
 def scope(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """What was run, what was not, and on what machine: never more than the rows show."""
-    from promptlearning.evaluation.bench import cpu_model
+    from promptlearning.bench.runner import cpu_model
 
     wanted_tasks, wanted_seeds = ["mr", "cr", "subj", "hedge", "tweets3"], [13, 21, 42, 87, 100]
     ran = {(r["task"], r["seed"]) for r in rows if r["method"] == "soft_vocab"}  # the last row of a (task, seed)

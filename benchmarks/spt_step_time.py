@@ -28,7 +28,7 @@ import torch
 from promptlearning import PromptModel, __version__, load_backbone
 from promptlearning.data.batching import Batch, Encoded
 from promptlearning.training import TrainConfig
-from promptlearning.training.bilevel import BilevelTrainer, SearchConfig
+from promptlearning.training.gate_search import BilevelTrainer, SearchConfig
 from promptlearning.training.trainer import parameter_groups
 
 LAYER_CHOICES: dict[str, list[int]] = {

@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from promptlearning.evaluation.store import ResultStore
+from promptlearning.bench.store import ResultStore
 
 ORDER = ["spt", "spt_darts", "spt_all_layers", "spt_middle_layer", "spt_first_k", "spt_last_k", "spt_random_k",
          "prompt_tuning", "finetune"]

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from promptlearning.cli import main
+from promptlearning.bench import runner as bench
+from promptlearning.bench.store import ResultStore
+from promptlearning.bench.suite import Job, job_key, load_suite
+from promptlearning.cli.main import main
 from promptlearning.errors import ConfigError, TrainingError, UnknownNameError
-from promptlearning.evaluation import bench
-from promptlearning.evaluation.store import ResultStore
-from promptlearning.evaluation.suite import Job, job_key, load_suite
 from tests.conftest import NEGATIVE, POSITIVE
 
 SUITE = """
@@ -218,7 +218,7 @@ def test_failures_are_recorded_and_the_sweep_goes_on(tmp_path: Path, monkeypatch
 
 
 def test_a_diverged_loss_stops_only_that_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import promptlearning.experiment as experiment
+    import promptlearning.runs.single_task as experiment
 
     real = experiment.run_experiment
 
@@ -252,7 +252,7 @@ def test_ctrl_c_on_the_command_stops_cleanly(tmp_path: Path) -> None:
 
     text = SUITE.format(methods="[linear_probe]", seeds="[1, 2, 3, 4, 5, 6]").replace("max_steps: 4", "max_steps: 60")
     write_suite(tmp_path, text=text)
-    proc = subprocess.Popen([sys.executable, "-m", "promptlearning.cli", "bench", str(tmp_path / "suite.yaml"),
+    proc = subprocess.Popen([sys.executable, "-m", "promptlearning.cli.main", "bench", str(tmp_path / "suite.yaml"),
                              "--store", str(tmp_path / "store"), "--threads", "1", "--no-report"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             # a shell running us in the background ignores SIGINT, and children inherit that
@@ -277,7 +277,7 @@ def test_threads_per_worker_splits_the_cores() -> None:
 
 # ---------------------------------------------------------------------------- PEFT
 def test_peft_options_are_checked_without_peft() -> None:
-    from promptlearning.evaluation import peft_runner
+    from promptlearning.runs import peft_runner
 
     assert peft_runner.resolve_options("peft:prefix_tuning", {"num_tokens": 5})["num_tokens"] == 5
     with pytest.raises(ConfigError):
@@ -289,7 +289,7 @@ def test_peft_methods_train_only_their_prompt_and_the_head(tmp_path: Path, metho
     pytest.importorskip("peft")
     import torch
 
-    from promptlearning.experiment import shared_backbone
+    from promptlearning.runs.single_task import shared_backbone
 
     shared = shared_backbone("tiny-bert")
     before = {k: v.clone() for k, v in shared.state_dict().items()}
@@ -328,7 +328,7 @@ def test_shipped_suites_parse(path: Path) -> None:
 
 
 def test_search_settings_reach_the_experiment_and_the_key(tmp_path: Path) -> None:
-    from promptlearning.evaluation.suite import experiment_config
+    from promptlearning.bench.suite import experiment_config
 
     methods = "[{method: spt, search: {budget: 1, search_steps: 2}}, {method: spt, label: spt2, search: {budget: 2}}]"
     suite = load_suite(write_suite(tmp_path, methods=methods, seeds="[1]"))

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from promptlearning.cli import build_parser, main
+from promptlearning.cli.main import build_parser, main
 
 POSITIVE = ["great movie", "i love this film", "best story", "fun and funny", "good acting", "really enjoy it"]
 NEGATIVE = ["awful film", "boring plot", "worst movie", "bad acting", "i hate this", "so boring"]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from promptlearning.cli import main
+from promptlearning.cli.main import main
 
 
 class _ClosedPipe(io.StringIO):

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from promptlearning.backbones import Backbone
-from promptlearning.cli import main
+from promptlearning.cli.main import main
+from promptlearning.data.task_info import TaskInfo
 from promptlearning.errors import ConfigError, UnknownNameError
-from promptlearning.meta.continual import ContinualConfig, check_tasks, run_continual, start_prompt
-from promptlearning.meta.library import PromptLibrary
-from promptlearning.meta.task_repr import TaskInfo
 from promptlearning.model import PromptModel
+from promptlearning.runs.continual import ContinualConfig, check_tasks, run_continual, start_prompt
+from promptlearning.runs.prompt_library import PromptLibrary
 
 from .meta_toys import toy_tasks  # noqa: F401  (fixture)
 

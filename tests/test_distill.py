@@ -12,14 +12,14 @@ from safetensors.torch import load_file
 
 from promptlearning.adapters import WEIGHTS_FILE
 from promptlearning.backbones import Backbone
-from promptlearning.cli import main
+from promptlearning.cli.main import main
 from promptlearning.data.examples import Example
+from promptlearning.data.task_info import TaskInfo
 from promptlearning.errors import ConfigError, TrainingError
-from promptlearning.experiment import ExperimentConfig
-from promptlearning.heads import HeadConfig
-from promptlearning.meta.multitask import run_multitask
-from promptlearning.meta.task_repr import TaskInfo
+from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
+from promptlearning.runs.multitask import run_multitask
+from promptlearning.runs.single_task import ExperimentConfig
 from promptlearning.training import TrainConfig
 from promptlearning.training.checkpoint import STATE_FILE
 from promptlearning.training.distill import (
@@ -293,7 +293,7 @@ def test_bad_teachers_are_one_line_errors(toy_tasks: list[str], bert: Backbone, 
 
 
 def test_distillation_options_come_from_yaml(toy_tasks: list[str], tmp_path: Path) -> None:  # noqa: F811
-    from promptlearning.cli import build_parser, experiment_from
+    from promptlearning.cli.main import build_parser, experiment_from
 
     good = _train_teacher(tmp_path, "toy_films")
     config = tmp_path / "run.yaml"

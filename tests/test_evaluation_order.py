@@ -9,8 +9,8 @@ import torch
 from promptlearning.backbones import Backbone
 from promptlearning.data.batching import batches, encode
 from promptlearning.data.examples import Example
-from promptlearning.evaluation.metrics import predict_encoded
 from promptlearning.model import PromptModel
+from promptlearning.training.metrics import predict_encoded
 
 from .conftest import NEGATIVE, POSITIVE
 

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from promptlearning.backbones import Backbone
-from promptlearning.cli import main
+from promptlearning.cli.main import main
 from promptlearning.errors import ConfigError
-from promptlearning.meta.inspect_prompts import (
+from promptlearning.model import PromptModel
+from promptlearning.runs.inspect_prompts import (
     APPROXIMATE,
     EXACT,
     NOT_TOKENS,
@@ -20,7 +21,6 @@ from promptlearning.meta.inspect_prompts import (
     inspect_prompts,
     nearest_tokens,
 )
-from promptlearning.model import PromptModel
 
 LABELS = ["negative", "positive"]
 

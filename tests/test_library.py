@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from promptlearning.backbones import Backbone
+from promptlearning.data.task_info import TaskInfo
 from promptlearning.errors import AdapterError, ConfigError, PromptLearningError
-from promptlearning.meta.library import ENTRIES_DIR, INDEX_FILE, REPR_FILE, PromptLibrary
-from promptlearning.meta.task_repr import TaskInfo
 from promptlearning.model import PromptModel
+from promptlearning.runs.prompt_library import ENTRIES_DIR, INDEX_FILE, REPR_FILE, PromptLibrary
 
 LABELS = ["negative", "positive"]
 

@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from promptlearning.backbones import Backbone
-from promptlearning.cli import main
+from promptlearning.cli.main import main
 from promptlearning.data.batching import batches
+from promptlearning.data.task_info import TaskInfo
 from promptlearning.errors import ConfigError, TrainingError, UnknownNameError
-from promptlearning.experiment import ExperimentConfig
-from promptlearning.heads import HeadConfig
-from promptlearning.meta.multitask import adapt_to_task, run_multitask
-from promptlearning.meta.task_repr import TaskInfo
+from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
+from promptlearning.runs.multitask import adapt_to_task, run_multitask
+from promptlearning.runs.single_task import ExperimentConfig
 from promptlearning.training import TrainConfig
-from promptlearning.training.meta import MetaConfig, MetaTrainer
+from promptlearning.training.meta_learning import MetaConfig, MetaTrainer
 from promptlearning.training.multitask import MultiTaskConfig, MultiTaskTrainer, task_probabilities
 
 from .conftest import killed_at

@@ -19,8 +19,8 @@ from promptlearning.backbones import Backbone, load_backbone
 from promptlearning.data import load_task
 from promptlearning.data.batching import collate, encode
 from promptlearning.data.examples import Example
-from promptlearning.experiment import DataConfig, ExperimentConfig, make_split, run_experiment
 from promptlearning.model import PromptModel
+from promptlearning.runs.single_task import DataConfig, ExperimentConfig, make_split, run_experiment
 from promptlearning.tiny import tiny_tokenizer
 from promptlearning.training import TrainConfig
 

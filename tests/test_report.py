@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from promptlearning.cli import main
+from promptlearning.bench.report import build_report, steps_to_reach
+from promptlearning.bench.store import ResultStore
+from promptlearning.bench.suite import Job, job_key
+from promptlearning.cli.main import main
 from promptlearning.errors import ConfigError
-from promptlearning.evaluation.report import build_report, steps_to_reach
-from promptlearning.evaluation.store import ResultStore
-from promptlearning.evaluation.suite import Job, job_key
 
 ACC = {"linear_probe": 0.60, "prompt_tuning": 0.70, "finetune": 0.80, "fixed_prompt": 0.55,
        "peft:prompt_tuning": 0.68}

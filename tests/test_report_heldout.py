@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from promptlearning.evaluation.heldout import NOTHING
-from promptlearning.evaluation.report import build_report
-from promptlearning.evaluation.store import ResultStore
-from promptlearning.evaluation.suite import Job, job_key
+from promptlearning.bench.heldout import NOTHING
+from promptlearning.bench.report import build_report
+from promptlearning.bench.store import ResultStore
+from promptlearning.bench.suite import Job, job_key
 
 from .test_report import make_store
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from promptlearning.cli import main
+from promptlearning.cli.main import main
 
 from .conftest import toy_examples
 

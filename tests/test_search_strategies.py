@@ -17,9 +17,9 @@ import torch
 
 from promptlearning.backbones import Backbone
 from promptlearning.data.batching import batches
-from promptlearning.experiment import DataConfig
-from promptlearning.heads import HeadConfig
+from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
+from promptlearning.runs.single_task import DataConfig
 from promptlearning.search.base import SearchContext, get_searcher, list_searchers
 from promptlearning.search.budget import SearchBudget
 from promptlearning.search.candidates import DiscretePrompt, parse_seeds, words
@@ -277,7 +277,7 @@ def test_hybrid_controls_start_elsewhere(llama: Backbone) -> None:
 @pytest.mark.parametrize(("strategy", "options"), STRATEGIES[:3])
 def test_searches_run_on_an_encoder_with_a_head_without_trained_parameters(
         tmp_path: Path, bert: Backbone, strategy: str, options: dict[str, Any]) -> None:
-    from promptlearning.heads import HEADS
+    from promptlearning.heads.base import HEADS
 
     if "label_description" not in HEADS:
         pytest.skip("no label-description head in this version")

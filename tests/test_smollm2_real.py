@@ -8,7 +8,7 @@ import torch
 from promptlearning import PromptModel, load_backbone
 from promptlearning.artifacts import cache_dir
 from promptlearning.backbones import Backbone
-from promptlearning.heads import HeadConfig
+from promptlearning.heads.base import HeadConfig
 
 pytestmark = pytest.mark.real
 

@@ -14,9 +14,9 @@ from promptlearning.methods import build_method
 from promptlearning.methods.spt import gate_values
 from promptlearning.model import PromptModel
 from promptlearning.training import TrainConfig
-from promptlearning.training.bilevel import BilevelTrainer, SearchConfig, split_for_search
 from promptlearning.training.checkpoint import load_checkpoint
-from promptlearning.training.selection import search_layers
+from promptlearning.training.gate_search import BilevelTrainer, SearchConfig, split_for_search
+from promptlearning.training.layer_selection import search_layers
 
 from .conftest import toy_examples
 

@@ -12,7 +12,7 @@ from promptlearning.data.batching import batches
 from promptlearning.data.examples import Example
 from promptlearning.data.templates import Template
 from promptlearning.errors import ConfigError
-from promptlearning.heads import HeadConfig
+from promptlearning.heads.base import HeadConfig
 from promptlearning.injection import fill_template_slots, make_context
 from promptlearning.model import PromptModel
 

@@ -103,7 +103,7 @@ def test_eval_at_start_lets_the_starting_state_win(bert: Backbone, tmp_path: Pat
     """With --eval-at-start a run whose training never beats its start on dev returns the start."""
     from dataclasses import replace
 
-    from promptlearning.evaluation.metrics import predict_encoded
+    from promptlearning.training.metrics import predict_encoded
 
     trainer = _trainer(bert, tmp_path, eval_at_start=True, max_steps=6, eval_every=3)
     start = {k: v.detach().clone() for k, v in trainer.model.trainable_state().items()}

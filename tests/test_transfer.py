@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from promptlearning.backbones import Backbone
-from promptlearning.cli import main
+from promptlearning.cli.main import main
 from promptlearning.data.batching import collate
 from promptlearning.data.examples import Example
 from promptlearning.errors import AdapterError, ConfigError, UnknownNameError
 from promptlearning.injection import make_context
-from promptlearning.meta.transfer import TransferConfig, load_sources, run_transfer
 from promptlearning.methods.prompt_attention import PromptAttention
 from promptlearning.model import PromptModel
+from promptlearning.runs.transfer import TransferConfig, load_sources, run_transfer
 
 from .meta_toys import toy_tasks  # noqa: F401  (fixture)
 

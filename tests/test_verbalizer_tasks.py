@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from promptlearning.backbones import Backbone
-from promptlearning.cli import main
+from promptlearning.cli.main import main
 from promptlearning.data.batching import Encoded, batches
 from promptlearning.data.examples import Example
 from promptlearning.data.prompts import HANDWRITTEN, handwritten_template
+from promptlearning.data.task_info import TaskInfo
 from promptlearning.errors import ConfigError
-from promptlearning.experiment import ExperimentConfig
-from promptlearning.heads import HeadConfig, build_head
-from promptlearning.meta.multitask import adapt_to_task, run_multitask
-from promptlearning.meta.task_repr import TaskInfo
+from promptlearning.heads.base import HeadConfig, build_head
 from promptlearning.model import PromptModel
+from promptlearning.runs.multitask import adapt_to_task, run_multitask
+from promptlearning.runs.single_task import ExperimentConfig
 from promptlearning.training import TrainConfig
 
 from .conftest import toy_examples

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .backbones import Backbone, BackboneInfo, list_backbones, load_backbone  # noqa: E402
-from .errors import PromptLearningError  # noqa: E402
-from .heads import HeadConfig  # noqa: E402
-from .meta.task_repr import TaskInfo  # noqa: E402
-from .methods import MethodConfig, PromptMethod, build_method, list_methods, register_method  # noqa: E402
-from .model import PromptModel  # noqa: E402
+from promptlearning.backbones import Backbone, BackboneInfo, list_backbones, load_backbone  # noqa: E402
+from promptlearning.data.task_info import TaskInfo  # noqa: E402
+from promptlearning.errors import PromptLearningError  # noqa: E402
+from promptlearning.heads.base import HeadConfig  # noqa: E402
+from promptlearning.methods import MethodConfig, PromptMethod, build_method, list_methods, register_method  # noqa: E402
+from promptlearning.model import PromptModel  # noqa: E402
 
 __all__ = [
     "Backbone",

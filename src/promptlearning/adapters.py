@@ -14,16 +14,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import __version__
-from .backbones import Backbone, load_backbone, weights_fingerprint
-from .errors import AdapterError, PromptLearningError
-from .fileio import atomic_directory, read_json, write_json
-from .heads import Head, HeadConfig, build_head
-from .meta.task_repr import TaskInfo
-from .methods.base import get_method
+from promptlearning import __version__
+from promptlearning.backbones import Backbone, load_backbone, weights_fingerprint
+from promptlearning.data.task_info import TaskInfo
+from promptlearning.errors import AdapterError, PromptLearningError
+from promptlearning.fileio import atomic_directory, read_json, write_json
+from promptlearning.heads.base import Head, HeadConfig, build_head
+from promptlearning.methods.base import get_method
 
 if TYPE_CHECKING:
-    from .model import PromptModel
+    from promptlearning.model import PromptModel
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -132,7 +132,7 @@ def saved_task_templates(config: dict[str, Any], head: Head, tasks: list[TaskInf
 
 
 def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptModel:
-    from .model import PromptModel
+    from promptlearning.model import PromptModel
 
     directory = Path(directory)
     config = read_adapter_config(directory)

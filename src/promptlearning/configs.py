@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, TypeVar
 
-from .errors import ConfigError
+from promptlearning.errors import ConfigError
 
 T = TypeVar("T")
 

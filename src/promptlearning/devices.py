@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError
+from promptlearning.errors import ConfigError
 
 
 @lru_cache(maxsize=4)

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .data.batching import Batch, batches
-from .data.examples import Example
-from .errors import ConfigError
-from .injection import run_backbone
+from promptlearning.data.batching import Batch, batches
+from promptlearning.data.examples import Example
+from promptlearning.errors import ConfigError
+from promptlearning.injection import run_backbone
 
 if TYPE_CHECKING:
-    from .model import PromptModel
+    from promptlearning.model import PromptModel
 
 
 @torch.no_grad()

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from .backbones import Backbone
-from .data.batching import Batch
-from .errors import ConfigError
-from .methods.base import PromptContext, PromptMethod
+from promptlearning.backbones import Backbone
+from promptlearning.data.batching import Batch
+from promptlearning.errors import ConfigError
+from promptlearning.methods.base import PromptContext, PromptMethod
 
 # Families whose learned position table starts after the padding index.
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "data2vec-text"}

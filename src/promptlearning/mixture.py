@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .backbones import Backbone
-from .data.batching import Batch, batches
-from .data.examples import Example
-from .errors import ConfigError
-from .injection import run_backbone
-from .methods.base import PromptContext, PromptMethod
+from promptlearning.backbones import Backbone
+from promptlearning.data.batching import Batch, batches
+from promptlearning.data.examples import Example
+from promptlearning.errors import ConfigError
+from promptlearning.injection import run_backbone
+from promptlearning.methods.base import PromptContext, PromptMethod
 
 
 def _pick(options: list[torch.Tensor], task_ids: torch.Tensor) -> torch.Tensor:
@@ -120,7 +120,7 @@ class AdapterMixture(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directories: Sequence[str | Path], backbone: Backbone) -> AdapterMixture:
-        from .model import PromptModel
+        from promptlearning.model import PromptModel
 
         return cls([PromptModel.from_pretrained(d, backbone=backbone) for d in directories])
 
@@ -153,4 +153,4 @@ class AdapterMixture(nn.Module):
         return preds
 
 
-from .model import PromptModel  # noqa: E402  (type used in signatures above)
+from promptlearning.model import PromptModel  # noqa: E402  (type used in signatures above)

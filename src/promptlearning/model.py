@@ -16,15 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import Backbone
-from .data.batching import Batch, batches, encode
-from .data.examples import Example
-from .data.templates import Template
-from .errors import ConfigError, UnknownNameError
-from .heads import Head, HeadConfig, build_head
-from .injection import run_backbone
-from .meta.task_repr import TaskInfo
-from .methods.base import PromptMethod, build_method
+from promptlearning.backbones import Backbone
+from promptlearning.data.batching import Batch, batches, encode
+from promptlearning.data.examples import Example
+from promptlearning.data.task_info import TaskInfo
+from promptlearning.data.templates import Template
+from promptlearning.errors import ConfigError, UnknownNameError
+from promptlearning.heads.base import Head, HeadConfig, build_head
+from promptlearning.injection import run_backbone
+from promptlearning.methods.base import PromptMethod, build_method
 
 
 def check_template(template: Template | None, method: PromptMethod) -> None:
@@ -146,7 +146,7 @@ class PromptModel(nn.Module):
         kind = self.method.task_repr_kind
         if kind is None:
             return
-        from .meta.task_repr import task_representation
+        from promptlearning.data.task_info import task_representation
 
         index = self.task_index(name)
         self.task_reprs[index] = task_representation(kind, self.backbone, self.tasks[index], support).to(
@@ -232,7 +232,7 @@ class PromptModel(nn.Module):
 
     def generate(self, texts: Sequence[str], **kwargs: Any) -> list[str]:
         """Continue each text with the prompted causal LM (greedy by default; do_sample=True samples)."""
-        from .generation import generate_text
+        from promptlearning.generation import generate_text
 
         return generate_text(self, texts, **kwargs)
 
@@ -246,14 +246,14 @@ class PromptModel(nn.Module):
 
     # ------------------------------------------------------------------ adapters
     def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        from .adapters import save_adapter
+        from promptlearning.adapters import save_adapter
 
         return save_adapter(self, Path(directory), extra)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, backbone: Backbone | None = None,
                         device: str | torch.device | None = None) -> PromptModel:
-        from .adapters import load_adapter
+        from promptlearning.adapters import load_adapter
 
         model = load_adapter(Path(directory), backbone)
         return model.to(device) if device is not None else model

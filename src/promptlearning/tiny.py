@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .backbones import Backbone
+from promptlearning.backbones import Backbone
 
 _WORDS = ["the", "a", "an", "and", "or", "but", "not", "no", "is", "was", "are", "be", "it", "this", "that", "of", "to", "in", "on", "for", "with", "as", "at", "by", "from", "movie", "film", "story", "plot", "actor", "acting", "great", "good", "bad", "awful", "boring", "fun", "funny", "best", "worst", "love", "hate", "like", "enjoy", "product", "phone", "camera", "battery", "works", "broke", "price", "cheap", "quality", "review", "positive", "negative", "neutral", "certain", "uncertain", "may", "might", "possibly", "likely", "fresh", "rotten", "very", "really", "so", "too", "quite", "i", "you", "he", "she", "they", "we", "my", "your", "his", "her", "their", "one", "two", "three", "time", "year", "day", "well", "just", "even", "more", "most"]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from .examples import Example
-from .templates import Template
+from promptlearning.data.examples import Example
+from promptlearning.data.templates import Template
 
 
 @dataclass

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ..errors import ConfigError
-from .examples import Example
+from promptlearning.data.examples import Example
+from promptlearning.errors import ConfigError
 
 _TOKEN = re.compile(r"\{text_a\}|\{text_b\}|\[P(\d*)\]")
 

@@ -1,8 +1,8 @@
-"""Prompt methods: the registry and every built-in method (each in its own module)."""
+"""Prompt methods: the registry and every built-in method, one module per method named after it."""
 
 from __future__ import annotations
 
-from .base import (
+from promptlearning.methods.base import (
     METHODS,
     MethodConfig,
     PromptContext,
@@ -15,20 +15,13 @@ from .base import (
 
 
 def _ensure_registered() -> None:
-    """Import the built-in method modules so their decorators fill the registry."""
-    from . import (  # noqa: F401
-        baselines,
-        deep_prompts,
-        fixed_prompt,
-        generators,
-        hyperprompt,
-        multitask_prompt,
-        p_tuning,
-        prefix_tuning,
-        prompt_attention,
-        prompt_tuning,
-        spt,
-    )
+    """Import every module of this package so their ``@register_method`` decorators fill the registry.
+
+    A new method is one new file here: no list of modules to keep up to date.
+    """
+    from promptlearning.registry import import_submodules
+
+    import_submodules(__name__, skip=frozenset({"base"}))
 
 
 def list_methods() -> list[type[PromptMethod]]:

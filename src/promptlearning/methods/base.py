@@ -16,9 +16,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..backbones import Backbone, BackboneInfo
-from ..configs import Options, option  # noqa: F401  (option: re-exported for methods)
-from ..errors import ConfigError, UnknownNameError
+from promptlearning.backbones import Backbone, BackboneInfo
+from promptlearning.configs import Options, option  # noqa: F401  (option: re-exported for methods)
+from promptlearning.context import PromptContext  # noqa: F401  (re-exported: methods import it from here)
+from promptlearning.errors import ConfigError, UnknownNameError
 
 
 @dataclass
@@ -51,26 +52,6 @@ def check_prompt_length(num_tokens: int, info: BackboneInfo, what: str = "prompt
     if num_tokens >= info.max_positions:
         raise ConfigError(f"num_tokens {num_tokens} exceeds what {info.name} allows ({info.max_positions} positions); "
                           f"use a shorter {what}")
-
-
-@dataclass
-class PromptContext:
-    """What a method may read about the current batch.
-
-    ``task_ids`` lets mixed-task batches, multi-task prompts and hypernetworks work with no
-    special path; ``text_embeds`` and ``text_mask`` are the input tokens' embeddings, for
-    methods that condition on the input.
-    """
-
-    batch_size: int
-    device: torch.device
-    dtype: torch.dtype
-    task_ids: torch.Tensor | None = None  # (B,)
-    task_repr: torch.Tensor | None = None  # (B, D)
-    text_embeds: torch.Tensor | None = None  # (B, L, H)
-    text_mask: torch.Tensor | None = None  # (B, L)
-    prompt_slots: torch.Tensor | None = None  # (B, L) template pseudo-token index, -1 elsewhere
-    num_prompt_positions: int = 0
 
 
 class PromptMethod(nn.Module):
@@ -174,7 +155,7 @@ def register_method(cls: type[PromptMethod]) -> type[PromptMethod]:
 
 
 def get_method(name: str) -> type[PromptMethod]:
-    from . import _ensure_registered
+    from promptlearning.methods import _ensure_registered
 
     _ensure_registered()
     key = name.replace("-", "_")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..backbones import Backbone
-from .base import MethodConfig, PromptMethod, register_method
+from promptlearning.backbones import Backbone
+from promptlearning.methods.base import MethodConfig, PromptMethod, register_method
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import MethodConfig, PromptMethod, register_method
+from promptlearning.methods.base import MethodConfig, PromptMethod, register_method
 
 
 @dataclass

@@ -24,11 +24,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..backbones import Backbone, BackboneInfo
-from ..errors import ConfigError
-from .base import MethodConfig, PromptContext, PromptMethod, check_prompt_length, option, register_method
-from .multitask_prompt import drop_prompt_vectors
-from .prompt_init import initial_prompt
+from promptlearning.backbones import Backbone, BackboneInfo
+from promptlearning.errors import ConfigError
+from promptlearning.methods.base import (
+    MethodConfig,
+    PromptContext,
+    PromptMethod,
+    check_prompt_length,
+    option,
+    register_method,
+)
+from promptlearning.methods.multitask_prompt import drop_prompt_vectors
+from promptlearning.methods.prompt_init import initial_prompt
 
 TASK_REPRS = ("description", "support", "learned")
 

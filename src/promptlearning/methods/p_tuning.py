@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..backbones import Backbone
-from ..data.templates import Template
-from ..errors import ConfigError
-from .base import MethodConfig, PromptContext, PromptMethod, option, register_method
-from .prompt_init import random_prompt, vocab_prompt
+from promptlearning.backbones import Backbone
+from promptlearning.data.templates import Template
+from promptlearning.errors import ConfigError
+from promptlearning.methods.base import MethodConfig, PromptContext, PromptMethod, option, register_method
+from promptlearning.methods.prompt_init import random_prompt, vocab_prompt
 
 ENCODERS = ("lstm", "mlp", "none")
 INITS = ("vocab", "random", "ids")

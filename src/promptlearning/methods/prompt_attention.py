@@ -26,10 +26,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..backbones import Backbone, BackboneInfo
-from ..errors import AdapterError, ConfigError
-from .base import MethodConfig, PromptContext, PromptMethod, check_prompt_length, option, register_method
-from .prompt_init import initial_prompt
+from promptlearning.backbones import Backbone, BackboneInfo
+from promptlearning.errors import AdapterError, ConfigError
+from promptlearning.methods.base import (
+    MethodConfig,
+    PromptContext,
+    PromptMethod,
+    check_prompt_length,
+    option,
+    register_method,
+)
+from promptlearning.methods.prompt_init import initial_prompt
 
 TARGET_INITS = ("vocab", "random", "sources")
 
@@ -65,7 +72,7 @@ class PromptAttentionConfig(MethodConfig):
 
 def load_source_prompt(directory: str | Path, backbone: Backbone) -> tuple[str, torch.Tensor]:
     """A prompt-tuning adapter's task name and prompt (P, H), after checking it fits ``backbone``."""
-    from ..adapters import WEIGHTS_FILE, check_backbone, load_tensors, read_adapter_config
+    from promptlearning.adapters import WEIGHTS_FILE, check_backbone, load_tensors, read_adapter_config
 
     path = Path(directory)
     config = read_adapter_config(path)

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
+from promptlearning.errors import ConfigError
 
 INITS = ("random", "vocab", "text")
 

@@ -7,10 +7,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..backbones import Backbone, BackboneInfo
-from ..errors import ConfigError
-from .base import MethodConfig, PromptContext, PromptMethod, check_prompt_length, option, register_method
-from .prompt_init import INITS, initial_prompt
+from promptlearning.backbones import Backbone, BackboneInfo
+from promptlearning.errors import ConfigError
+from promptlearning.methods.base import (
+    MethodConfig,
+    PromptContext,
+    PromptMethod,
+    check_prompt_length,
+    option,
+    register_method,
+)
+from promptlearning.methods.prompt_init import INITS, initial_prompt
 
 
 @dataclass

@@ -26,10 +26,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..backbones import Backbone, BackboneInfo
-from ..errors import ConfigError
-from .base import MethodConfig, PromptContext, PromptMethod, check_layers, option, register_method
-from .generators import ACTIVATIONS, POOLS, build_generators, generated_prompt
+from promptlearning.backbones import Backbone, BackboneInfo
+from promptlearning.errors import ConfigError
+from promptlearning.methods.base import (
+    MethodConfig,
+    PromptContext,
+    PromptMethod,
+    check_layers,
+    option,
+    register_method,
+)
+from promptlearning.methods.generator import ACTIVATIONS, POOLS, build_generators, generated_prompt
 
 GATES = ("sigmoid", "straight_through", "normalized")
 

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..configs import Options
-from ..errors import ConfigError, UnknownNameError
-from ..model import PromptModel
-from .budget import SearchBudget
-from .candidates import DiscretePrompt
-from .scoring import PromptScorer, Score
+from promptlearning.configs import Options
+from promptlearning.errors import ConfigError, UnknownNameError
+from promptlearning.model import PromptModel
+from promptlearning.search.budget import SearchBudget
+from promptlearning.search.candidates import DiscretePrompt
+from promptlearning.search.scoring import PromptScorer, Score
 
 
 @dataclass
@@ -84,7 +84,9 @@ def register_searcher(cls: type[Searcher]) -> type[Searcher]:
 
 
 def _ensure_registered() -> None:
-    from . import blackbox, evolution, rl_policy  # noqa: F401
+    from promptlearning.registry import import_submodules
+
+    import_submodules("promptlearning.search", skip=frozenset({"base", "runner"}))
 
 
 def get_searcher(name: str) -> type[Searcher]:

@@ -24,11 +24,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import ConfigError
-from ..methods.base import option
-from .base import SearchContext, Searcher, SearcherConfig, SearchOutcome, positive, register_searcher
-from .budget import BudgetExhausted
-from .scoring import Score
+from promptlearning.errors import ConfigError
+from promptlearning.methods.base import option
+from promptlearning.search.base import (
+    SearchContext,
+    Searcher,
+    SearcherConfig,
+    SearchOutcome,
+    positive,
+    register_searcher,
+)
+from promptlearning.search.budget import BudgetExhausted
+from promptlearning.search.scoring import Score
 
 
 @dataclass

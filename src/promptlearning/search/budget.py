@@ -22,8 +22,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..errors import TrainingError
-from .scoring import Score
+from promptlearning.errors import TrainingError
+from promptlearning.search.scoring import Score
 
 JOURNAL_FILE = "journal.jsonl"
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..data.templates import Template
-from ..errors import ConfigError
+from promptlearning.data.templates import Template
+from promptlearning.errors import ConfigError
 
 SLOTS = ("{text_a}", "{text_b}")
 _SLOT_SPLIT = re.compile(r"(\{text_a\}|\{text_b\})")

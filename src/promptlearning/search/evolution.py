@@ -15,13 +15,20 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..methods.base import option
-from .base import SearchContext, Searcher, SearcherConfig, SearchOutcome, positive, register_searcher
-from .budget import BudgetExhausted
-from .candidates import DiscretePrompt
-from .mutation import Mutator, phrase_pool
-from .scoring import Score, fixed_tokens
-from .vocabulary import Vocabulary
+from promptlearning.methods.base import option
+from promptlearning.search.base import (
+    SearchContext,
+    Searcher,
+    SearcherConfig,
+    SearchOutcome,
+    positive,
+    register_searcher,
+)
+from promptlearning.search.budget import BudgetExhausted
+from promptlearning.search.candidates import DiscretePrompt
+from promptlearning.search.mutation import Mutator, phrase_pool
+from promptlearning.search.scoring import Score, fixed_tokens
+from promptlearning.search.vocabulary import Vocabulary
 
 
 @dataclass
@@ -40,7 +47,7 @@ class EvolutionConfig(SearcherConfig):
 
     def check(self) -> None:
         positive(self, "population", "mutations", "tournament", "max_words", "neighbours", "trigger_top")
-        from ..errors import ConfigError
+        from promptlearning.errors import ConfigError
 
         if not 0 <= self.elite < self.population:
             raise ConfigError(f"elite must be in 0..population-1 (got {self.elite}); pass --option elite=2")

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..data.templates import Template, tokenize
-from ..errors import ConfigError
+from promptlearning.data.templates import Template, tokenize
+from promptlearning.errors import ConfigError
 
 HYBRID_INITS = ("ids", "vocab", "random")
 

@@ -19,8 +19,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .candidates import DiscretePrompt, is_slot, leading_space, split_phrases, words
-from .vocabulary import Vocabulary
+from promptlearning.search.candidates import DiscretePrompt, is_slot, leading_space, split_phrases, words
+from promptlearning.search.vocabulary import Vocabulary
 
 GENERIC_PHRASES = (
     "Answer:", "The answer is", "It was", "In summary, it was", "Overall, the sentiment is", "Question:",

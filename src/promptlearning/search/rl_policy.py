@@ -23,15 +23,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.examples import Example
-from ..errors import ConfigError
-from ..injection import run_backbone
-from ..methods.base import option
-from .base import SearchContext, Searcher, SearcherConfig, SearchOutcome, positive, register_searcher
-from .budget import BudgetExhausted
-from .candidates import DiscretePrompt, is_slot
-from .scoring import Score, count_rows
-from .vocabulary import Vocabulary
+from promptlearning.data.examples import Example
+from promptlearning.errors import ConfigError
+from promptlearning.injection import run_backbone
+from promptlearning.methods.base import option
+from promptlearning.search.base import (
+    SearchContext,
+    Searcher,
+    SearcherConfig,
+    SearchOutcome,
+    positive,
+    register_searcher,
+)
+from promptlearning.search.budget import BudgetExhausted
+from promptlearning.search.candidates import DiscretePrompt, is_slot
+from promptlearning.search.scoring import Score, count_rows
+from promptlearning.search.vocabulary import Vocabulary
 
 POSITIONS = ("after_input", "before_input", "start")
 
@@ -138,7 +145,7 @@ class ReinforceSearch(Searcher):
         scorer = self.ctx.scorer
         model = scorer.model_for(self.base.template)
         batch = model.encode([Example("", 0)])
-        from ..data.batching import collate
+        from promptlearning.data.batching import collate
 
         with count_rows(scorer.backbone) as rows:
             hidden, mask, _ = run_backbone(scorer.backbone, model.method, collate(batch, model.pad_id, True).to(model.device))

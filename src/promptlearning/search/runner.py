@@ -16,18 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backbones import Backbone
-from ..data.prompts import handwritten_template
-from ..errors import ConfigError, TrainingError
-from ..evaluation.metrics import evaluate
-from ..experiment import DataConfig, load_data, make_split, shared_backbone
-from ..fileio import read_json, write_json
-from ..heads import HeadConfig
-from ..seeding import seed_everything
-from .base import SearchContext, get_searcher
-from .budget import MAX_REPEATS, SearchBudget
-from .candidates import SLOTS, parse_seeds
-from .scoring import PromptScorer, count_rows
+from promptlearning.backbones import Backbone
+from promptlearning.data.prompts import handwritten_template
+from promptlearning.errors import ConfigError, TrainingError
+from promptlearning.fileio import read_json, write_json
+from promptlearning.heads.base import HeadConfig
+from promptlearning.runs.single_task import DataConfig, load_data, make_split, shared_backbone
+from promptlearning.search.base import SearchContext, get_searcher
+from promptlearning.search.budget import MAX_REPEATS, SearchBudget
+from promptlearning.search.candidates import SLOTS, parse_seeds
+from promptlearning.search.scoring import PromptScorer, count_rows
+from promptlearning.seeding import seed_everything
+from promptlearning.training.metrics import evaluate
 
 SCORE_SPLITS = ("dev", "train", "train+dev")
 CONFIG_FILE = "search_config.json"

@@ -20,12 +20,12 @@ from typing import Any
 
 import torch
 
-from ..backbones import Backbone
-from ..data.batching import Encoded, batches
-from ..data.examples import Example
-from ..errors import ConfigError
-from ..heads import HeadConfig
-from ..model import PromptModel
+from promptlearning.backbones import Backbone
+from promptlearning.data.batching import Encoded, batches
+from promptlearning.data.examples import Example
+from promptlearning.errors import ConfigError
+from promptlearning.heads.base import HeadConfig
+from promptlearning.model import PromptModel
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Score:
 
 def fixed_tokens(tokenizer: Any, template: str) -> int:
     """Tokens a template takes besides its inputs (its fixed words and the special tokens)."""
-    from ..data.templates import Template, special_tokens, tokenize
+    from promptlearning.data.templates import Template, special_tokens, tokenize
 
     prefix, suffix = special_tokens(tokenizer)
     parsed = Template.parse(template)

@@ -18,8 +18,8 @@ from functools import cached_property
 
 import torch
 
-from ..backbones import Backbone
-from ..errors import ConfigError
+from promptlearning.backbones import Backbone
+from promptlearning.errors import ConfigError
 
 
 class Vocabulary:

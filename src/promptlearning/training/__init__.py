@@ -1,6 +1,6 @@
 """Trainers: strategies over the same PromptModel."""
 
-from .config import TrainConfig
-from .trainer import Trainer, TrainResult
+from promptlearning.training.config import TrainConfig
+from promptlearning.training.trainer import Trainer, TrainResult
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer"]

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from ..adapters import save_tensors
-from ..errors import TrainingError
-from ..fileio import atomic_directory, read_json, write_json
+from promptlearning.adapters import save_tensors
+from promptlearning.errors import TrainingError
+from promptlearning.fileio import atomic_directory, read_json, write_json
 
 STATE_FILE = "training_state.safetensors"
 META_FILE = "trainer_state.json"

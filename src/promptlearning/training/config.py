@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..configs import option
-from ..errors import ConfigError
+from promptlearning.configs import option
+from promptlearning.errors import ConfigError
 
 
 @dataclass
@@ -48,6 +48,6 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        from ..configs import build
+        from promptlearning.configs import build
 
         return build(cls, values, "training option(s)")

@@ -29,14 +29,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..backbones import Backbone
-from ..configs import option
-from ..data.batching import Batch, Encoded, batches
-from ..data.examples import Example
-from ..errors import AdapterError, ConfigError, PromptLearningError, TrainingError
-from ..model import PromptModel
-from .multitask import MultiTaskTrainer
-from .trainer import TrainResult
+from promptlearning.backbones import Backbone
+from promptlearning.configs import option
+from promptlearning.data.batching import Batch, Encoded, batches
+from promptlearning.data.examples import Example
+from promptlearning.errors import AdapterError, ConfigError, PromptLearningError, TrainingError
+from promptlearning.model import PromptModel
+from promptlearning.training.multitask import MultiTaskTrainer
+from promptlearning.training.trainer import TrainResult
 
 NEEDS_TASKS = ("--distill-from needs --tasks: teachers are distilled into a multi-task student "
                "(e.g. --tasks cr,mr --distill-from cr=runs/cr/best)")
@@ -122,8 +122,8 @@ def _file_digest(path: Path) -> str:
 def load_teacher(task: str, path: str, backbone: Backbone, task_id: int, labels: Sequence[str],
                  train: Sequence[Example], log: Callable[[str], Any] = print) -> Teacher:
     """Load one teacher on the student's backbone, check it fits ``task``, freeze it."""
-    from ..adapters import WEIGHTS_FILE, read_adapter_config
-    from ..methods import get_method
+    from promptlearning.adapters import WEIGHTS_FILE, read_adapter_config
+    from promptlearning.methods import get_method
 
     where = f"teacher of {task} ({path})"
     directory = Path(path)

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from ..configs import option
-from ..data.batching import Encoded
-from ..errors import ConfigError
-from .trainer import Trainer
+from promptlearning.configs import option
+from promptlearning.data.batching import Encoded
+from promptlearning.errors import ConfigError
+from promptlearning.training.trainer import Trainer
 
 SAMPLINGS = ("proportional", "uniform", "temperature")
 

@@ -21,14 +21,19 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..data.batching import Batch, Encoded, batches
-from ..devices import accelerator_for
-from ..errors import TrainingError
-from ..evaluation.metrics import evaluate
-from ..model import PromptModel
-from ..seeding import seed_everything
-from .checkpoint import load_checkpoint, restore_optimizer, restore_rng, save_checkpoint
-from .config import TrainConfig
+from promptlearning.data.batching import Batch, Encoded, batches
+from promptlearning.devices import accelerator_for
+from promptlearning.errors import TrainingError
+from promptlearning.model import PromptModel
+from promptlearning.seeding import seed_everything
+from promptlearning.training.checkpoint import (
+    load_checkpoint,
+    restore_optimizer,
+    restore_rng,
+    save_checkpoint,
+)
+from promptlearning.training.config import TrainConfig
+from promptlearning.training.metrics import evaluate
 
 BEST_DIR = "best"
 CHECKPOINT_DIR = "checkpoint"
@@ -247,7 +252,7 @@ class Trainer:
             self._best_state = {k: v.clone() for k, v in self.model.trainable_state().items()}
 
     def _restore_best(self) -> None:
-        from ..adapters import WEIGHTS_FILE, load_state_into, load_tensors
+        from promptlearning.adapters import WEIGHTS_FILE, load_state_into, load_tensors
 
         if self.output_dir is not None and (self.output_dir / BEST_DIR / WEIGHTS_FILE).is_file():
             best = load_tensors(self.output_dir / BEST_DIR / WEIGHTS_FILE)
@@ -278,7 +283,7 @@ class Trainer:
                         {f"strategy.{k}": v for k, v in extra_tensors.items()})
 
     def _resume(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> dict[str, Any]:
-        from ..adapters import load_state_into
+        from promptlearning.adapters import load_state_into
 
         if self.output_dir is None:
             raise TrainingError("--resume needs --output, the directory of the run to continue")

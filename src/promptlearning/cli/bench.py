@@ -1,0 +1,103 @@
+"""The `bench` and `report` subcommands, registered on the main CLI by :func:`add_commands`.
+
+Kept here rather than in ``cli.py`` so the benchmark harness owns its own command line;
+``cli.py`` makes one call. Errors a user can cause raise PromptLearningError subclasses,
+which the CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH_EXAMPLES = """examples:
+  promptlearning bench benchmarks/suites/smoke.yaml
+  promptlearning bench benchmarks/suites/fewshot16.yaml --workers 2        # resumes where it stopped
+  promptlearning bench my_suite.yaml --store runs/my_suite --dry-run
+  promptlearning report runs/my_suite
+"""
+
+
+def _command_line() -> str:
+    return "promptlearning " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def default_store(suite: Any) -> Path:
+    """The suite's own ``store:`` entry, else runs/bench/<suite name>."""
+    return Path(suite.store) if suite.store else Path("runs") / "bench" / suite.name
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from promptlearning.bench.runner import run_bench
+    from promptlearning.bench.store import ResultStore, store_path
+    from promptlearning.bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    store_dir = Path(args.store) if args.store else default_store(suite)
+    if args.dry_run:
+        status = {job.key: "new" for job in suite.jobs}
+        if store_path(store_dir).is_file():  # a dry run never creates a store
+            with ResultStore(store_dir) as store:
+                status = {job.key: store.status_of(job.key) or "new" for job in suite.jobs}
+        tally = {s: list(status.values()).count(s) for s in dict.fromkeys(status.values())}
+        for job in suite.jobs:
+            c = job.config
+            print(f"{status[job.key]:8s} {job.key} {job.task} {job.label} K={c['data']['shots']} "
+                  f"seed {c['train']['seed']} steps {c['train']['max_steps']}")
+        print(f"{len(suite.jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in tally.items()) + f"; store {store_dir}")
+        return 0
+    log = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
+    try:
+        counts = run_bench(suite, store_dir, workers=args.workers, threads=args.threads, retry_failed=args.retry_failed,
+                           command=_command_line(), log=log, verbose=args.verbose)
+    except KeyboardInterrupt:
+        print(f"interrupted; finished runs are in {store_dir}, the running job is pending again: "
+              "run the same command to resume", file=sys.stderr)
+        return 130
+    print(f"done {counts['done']}, failed {counts['failed']}, not run {counts['pending'] + counts['running']}; "
+          f"store {store_dir}")
+    if not args.no_report and counts["done"]:
+        from promptlearning.bench.report import build_report
+
+        print(f"report: {build_report(store_dir)}")
+    return 0 if counts["failed"] == 0 else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from promptlearning.bench.report import build_report
+
+    print(f"report: {build_report(args.suite_dir, command=_command_line())}")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """Register `bench` and `report` on the main parser's subparsers."""
+    p = sub.add_parser(
+        "bench", help="run a benchmark suite (tasks x methods x shots x seeds) into a resumable results store",
+        description="Run every job of a YAML suite that is not done yet. Results go to one SQLite store per suite "
+                    "directory, keyed by a hash of each job's configuration: a re-run skips what is done, a killed "
+                    "sweep resumes, parallel workers never run the same job. Writes report.md at the end.",
+        epilog=BENCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suite", help="suite YAML file (see benchmarks/suites/)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="parallel worker processes, each with cores // N torch threads (default 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per worker (default: cores // workers; use 1 on a machine busy with other jobs)")
+    p.add_argument("--store", default=None,
+                   help="directory of the results store (default: the suite's `store:` entry, else runs/bench/NAME)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed jobs again")
+    p.add_argument("--dry-run", action="store_true", help="list the jobs and their status; run nothing")
+    p.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
+    p.add_argument("--quiet", action="store_true", help="no per-job lines")
+    p.add_argument("--verbose", action="store_true", help="also print each run's own log lines")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "report", help="write report.md and PNG plots from a suite's results store",
+        description="Build SUITE_DIR/report.md (tables: mean ± std over seeds, per task and averaged; prompt "
+                    "effectiveness, convergence speed, compute overhead) and PNG plots from SUITE_DIR/results.sqlite.")
+    p.add_argument("suite_dir", help="directory holding results.sqlite (the bench's --store)")
+    p.set_defaults(func=cmd_report)

@@ -1,0 +1,31 @@
+"""What a prompted forward pass knows about its batch: the contract between injector, methods and heads.
+
+It sits in the core, below both methods and heads, because both read it and neither may
+import the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class PromptContext:
+    """What a method may read about the current batch.
+
+    ``task_ids`` lets mixed-task batches, multi-task prompts and hypernetworks work with no
+    special path; ``text_embeds`` and ``text_mask`` are the input tokens' embeddings, for
+    methods that condition on the input.
+    """
+
+    batch_size: int
+    device: torch.device
+    dtype: torch.dtype
+    task_ids: torch.Tensor | None = None  # (B,)
+    task_repr: torch.Tensor | None = None  # (B, D)
+    text_embeds: torch.Tensor | None = None  # (B, L, H)
+    text_mask: torch.Tensor | None = None  # (B, L)
+    prompt_slots: torch.Tensor | None = None  # (B, L) template pseudo-token index, -1 elsewhere
+    num_prompt_positions: int = 0

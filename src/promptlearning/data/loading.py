@@ -1,0 +1,64 @@
+"""Where a run's examples come from: a registered task or the user's files, and its few-shot split.
+
+Every driver (single task, multi-task, search, bench) reads data through :func:`load_data`
+and :func:`make_split`, so one (task, K, data seed) names the same examples everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from promptlearning.data.examples import TaskData
+from promptlearning.data.fewshot import FewShotSplit, few_shot_split
+from promptlearning.data.tasks import load_task
+from promptlearning.data.user_files import load_user_task
+from promptlearning.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    task: str | None = "mr"
+    train_file: str | None = None
+    test_file: str | None = None
+    text_column: str = "text"
+    text_b_column: str | None = None
+    label_column: str = "label"
+    description: str | None = None
+    shots: int = 16
+    dev_shots: int | None = None
+    data_seed: int = 13
+    max_test: int | None = None  # evaluate on the first N test examples only (smoke runs)
+
+    def check(self) -> None:
+        if not self.task and not self.train_file:
+            raise ConfigError("no data: give --task NAME (see `promptlearning tasks`) or --train-file FILE")
+        if self.shots < 1:
+            raise ConfigError(f"shots must be >= 1 (got {self.shots})")
+
+
+
+def load_data(cfg: DataConfig) -> TaskData:
+    cfg.check()
+    if cfg.train_file:
+        return load_user_task(cfg.train_file, cfg.test_file, text_column=cfg.text_column,
+                              label_column=cfg.label_column, text_b_column=cfg.text_b_column,
+                              description=cfg.description)
+    assert cfg.task is not None
+    return load_task(cfg.task)
+
+
+def make_split(cfg: DataConfig, data: TaskData) -> FewShotSplit:
+    split = few_shot_split(data, cfg.shots, cfg.data_seed, cfg.dev_shots)
+    if cfg.max_test is not None:
+        split = dataclasses.replace(split, test=test_subset(split.test, cfg.max_test))
+    return split
+
+
+def test_subset(test: list[Any], n: int) -> list[Any]:
+    """A fixed random subset: the test lists keep file order, whose head is often one class."""
+    if n >= len(test):
+        return test
+    return random.Random(0).sample(test, n)

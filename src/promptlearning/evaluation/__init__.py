@@ -1,1 +1,0 @@
-"""Metrics, benchmark suites and reports."""

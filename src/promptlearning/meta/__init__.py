@@ -1,1 +1,0 @@
-"""Meta prompt learning: multi-task prompts, task-conditioned generators, meta-learned initialisation."""

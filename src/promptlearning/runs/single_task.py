@@ -1,0 +1,131 @@
+"""One few-shot run from a config: data, model, baseline, training, evaluation, adapter.
+
+The CLI's ``train``, the ``demo`` and the benchmark all go through :func:`run_experiment`,
+so a number in a results table means exactly what ``promptlearning train`` prints.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptlearning.backbones import DEFAULT_BACKBONE, Backbone, shared_backbone  # noqa: F401
+from promptlearning.data.loading import DataConfig, load_data, make_split, test_subset  # noqa: F401  (re-exported)
+from promptlearning.devices import resolve_device
+from promptlearning.errors import ConfigError
+from promptlearning.training.metrics import evaluate, majority_accuracy
+from promptlearning.fileio import write_json
+from promptlearning.heads.base import HeadConfig
+from promptlearning.model import PromptModel
+from promptlearning.seeding import seed_everything
+from promptlearning.training import TrainConfig, Trainer, TrainResult
+from promptlearning.training.gate_search import SearchConfig
+from promptlearning.training.distill import NEEDS_TASKS, DistillConfig
+from promptlearning.training.meta_learning import MetaConfig
+from promptlearning.training.multitask import MultiTaskConfig
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    backbone: str = DEFAULT_BACKBONE
+    method: str = "p_tuning_v2"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    tasks: list[str] | None = None  # several tasks at once: cross-task training (see meta.multitask)
+    multitask: MultiTaskConfig = field(default_factory=MultiTaskConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)  # teachers per task (with tasks)
+    max_length: int = 64
+    template: str | None = None
+    output_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbone | None = None,
+                   baseline: bool = True, log: Any = print) -> dict[str, Any]:
+    """Train one method on one few-shot split and return every number a table needs."""
+    started = time.perf_counter()
+    if cfg.distill.teachers:
+        raise ConfigError(NEEDS_TASKS)
+    data = load_data(cfg.data)
+    split = make_split(cfg.data, data)
+    backbone = backbone or shared_backbone(cfg.backbone)
+    seed_everything(cfg.train.seed)
+    from promptlearning.methods import get_method
+
+    if get_method(cfg.method).trains_backbone:
+        backbone = copy.deepcopy(backbone)  # fine-tuning must not alter the shared frozen copy
+    model = PromptModel.build(backbone, cfg.method, data.labels, method_options=cfg.method_options,
+                              head=cfg.head, task=data.name, max_length=cfg.max_length, template=cfg.template)
+    train_items, dev_items, test_items = (model.encode(part) for part in (split.train, split.dev, split.test))
+    trainable, total = model.num_trainable(), model.num_backbone_parameters()
+    log(f"task {data.name}: {len(split.train)} train / {len(split.dev)} dev / {len(split.test)} test, "
+        f"labels {data.labels}; method {cfg.method}; backbone {backbone.info.name}")
+    log(f"trainable parameters: {trainable:,} ({100 * trainable / total:.3f}% of the backbone's {total:,})")
+    if model.template:
+        log(f"template: {model.template!r}")
+    result: dict[str, Any] = {"task": data.name, "method": cfg.method, "backbone": backbone.info.name,
+                              "shots": cfg.data.shots, "data_seed": cfg.data.data_seed, "seed": cfg.train.seed,
+                              "trainable_params": trainable, "backbone_params": total,
+                              "trainable_share": trainable / total, "prompt_layers": model.method.prompt_layers}
+    result["majority_test_accuracy"] = majority_accuracy([e.label for e in split.train], [e.label for e in split.test])
+    if baseline and trainable > 0 and not resume:  # nothing to train: the baseline is the result itself
+        model.to(resolve_device(cfg.train.device))  # the device training will use
+        untrained = evaluate(model, test_items, cfg.train.eval_batch_size)
+        result["untrained_test_accuracy"] = untrained["accuracy"]
+        log(f"untrained baseline: test accuracy {untrained['accuracy']:.4f} "
+            f"(majority class {result['majority_test_accuracy']:.4f})")
+    out = Path(cfg.output_dir) if cfg.output_dir else None
+    run_info: dict[str, Any] = {"task": data.name, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
+    if model.method.architecture_parameters():
+        # a searchable method (SPT): search the layers, then rebuild and retrain the fixed model
+        from promptlearning.training.layer_selection import search_layers
+
+        found = search_layers(model, cfg.train, cfg.search, train_items, dev_items, out, resume)
+        log(f"search chose layers {found.chosen_layers} (gate probabilities "
+            f"{[round(p, 3) for p in found.final_gates]}) in {found.search_seconds:.1f} s")
+        options = {**cfg.method_options, "selected_layers": found.chosen_layers}
+        model = PromptModel.build(backbone, cfg.method, data.labels, method_options=options, head=cfg.head,
+                                  task=data.name, max_length=cfg.max_length, template=cfg.template)
+        trainable = model.num_trainable()
+        run_info.update({"chosen_layers": found.chosen_layers, "gate_history": found.gate_history,
+                         "search_seconds": found.search_seconds})
+        result.update({"chosen_layers": found.chosen_layers, "search_seconds": found.search_seconds,
+                       "search_steps": found.search_steps, "final_gates": found.final_gates,
+                       "trainable_params": trainable, "trainable_share": trainable / total,
+                       "prompt_layers": model.method.prompt_layers})
+        if out is not None and (out / "gates.png").is_file():
+            log(f"gate plot written to {out / 'gates.png'}")
+    if trainable == 0:
+        # nothing to learn (a fixed prompt with the verbaliser): evaluate as is and save the adapter
+        log("nothing to train: evaluating the model as it is")
+        fit = TrainResult(best_dev=-1.0, best_step=0, steps=0, train_seconds=0.0, seconds_per_step=0.0)
+        if out is not None:
+            model.save_pretrained(out / "best", extra={"task": data.name})
+    else:
+        trainer = Trainer(model, cfg.train, train_items, dev_items, out, run_info=run_info)
+        fit = trainer.fit(resume=resume)
+    dev = evaluate(model, dev_items, cfg.train.eval_batch_size)
+    test = evaluate(model, test_items, cfg.train.eval_batch_size)
+    result.update({"dev_accuracy": dev["accuracy"], "test_accuracy": test["accuracy"],
+                   "test_macro_f1": test["macro_f1"], "best_step": fit.best_step, "steps": fit.steps,
+                   "seconds_per_step": fit.seconds_per_step, "train_seconds": fit.train_seconds,
+                   "dev_curve": [(h["step"], h["dev_accuracy"]) for h in fit.history],
+                   "wall_seconds": time.perf_counter() - started, "stopped_early": fit.stopped_early})
+    log(f"dev accuracy {dev['accuracy']:.4f}  test accuracy {test['accuracy']:.4f}  "
+        f"test macro-F1 {test['macro_f1']:.4f}  (best step {fit.best_step}, {fit.seconds_per_step:.3f} s/step)")
+    if out is not None:
+        write_json(out / "results.json", {"config": cfg.to_dict(), "results": result})
+        result["adapter"] = str(out / "best")
+    result["_model"] = model
+    return result

@@ -1,0 +1,161 @@
+"""Bi-level (DARTS-style) search: weights on training data, architecture on validation data.
+
+Each step first updates the architecture parameters (SPT's gate logits) on a validation
+batch, then the weights (generators and head) on a training batch, as in DARTS. The
+architecture gradient is first-order by default (taken at the current weights); with
+``second_order`` it is the exact gradient through one unrolled weight step,
+``w' = w - xi * grad_w L_train(w, a)``, computed with ``torch.func``. With ``consistency`` > 0
+(SPT-DARTS) a KL term pulls the gated supernet's predictions toward those of the discretised
+model that keeps only the current top-K layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from promptlearning.configs import option
+from promptlearning.data.batching import Batch, Encoded, batches
+from promptlearning.errors import ConfigError, TrainingError
+from promptlearning.model import PromptModel
+from promptlearning.training.checkpoint import optimizer_tensors, restore_optimizer
+from promptlearning.training.config import TrainConfig
+from promptlearning.training.trainer import Trainer
+
+
+@dataclass
+class SearchConfig:
+    budget: int = option(3, "layer budget K: how many layers keep a prompt after the search")
+    arch_lr: float = option(3e-2, "learning rate of the gate logits (Adam)")
+    arch_weight_decay: float = option(1e-3, "weight decay of the gate logits")
+    second_order: bool = option(False, "exact one-step unrolled architecture gradient instead of first-order")
+    unroll_lr: float = option(1e-2, "step size xi of the unrolled weight step (second_order)")
+    consistency: float = option(0.0, "weight of the KL term toward the discretised top-K model (SPT-DARTS; 0 = off)")
+    val_fraction: float = option(0.5, "share of the few-shot training data held out to train the gates")
+    search_steps: int | None = option(None, "steps of the search (default: max_steps)")
+    threshold: float | None = option(None, "keep the layers whose gate probability reaches this instead of "
+                                           "exactly K (at most K, at least the top one)")
+
+    def __post_init__(self) -> None:
+        if self.budget < 1:
+            raise ConfigError(f"budget must be >= 1 (got {self.budget})")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in (0, 1) (got {self.val_fraction})")
+        if self.arch_lr <= 0 or self.consistency < 0:
+            raise ConfigError("arch_lr must be > 0 and consistency >= 0")
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise ConfigError(f"threshold is a gate probability and must be in (0, 1) (got {self.threshold})")
+
+
+def split_for_search(items: list[Encoded], fraction: float, num_labels: int, seed: int
+                     ) -> tuple[list[Encoded], list[Encoded]]:
+    """Stratified split of the few-shot training data into weight-training and gate-training parts."""
+    gen = torch.Generator().manual_seed(seed)
+    train: list[Encoded] = []
+    val: list[Encoded] = []
+    for label in range(num_labels):
+        members = [x for x in items if x.label == label]
+        order = torch.randperm(len(members), generator=gen).tolist()
+        n_val = int(round(len(members) * fraction))
+        val += [members[i] for i in order[:n_val]]
+        train += [members[i] for i in order[n_val:]]
+    present = {x.label for x in items}
+    if {x.label for x in val} != present or {x.label for x in train} != present:
+        raise ConfigError(f"the validation split is too small to search on ({len(val)} examples for "
+                          f"{len(present)} classes); raise --shots or adjust --val-fraction")
+    return train, val
+
+
+class BilevelTrainer(Trainer):
+    """Alternating architecture and weight updates over the same PromptModel."""
+
+    def __init__(self, model: PromptModel, config: TrainConfig, search: SearchConfig, train: list[Encoded],
+                 val: list[Encoded], dev: list[Encoded], output_dir: str | Path | None = None,
+                 run_info: dict[str, Any] | None = None) -> None:
+        super().__init__(model, config, train, dev, output_dir, run_info)
+        self.search = search
+        self.arch_params = model.method.architecture_parameters()
+        if not self.arch_params:
+            raise TrainingError(f"method {type(model.method).name} has no architecture parameters to search; "
+                                "use --method spt")
+        if not val:
+            raise ConfigError("the validation split is empty; the gates cannot be trained on it")
+        self.val_items = val
+        self.arch_optimizer = torch.optim.Adam(self.arch_params, lr=search.arch_lr, betas=(0.5, 0.999),
+                                               weight_decay=search.arch_weight_decay)
+
+    # ------------------------------------------------------------------ data
+    def val_batch_at(self, step: int) -> Batch:
+        n, size = len(self.val_items), self.config.batch_size
+        epoch, pos = divmod(step, math.ceil(n / size))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed * 7_919 + epoch))
+        idx = order[pos * size:(pos + 1) * size].tolist()
+        return batches([self.val_items[i] for i in idx], size, self.model.pad_id, self.model.left_pad)[0]
+
+    # ------------------------------------------------------------------ losses
+    def consistency_loss(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
+        """KL from the discretised top-K model's (fixed) predictions to the supernet's."""
+        method: Any = self.model.method
+        method.discrete = method.select_layers(min(self.search.budget, len(method.candidates)), self.search.threshold)
+        try:
+            with torch.no_grad():
+                target = self.model(batch).logits.softmax(-1)  # (B, C)
+        finally:
+            method.discrete = None
+        return F.kl_div(logits.log_softmax(-1), target, reduction="batchmean")
+
+    def loss(self, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        out = functional_call(self.model, params, (batch,)) if params is not None else self.model(batch)
+        loss = out.loss
+        assert loss is not None
+        if self.search.consistency > 0:
+            loss = loss + self.search.consistency * self.consistency_loss(batch, out.logits)
+        return loss
+
+    # ------------------------------------------------------------------ one step
+    def training_step(self, batch: Batch, step: int) -> torch.Tensor:
+        val = self.val_batch_at(step).to(self.device)
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        grads = self._second_order_grads(batch, val) if self.search.second_order else torch.autograd.grad(
+            self.loss(val), self.arch_params)
+        for p, g in zip(self.arch_params, grads, strict=True):
+            p.grad = g
+        self.arch_optimizer.step()
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(batch)
+        self.accelerator.backward(loss)
+        for p in self.arch_params:
+            p.grad = None  # the weight optimizer must never move the gates
+        return loss.detach()
+
+    def _second_order_grads(self, batch: Batch, val: Batch) -> tuple[torch.Tensor, ...]:
+        """d L_val(w - xi * dL_train/dw, a) / da through the unrolled step."""
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        arch_ids = {id(p) for p in self.arch_params}
+        weights = {n: p for n, p in self.model.named_parameters() if p.requires_grad and id(p) not in arch_ids}
+        # fused attention kernels have no double backward; the math kernel does
+        with sdpa_kernel(SDPBackend.MATH):
+            grads = torch.autograd.grad(self.loss(batch), list(weights.values()), create_graph=True, allow_unused=True)
+            unrolled = {n: (w - self.search.unroll_lr * g if g is not None else w)
+                        for (n, w), g in zip(weights.items(), grads, strict=True)}
+            return torch.autograd.grad(self.loss(val, unrolled), self.arch_params)
+
+    # ------------------------------------------------------------------ records and resume
+    def extra_record(self) -> dict[str, Any]:
+        method: Any = self.model.method
+        return {"gates": [round(float(p), 6) for p in method.probabilities()]}
+
+    def strategy_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, meta = optimizer_tensors(self.arch_optimizer)
+        return tensors, {"arch_optimizer": meta}
+
+    def load_strategy_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        if "arch_optimizer" in meta:
+            restore_optimizer(self.arch_optimizer, tensors, meta["arch_optimizer"])
