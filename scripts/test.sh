@@ -12,4 +12,6 @@ export TOKENIZERS_PARALLELISM=false
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 "$root/.venv/bin/ruff" check src tests benchmarks
 "$root/.venv/bin/mypy" src
+# the layering (pyproject.toml, [tool.importlinter]): nothing imports upward, no import cycles
+"$root/.venv/bin/lint-imports" --no-cache
 exec "$root/.venv/bin/pytest" -q "$@"

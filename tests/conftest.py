@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from promptlearning.backbones import Backbone
+from promptlearning.backbones import Backbone, tiny_backbone
 from promptlearning.data.examples import Example
-from promptlearning.tiny import tiny_backbone
 
 POSITIVE = ["great movie", "i love this film", "best story", "fun and funny", "good acting", "really enjoy it"]
 NEGATIVE = ["awful film", "boring plot", "worst movie", "bad acting", "i hate this", "so boring"]

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from promptlearning.backbones import Backbone
+from promptlearning.backbones import Backbone, tiny_backbone
 from promptlearning.errors import AdapterError
 from promptlearning.model import PromptModel
-from promptlearning.tiny import tiny_backbone
 
 
 def _saved(backbone: Backbone, path: Path) -> PromptModel:

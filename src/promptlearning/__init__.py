@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from promptlearning.backbones import Backbone, BackboneInfo, list_backbones, load_backbone  # noqa: E402
 from promptlearning.data.task_info import TaskInfo  # noqa: E402
 from promptlearning.errors import PromptLearningError  # noqa: E402
 from promptlearning.heads.base import HeadConfig  # noqa: E402
 from promptlearning.methods import MethodConfig, PromptMethod, build_method, list_methods, register_method  # noqa: E402
 from promptlearning.model import PromptModel  # noqa: E402
+from promptlearning.version import __version__
 
 __all__ = [
     "Backbone",

@@ -3,6 +3,10 @@
 The JSON names the method, so loading finds its class through the registry; it records the
 backbone's identity (a weights fingerprint and shapes) and loading refuses any mismatch with
 a message naming the right backbone. Nothing is pickled.
+
+This module only reads and writes those files; assembling a model from them is
+:meth:`promptlearning.model.PromptModel.from_pretrained`, one floor up, so methods that read
+another adapter's tensors (prompt attention's sources) can use it without a cycle.
 """
 
 from __future__ import annotations
@@ -14,13 +18,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from promptlearning import __version__
-from promptlearning.backbones import Backbone, load_backbone, weights_fingerprint
-from promptlearning.data.task_info import TaskInfo
-from promptlearning.errors import AdapterError, PromptLearningError
+from promptlearning.backbones import Backbone, weights_fingerprint
+from promptlearning.errors import AdapterError
 from promptlearning.fileio import atomic_directory, read_json, write_json
-from promptlearning.heads.base import Head, HeadConfig, build_head
-from promptlearning.methods.base import get_method
+from promptlearning.version import __version__
 
 if TYPE_CHECKING:
     from promptlearning.model import PromptModel
@@ -114,43 +115,3 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], expe
                 raise AdapterError(f"{where}: {name} has shape {tuple(tensor.shape)}, expected {tuple(target.shape)}; "
                                    "the adapter does not fit this configuration")
             target.copy_(tensor.to(target.dtype))
-
-
-def saved_task_templates(config: dict[str, Any], head: Head, tasks: list[TaskInfo] | None) -> dict[str, str] | None:
-    """The per-task templates of a saved model (None: one template for every task).
-
-    Adapters saved before per-task templates have no entry: their template was the head's default
-    for their first task exactly when it equals that default now, and then later tasks get theirs."""
-    if "task_templates" in config:
-        saved = config["task_templates"]
-        return None if saved is None else {str(k): str(v) for k, v in dict(saved).items()}
-    template = config.get("template")
-    first = tasks[0].name if tasks else (config.get("task") or "task")
-    if template and template == head.default_template(config.get("task") or first, config["labels"]):
-        return {first: template}
-    return None
-
-
-def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptModel:
-    from promptlearning.model import PromptModel
-
-    directory = Path(directory)
-    config = read_adapter_config(directory)
-    if backbone is None:
-        backbone = load_backbone(str(config.get("backbone", {}).get("name", "minilm-l6")))
-    check_backbone(config, backbone, directory)
-    try:
-        cls = get_method(config["method"])
-        method = cls(cls.config_class.from_dict(config["method_config"]), backbone)
-        head = build_head(HeadConfig.from_dict(config["head"]), backbone, config["labels"])
-        tasks = [TaskInfo.from_dict(t) for t in config["tasks"]] if config.get("tasks") else None
-        model = PromptModel(backbone, method, head, config["labels"], task=config.get("task"),
-                            max_length=int(config.get("max_length", 128)), template=config.get("template"),
-                            tasks=tasks, task_templates=saved_task_templates(config, head, tasks))
-    except PromptLearningError as exc:
-        raise AdapterError(f"adapter {directory} has an unusable config: {exc}") from exc
-    except (KeyError, TypeError) as exc:
-        raise AdapterError(f"adapter {directory} config lacks or mistypes {exc}; retrain it") from exc
-    state = load_tensors(directory / WEIGHTS_FILE)
-    load_state_into(model, state, set(model.trainable_state()), directory / WEIGHTS_FILE)
-    return model.to(backbone.input_embeddings().weight.device)

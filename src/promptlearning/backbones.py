@@ -196,9 +196,15 @@ def _load_smollm2() -> Backbone:
     return _load_directory(str(target), name="smollm2-135m")
 
 
-def _load_tiny(kind: str) -> Backbone:
-    from promptlearning.tiny import tiny_backbone
+def tiny_backbone(kind: str = "bert", *, layers: int = 2, hidden: int = 32, heads: int = 4) -> Backbone:
+    """A seeded random 2-layer BERT (``kind='bert'``) or Llama (``kind='llama'``), built in memory."""
+    from promptlearning.tiny import tiny_parts
 
+    model, tokenizer, output_embeddings = tiny_parts(kind, layers=layers, hidden=hidden, heads=heads)
+    return Backbone(f"tiny-{kind}", model, tokenizer, output_embeddings)
+
+
+def _load_tiny(kind: str) -> Backbone:
     return tiny_backbone(kind)
 
 

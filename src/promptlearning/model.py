@@ -16,15 +16,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from promptlearning.backbones import Backbone
+from promptlearning.adapters import (
+    WEIGHTS_FILE,
+    check_backbone,
+    load_state_into,
+    load_tensors,
+    read_adapter_config,
+)
+from promptlearning.backbones import Backbone, load_backbone
 from promptlearning.data.batching import Batch, batches, encode
 from promptlearning.data.examples import Example
 from promptlearning.data.task_info import TaskInfo
 from promptlearning.data.templates import Template
-from promptlearning.errors import ConfigError, UnknownNameError
+from promptlearning.errors import AdapterError, ConfigError, PromptLearningError, UnknownNameError
 from promptlearning.heads.base import Head, HeadConfig, build_head
 from promptlearning.injection import run_backbone
-from promptlearning.methods.base import PromptMethod, build_method
+from promptlearning.methods.base import PromptMethod, build_method, get_method
 
 
 def check_template(template: Template | None, method: PromptMethod) -> None:
@@ -253,7 +260,44 @@ class PromptModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, backbone: Backbone | None = None,
                         device: str | torch.device | None = None) -> PromptModel:
-        from promptlearning.adapters import load_adapter
-
         model = load_adapter(Path(directory), backbone)
         return model.to(device) if device is not None else model
+
+
+def saved_task_templates(config: dict[str, Any], head: Head, tasks: list[TaskInfo] | None) -> dict[str, str] | None:
+    """The per-task templates of a saved model (None: one template for every task).
+
+    Adapters saved before per-task templates have no entry: their template was the head's default
+    for their first task exactly when it equals that default now, and then later tasks get theirs."""
+    if "task_templates" in config:
+        saved = config["task_templates"]
+        return None if saved is None else {str(k): str(v) for k, v in dict(saved).items()}
+    template = config.get("template")
+    first = tasks[0].name if tasks else (config.get("task") or "task")
+    if template and template == head.default_template(config.get("task") or first, config["labels"]):
+        return {first: template}
+    return None
+
+
+def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptModel:
+    """Build the PromptModel an adapter directory describes, on ``backbone`` (default: the one it names)."""
+    directory = Path(directory)
+    config = read_adapter_config(directory)
+    if backbone is None:
+        backbone = load_backbone(str(config.get("backbone", {}).get("name", "minilm-l6")))
+    check_backbone(config, backbone, directory)
+    try:
+        cls = get_method(config["method"])
+        method = cls(cls.config_class.from_dict(config["method_config"]), backbone)
+        head = build_head(HeadConfig.from_dict(config["head"]), backbone, config["labels"])
+        tasks = [TaskInfo.from_dict(t) for t in config["tasks"]] if config.get("tasks") else None
+        model = PromptModel(backbone, method, head, config["labels"], task=config.get("task"),
+                            max_length=int(config.get("max_length", 128)), template=config.get("template"),
+                            tasks=tasks, task_templates=saved_task_templates(config, head, tasks))
+    except PromptLearningError as exc:
+        raise AdapterError(f"adapter {directory} has an unusable config: {exc}") from exc
+    except (KeyError, TypeError) as exc:
+        raise AdapterError(f"adapter {directory} config lacks or mistypes {exc}; retrain it") from exc
+    state = load_tensors(directory / WEIGHTS_FILE)
+    load_state_into(model, state, set(model.trainable_state()), directory / WEIGHTS_FILE)
+    return model.to(backbone.input_embeddings().weight.device)

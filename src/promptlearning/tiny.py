@@ -12,8 +12,6 @@ from typing import Any
 
 import torch
 
-from promptlearning.backbones import Backbone
-
 _WORDS = ["the", "a", "an", "and", "or", "but", "not", "no", "is", "was", "are", "be", "it", "this", "that", "of", "to", "in", "on", "for", "with", "as", "at", "by", "from", "movie", "film", "story", "plot", "actor", "acting", "great", "good", "bad", "awful", "boring", "fun", "funny", "best", "worst", "love", "hate", "like", "enjoy", "product", "phone", "camera", "battery", "works", "broke", "price", "cheap", "quality", "review", "positive", "negative", "neutral", "certain", "uncertain", "may", "might", "possibly", "likely", "fresh", "rotten", "very", "really", "so", "too", "quite", "i", "you", "he", "she", "they", "we", "my", "your", "his", "her", "their", "one", "two", "three", "time", "year", "day", "well", "just", "even", "more", "most"]
 
 
@@ -48,8 +46,12 @@ def tiny_tokenizer(kind: str = "bert") -> Any:
                                    bos_token="[CLS]", eos_token="[SEP]")
 
 
-def tiny_backbone(kind: str = "bert", *, layers: int = 2, hidden: int = 32, heads: int = 4) -> Backbone:
-    """A seeded random 2-layer BERT (``kind='bert'``) or Llama (``kind='llama'``)."""
+def tiny_parts(kind: str = "bert", *, layers: int = 2, hidden: int = 32,
+               heads: int = 4) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, output embeddings or None) of a seeded random 2-layer BERT or Llama.
+
+    :func:`promptlearning.backbones.tiny_backbone` wraps them; this module stays below it.
+    """
     from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
 
     tokenizer = tiny_tokenizer(kind)
@@ -61,12 +63,12 @@ def tiny_backbone(kind: str = "bert", *, layers: int = 2, hidden: int = 32, head
                                 num_attention_heads=heads, intermediate_size=hidden * 2,
                                 max_position_embeddings=128)
             model = BertModel(bert_config, add_pooling_layer=False)
-            return Backbone(f"tiny-{kind}", model, tokenizer)
+            return model, tokenizer, None
         if kind == "llama":
             config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
                                  num_attention_heads=heads, num_key_value_heads=heads,
                                  intermediate_size=hidden * 2, max_position_embeddings=256,
                                  pad_token_id=0, bos_token_id=2, eos_token_id=3)
             full = LlamaForCausalLM(config)
-            return Backbone(f"tiny-{kind}", full.base_model, tokenizer, full.get_output_embeddings())
+            return full.base_model, tokenizer, full.get_output_embeddings()
     raise ValueError(f"unknown tiny backbone kind {kind!r}; use 'bert' or 'llama'")

@@ -53,7 +53,7 @@ def machine_info() -> dict[str, Any]:
     """Where and with what the numbers were measured (goes into every row and the report)."""
     import transformers
 
-    from promptlearning import __version__
+    from promptlearning.version import __version__
 
     info: dict[str, Any] = {"host": socket.gethostname(), "cpu": cpu_model(), "cpu_cores": os.cpu_count(),
                             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),

@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="promptlearning",
         description="Adapt a frozen pretrained transformer to text tasks by learning small prompts.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from promptlearning import __version__
+    from promptlearning.version import __version__
 
     parser.add_argument("--version", action="version", version=f"promptlearning {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptlearning.backbones import Backbone
+from promptlearning.backbones import Backbone, shared_backbone
+from promptlearning.data.loading import DataConfig, load_data, make_split
 from promptlearning.data.prompts import handwritten_template
 from promptlearning.errors import ConfigError, TrainingError
 from promptlearning.fileio import read_json, write_json
 from promptlearning.heads.base import HeadConfig
-from promptlearning.runs.single_task import DataConfig, load_data, make_split, shared_backbone
 from promptlearning.search.base import SearchContext, get_searcher
 from promptlearning.search.budget import MAX_REPEATS, SearchBudget
 from promptlearning.search.candidates import SLOTS, parse_seeds
