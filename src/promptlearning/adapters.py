@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from promptlearning.backbones import Backbone, weights_fingerprint
 from promptlearning.errors import AdapterError
-from promptlearning.fileio import atomic_directory, read_json, write_json
+from promptlearning.fileio import atomic_directory, read_json, recover_directory, write_json
 from promptlearning.version import __version__
 
 if TYPE_CHECKING:
@@ -58,13 +58,14 @@ def save_adapter(model: PromptModel, directory: Path, extra: dict[str, Any] | No
     config = adapter_config(model)
     if extra:
         config["extra"] = extra
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, marker_files=(CONFIG_FILE,)) as tmp:
         save_tensors(model.trainable_state(), tmp / WEIGHTS_FILE)
         write_json(tmp / CONFIG_FILE, config)
     return directory
 
 
 def read_adapter_config(directory: Path) -> dict[str, Any]:
+    recover_directory(directory)  # a save killed between its two renames left the previous adapter aside
     if not directory.is_dir():
         raise AdapterError(f"adapter directory {directory} does not exist; give the folder that train --output wrote")
     if not (directory / CONFIG_FILE).is_file() and (directory / "best" / CONFIG_FILE).is_file():

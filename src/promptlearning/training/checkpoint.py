@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from promptlearning.adapters import save_tensors
 from promptlearning.errors import TrainingError
-from promptlearning.fileio import atomic_directory, read_json, write_json
+from promptlearning.fileio import atomic_directory, read_json, recover_directory, write_json
 
 STATE_FILE = "training_state.safetensors"
 META_FILE = "trainer_state.json"
@@ -57,12 +57,13 @@ def save_checkpoint(directory: Path, model_state: dict[str, torch.Tensor], optim
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, marker_files=(META_FILE,)) as tmp:
         save_tensors(tensors, tmp / STATE_FILE)
         write_json(tmp / META_FILE, {**meta, "optimizer": optim_meta})
 
 
 def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    recover_directory(directory)  # a save killed between its two renames left the previous checkpoint aside
     if not (directory / META_FILE).is_file():
         raise TrainingError(f"--resume given but {directory} holds no checkpoint; drop --resume to start afresh")
     meta = read_json(directory / META_FILE,
