@@ -214,3 +214,38 @@ def test_extract_tree_rejects_unsafe_members(index: FakeIndex) -> None:
     assert not (artifacts.cache_dir() / "extracted" / "demo-1.0" / "pkg").exists()
     with pytest.raises(ArtifactError, match="no files under"):
         extract_tree(_publish(index, "e2.whl", _zip_bytes({"a/b": b""}), sdist=False), "missing/")
+
+
+def test_a_tampered_extracted_file_is_refused_naming_what_to_delete(index: FakeIndex, wheel: PackageFile,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = extract_tree(wheel, "demo/model/")
+    (folder / "sub" / "vocab.txt").write_bytes(b"a\nX\n")  # same size, other content
+    with pytest.raises(ArtifactError, match=r"vocab.txt was modified.*delete .*demo/model"):
+        extract_tree(wheel, "demo/model/")
+    (folder / "sub" / "vocab.txt").write_bytes(b"a\nb\n")
+    monkeypatch.setenv("PROMPTLEARNING_VERIFY", "full")
+    assert extract_tree(wheel, "demo/model/") == folder  # restored content passes even with a new mtime
+
+
+def test_added_or_missing_files_are_refused_and_deleting_the_folder_repairs_it(index: FakeIndex,
+                                                                                wheel: PackageFile) -> None:
+    folder = extract_tree(wheel, "demo/model/")
+    (folder / "extra.bin").write_bytes(b"weights")
+    with pytest.raises(ArtifactError, match="extra.bin was added"):
+        extract_tree(wheel, "demo/model/")
+    (folder / "extra.bin").unlink()
+    (folder / "config.json").unlink()
+    with pytest.raises(ArtifactError, match="config.json is missing"):
+        extract_tree(wheel, "demo/model/")
+    shutil.rmtree(folder)
+    assert (extract_tree(wheel, "demo/model/") / "config.json").read_bytes() == b"{}"
+
+
+def test_a_folder_extracted_without_a_manifest_is_extracted_afresh(index: FakeIndex, wheel: PackageFile) -> None:
+    from promptlearning.manifests import MANIFEST
+
+    folder = extract_tree(wheel, "demo/model/")
+    (folder / MANIFEST).unlink()
+    (folder / "config.json").write_bytes(b'{"tampered": 1}')
+    assert (extract_tree(wheel, "demo/model/") / "config.json").read_bytes() == b"{}"
+    assert (folder / MANIFEST).is_file()

