@@ -57,7 +57,7 @@ class Backbone(nn.Module):
         self.model = model  # the base transformer: accepts inputs_embeds, returns last_hidden_state
         self.lm_head = lm_head
         self.tokenizer = tokenizer
-        self.layers = _find_layers(model)
+        self._layer_path = _find_layer_path(model)
         self.info = _describe(name, model, len(self.layers))
         self._forward_args = frozenset(inspect.signature(model.forward).parameters)
         self.freeze()
@@ -81,20 +81,35 @@ class Backbone(nn.Module):
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.input_embeddings()(input_ids)  # (B, L, H)
 
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The transformer blocks, in order, looked up inside ``model`` on each access.
+
+        Not kept as an attribute: an ``nn.Module`` attribute is a registered submodule, so every
+        layer weight would get a second state_dict name (``layers.0...`` beside ``model.encoder
+        .layer.0...``) and safetensors and Hugging Face saving refuse such shared tensors.
+        """
+        return _layer_list(self.model, self._layer_path)
+
     def accepts(self, argument: str) -> bool:
         """Whether the base model's forward takes this keyword (position_ids, token_type_ids...)."""
         return argument in self._forward_args
 
 
-def _find_layers(model: nn.Module) -> nn.ModuleList:
+def _layer_list(model: nn.Module, path: str) -> nn.ModuleList:
+    obj: Any = model
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            break
+    return obj if isinstance(obj, nn.ModuleList) else nn.ModuleList()
+
+
+def _find_layer_path(model: nn.Module) -> str:
+    """The attribute path (from the base model) of its list of transformer blocks."""
     for path in _LAYER_PATHS:
-        obj: Any = model
-        for part in path.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
-                break
-        if isinstance(obj, nn.ModuleList) and len(obj) > 0:
-            return obj
+        if len(_layer_list(model, path)) > 0:
+            return path
     raise BackboneError(
         f"unsupported architecture {type(model).__name__}: no transformer layer list found; "
         "use a BERT/RoBERTa/DistilBERT/ELECTRA encoder or a Llama/Mistral/Qwen/GPT-2 decoder"

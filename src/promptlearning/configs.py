@@ -7,6 +7,8 @@ typo in a config file never turns into a silent default or a traceback deep in a
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Any, ClassVar, TypeVar
 
 from promptlearning.errors import ConfigError
@@ -20,32 +22,98 @@ def option(default: Any, help: str) -> Any:
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return dataclasses.field(default=default, metadata={"help": help})
 
-_SCALARS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+_WORDS: dict[Any, str] = {int: "an integer", float: "a number", bool: "true or false", str: "a text",
+                          type(None): "null"}
 
 
-def _matches(value: Any, annotation: str) -> bool:
-    options = [a.strip() for a in annotation.split("|")]
-    if value is None:
-        return "None" in options
-    for opt in options:
-        if opt in _SCALARS:
-            ok = isinstance(value, _SCALARS[opt]) and not (opt in ("int", "float") and isinstance(value, bool))
-            if ok:
-                return True
-        elif opt.startswith("list[") and isinstance(value, list):
-            return all(_matches(v, opt[5:-1]) for v in value)
-        elif opt.startswith("dict[") and isinstance(value, dict):
-            key, _, val = opt[5:-1].partition(",")
-            return all(_matches(k, key) and _matches(v, val) for k, v in value.items())
-        elif opt in ("Any", "object") or type(value).__name__ == opt:
-            return True
-    return False
+def field_types(cls: type) -> dict[str, Any]:
+    """The resolved type of every field of dataclass ``cls``, whichever way its module wrote them.
+
+    With ``from __future__ import annotations`` a field's ``type`` is the text ``"int | None"``,
+    without it the object ``int | None``; both resolve to the same object here, so a user's
+    config class behaves the same in either style. A name that cannot be resolved (imported only
+    under ``TYPE_CHECKING``, say) stays its text and is then matched by class name, as before.
+    """
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # one unresolvable field: resolve the others one by one
+        hints = {}
+        for f in dataclasses.fields(cls):
+            # a one-field stand-in in the same module lets get_type_hints resolve this field alone
+            single = type("_Field", (), {"__annotations__": {f.name: f.type}, "__module__": cls.__module__})
+            try:
+                hints[f.name] = typing.get_type_hints(single)[f.name]
+            except (NameError, TypeError):
+                hints[f.name] = f.type
+    return {f.name: hints.get(f.name, f.type) for f in dataclasses.fields(cls)}
 
 
-def _describe(annotation: str) -> str:
-    words = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a text"}
-    parts = [a.strip() for a in annotation.split("|")]
-    return " or ".join(words.get(p, "null" if p == "None" else p) for p in parts)
+def _alternatives(annotation: Any) -> tuple[Any, ...]:
+    """The members of a union (``X | Y``, ``Optional[X]``, ``Union[X, Y]``), or the annotation alone."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether a value read from YAML, JSON or ``--option`` fits ``annotation`` (strictly: 1 is no bool)."""
+    if annotation in (Any, object):
+        return True
+    if isinstance(annotation, str):  # unresolvable text: matched by class name (its own or a base's)
+        parts = [part.strip() for part in annotation.split("|")]
+        return "None" in parts if value is None else any(c.__name__ in parts for c in type(value).__mro__)
+    alternatives = _alternatives(annotation)
+    if len(alternatives) > 1:
+        return any(_matches(value, a) for a in alternatives)
+    if annotation is None or annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (bool, str):
+        return isinstance(value, annotation)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if origin is list or annotation is list:
+        return isinstance(value, list) and (not args or all(_matches(v, args[0]) for v in value))
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            return False
+        return not args or all(_matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items())
+    if origin is tuple or annotation is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return not args or (len(args) == len(value) and all(_matches(v, a) for v, a in zip(value, args, strict=True)))
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return isinstance(value, origin) if isinstance(origin, type) else False
+
+
+def _describe(annotation: Any) -> str:
+    """How an error names a type: the words users know for scalars, the annotation's text otherwise."""
+    alternatives = _alternatives(annotation)
+    if len(alternatives) > 1:
+        return " or ".join(_describe(a) for a in alternatives)
+    if isinstance(annotation, str):
+        return " or ".join(_WORDS.get({"int": int, "float": float, "bool": bool, "str": str, "None": type(None)}.get(
+            p.strip()), p.strip()) for p in annotation.split("|"))
+    if annotation is None or annotation in _WORDS:
+        return _WORDS[type(None) if annotation is None else annotation]
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _accepts_float_not_int(annotation: Any) -> bool:
+    alternatives = _alternatives(annotation)
+    return float in alternatives and int not in alternatives
 
 
 def build(cls: type[T], values: Any, where: str = "options") -> T:
@@ -58,11 +126,11 @@ def build(cls: type[T], values: Any, where: str = "options") -> T:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"unknown {where} {', '.join(unknown)}; valid: {', '.join(sorted(fields)) or 'none'}")
+    kinds = field_types(cls)
     for name, value in values.items():
-        annotation = str(fields[name].type)
-        if not _matches(value, annotation):
-            raise ConfigError(f"{where.rstrip('s')} {name} must be {_describe(annotation)} (got {value!r})")
-    converted = {k: float(v) if str(fields[k].type).startswith("float") and isinstance(v, int) else v
+        if not _matches(value, kinds[name]):
+            raise ConfigError(f"{where.rstrip('s')} {name} must be {_describe(kinds[name])} (got {value!r})")
+    converted = {k: float(v) if _accepts_float_not_int(kinds[k]) and isinstance(v, int) else v
                  for k, v in values.items()}
     return cls(**converted)
 
