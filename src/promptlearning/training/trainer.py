@@ -9,6 +9,7 @@ and the learning-rate schedule is a pure function of the step.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -100,6 +101,18 @@ def changed_settings(saved: dict[str, Any], now: dict[str, Any], prefix: str = "
         elif old != new:
             out.append(f"{prefix}{key}")
     return out
+
+
+def _digest(items: list[Encoded]) -> str:
+    """sha256 of tokenised rows (ids, segment ids, label, task, template slots), in order."""
+    h = hashlib.sha256()
+    for e in items:
+        h.update(repr((e.input_ids, e.token_type_ids, e.label, e.task_id, e.slots)).encode())
+    return h.hexdigest()[:32]
+
+
+#: run_info keys that say which data and teachers a run uses (others, like a search's timings, are reports)
+_RUN_IDENTITY = frozenset({"task", "tasks", "shots", "data_seed", "distill_from", "chosen_layers"})
 
 
 class Trainer:
@@ -271,9 +284,22 @@ class Trainer:
                 fh.write(json.dumps(record) + "\n")
 
     def _fingerprint(self) -> dict[str, Any]:
+        """Everything that changes what a run computes: a resume refuses any difference, naming it.
+
+        The model's whole adapter config (method and its options, head, labels, task(s), template,
+        max length, the backbone's identity and weights fingerprint), the training settings, the
+        run's data identity (task, shots, seeds) and a digest of the tokenised training and dev rows,
+        so another task, data seed, file content or tokenisation is caught even where no flag names it.
+        """
+        from promptlearning.adapters import adapter_config
+
+        model = adapter_config(self.model)
+        model.pop("version", None)  # a library upgrade alone does not change the run
         return {"train": self.config.to_dict() | {"quiet": None, "device": None},
                 "method": type(self.model.method).name, "method_config": self.model.method.config.to_dict(),
-                "n_train": len(self.train_items), "n_dev": len(self.dev_items)}
+                "n_train": len(self.train_items), "n_dev": len(self.dev_items),
+                "model": model, "run": {k: v for k, v in self.run_info.items() if k in _RUN_IDENTITY},
+                "data_digest": {"train": _digest(self.train_items), "dev": _digest(self.dev_items)}}
 
     def _checkpoint(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         assert self.output_dir is not None
@@ -289,8 +315,11 @@ class Trainer:
             raise TrainingError("--resume needs --output, the directory of the run to continue")
         tensors, meta = load_checkpoint(self.output_dir / CHECKPOINT_DIR)
         now = json.loads(json.dumps(self._fingerprint()))
-        if meta.get("run") != now:
-            differ = changed_settings(meta.get("run") or {}, now)
+        saved = meta.get("run") or {}
+        if saved.keys() < now.keys():  # made by a version that fingerprinted less: compare what it kept
+            now = {k: v for k, v in now.items() if k in saved}
+        if saved != now:
+            differ = changed_settings(saved, now)
             raise TrainingError(f"the checkpoint in {self.output_dir} was made with other settings "
                                 f"({', '.join(differ) or 'unknown'} differ); "
                                 "resume with the same options or choose a new --output")
