@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +35,14 @@ class TrainConfig:
         for name in ("batch_size", "eval_batch_size", "max_steps", "eval_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"lr must be > 0 (got {self.lr})")
+        for name in ("lr", "head_lr"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a finite number > 0 (got {value}); e.g. --{name.replace('_', '-')} 0.01")
+        for name in ("weight_decay", "max_grad_norm"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0 (got {value})")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
         if self.device not in ("auto", "cpu", "cuda"):

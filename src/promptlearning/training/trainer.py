@@ -115,6 +115,10 @@ def _digest(items: list[Encoded]) -> str:
 _RUN_IDENTITY = frozenset({"task", "tasks", "shots", "data_seed", "distill_from", "chosen_layers"})
 
 
+#: steps averaged at the start and at the end of the window the divergence check compares
+DIVERGENCE_WINDOW = 10
+
+
 class Trainer:
     """Train a PromptModel's method and head on tokenised few-shot data."""
 
@@ -209,7 +213,9 @@ class Trainer:
                 started = time.perf_counter()
                 loss = self.training_step(self.batch_at(step).to(self.device), step)
                 if not torch.isfinite(loss):
-                    raise TrainingError(f"the loss became {loss.item()} at step {step}; lower --lr or check the data")
+                    raise TrainingError(f"the loss became {loss.item()} at step {step}; lower --lr or check the data"
+                                        + self._kept_note())
+                self._watch_divergence(state, float(loss), step)
                 if cfg.max_grad_norm > 0:
                     self.accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
                 optimizer.step()
@@ -237,7 +243,33 @@ class Trainer:
                            history=state["history"], stopped_early=state["stopped_early"])
 
     # ------------------------------------------------------------------ pieces
+    def _kept_note(self) -> str:
+        if self.output_dir is not None and (self.output_dir / BEST_DIR).is_dir():
+            return f" (the last good adapter is kept in {self.output_dir / BEST_DIR})"
+        return ""
+
+    def _watch_divergence(self, state: dict[str, Any], loss: float, step: int) -> None:
+        """Stop a run whose loss explodes: the mean of the last 10 steps above 5x the first 10 steps' mean
+        (and 2 nats above it). Such a run only gets worse, and its adapter must not look trained."""
+        recent = state.setdefault("recent_losses", [])
+        first = state.setdefault("first_losses", [])
+        if len(first) < DIVERGENCE_WINDOW:
+            first.append(loss)
+            return
+        recent.append(loss)
+        del recent[:-DIVERGENCE_WINDOW]
+        if len(recent) < DIVERGENCE_WINDOW:
+            return
+        start, now = sum(first) / len(first), sum(recent) / len(recent)
+        if now > 5 * start and now > start + 2.0:
+            raise TrainingError(f"the training loss exploded (mean {now:.2f} over the last {DIVERGENCE_WINDOW} steps, "
+                                f"{start:.2f} at the start) by step {step + 1}; lower --lr" + self._kept_note())
+
     def _evaluate(self, state: dict[str, Any]) -> None:
+        bad = [n for n, p in self.model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+        if bad:
+            raise TrainingError(f"parameter {bad[0]} became non-finite at step {state['step']}; lower --lr"
+                                + self._kept_note())
         if not self.dev_items:
             # no dev set: the last model is the best one
             state["best_step"], state["best_dev"] = state["step"], 0.0
