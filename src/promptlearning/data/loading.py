@@ -37,6 +37,11 @@ class DataConfig:
             raise ConfigError("no data: give --task NAME (see `promptlearning tasks`) or --train-file FILE")
         if self.shots < 1:
             raise ConfigError(f"shots must be >= 1 (got {self.shots})")
+        if self.dev_shots is not None and self.dev_shots < 1:
+            raise ConfigError(f"dev_shots must be >= 1 (got {self.dev_shots}): the dev set picks the best step; "
+                              "omit --dev-shots to use as many as --shots")
+        if self.max_test is not None and self.max_test < 1:
+            raise ConfigError(f"max_test must be >= 1 (got {self.max_test}); omit --max-test to use the whole test set")
 
 
 

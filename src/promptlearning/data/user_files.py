@@ -21,6 +21,8 @@ from promptlearning.errors import DataError
 
 _DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 _JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+#: what spreadsheet and pandas exports write for an empty cell; as a label it would become a class of its own
+_MISSING_LABELS = frozenset({"nan", "null", "#n/a"})
 _FLAGS = {"text_column": "--text-column", "label_column": "--label-column", "text_b_column": "--text-b-column"}
 
 
@@ -73,11 +75,15 @@ def _cell(path: Path, line: int, value: Any, arg: str, column: str) -> str:
     text = str(value).strip()
     if not text:
         raise DataError(f"{path} line {line}: column {column!r} is empty; fill it in or remove the row")
+    if arg == "label_column" and text.lower() in _MISSING_LABELS:
+        raise DataError(f"{path} line {line}: label {text!r} marks a missing value, not a class; "
+                        "fill it in or remove the row")
     return text
 
 
 def _rows_delimited(path: Path, text: str, delimiter: str, cols: _Columns) -> list[_Row]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # strict: a quote left open to the end of the file is an error, not one giant last field
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
         if header is None:
@@ -86,6 +92,9 @@ def _rows_delimited(path: Path, text: str, delimiter: str, cols: _Columns) -> li
         for arg, column in cols.named():
             if column not in header:
                 raise _missing_column(path, arg, column, header)
+            if header.count(column) > 1:
+                raise DataError(f"{path}: column {column!r} appears {header.count(column)} times in the header; "
+                                "rename the copies so each column has its own name")
         where = {column: header.index(column) for _, column in cols.named()}
         rows: list[_Row] = []
         for fields in reader:
@@ -100,7 +109,23 @@ def _rows_delimited(path: Path, text: str, delimiter: str, cols: _Columns) -> li
             rows.append(_make_row(path, line, {c: fields[i] for c, i in where.items()}, cols))
     except csv.Error as exc:
         raise DataError(f"{path} line {reader.line_num} is malformed ({exc}); check its quotes") from None
+    _refuse_swallowed_rows(path, rows, delimiter)
     return rows
+
+
+def _refuse_swallowed_rows(path: Path, rows: Sequence[_Row], delimiter: str) -> None:
+    """A quote opened in one row and closed in a later one merges the rows in between into one text.
+
+    Such a text holds a line break followed by what looks like the end of a row (the delimiter
+    and one of the file's labels); multi-line texts of the user's own rarely end a line that way."""
+    labels = {r.label for r in rows}
+    for r in rows:
+        for text in (r.text_a, r.text_b or ""):
+            for piece in text.splitlines()[:-1]:
+                head, sep, tail = piece.rpartition(delimiter)
+                if sep and head.strip() and tail.strip() in labels:
+                    raise DataError(f"{path} line {r.line}: a quoted text runs over several lines and holds what "
+                                    f"looks like another row ({piece.strip()[:40]!r}); check for an unclosed quote")
 
 
 def _json_objects(path: Path, text: str) -> list[tuple[int, Any]]:
