@@ -65,3 +65,17 @@ def test_generation_of_an_encoder_is_a_clear_error(bert: Backbone) -> None:
     model = PromptModel.build(bert, "prompt_tuning", ["a", "b"], method_options={"num_tokens": 2})
     with pytest.raises(ConfigError, match="is an encoder"):
         model.generate(["hello"])
+
+
+@pytest.mark.parametrize("kwargs", [{"top_k": -5, "do_sample": True}, {"temperature": float("nan")},
+                                    {"temperature": 0.0}, {"max_new_tokens": 0}])
+def test_bad_sampling_values_are_one_line_errors(llama: Backbone, kwargs: dict[str, object]) -> None:
+    model = PromptModel.build(llama, "prompt_tuning", ["a", "b"], method_options={"num_tokens": 2})
+    with pytest.raises(ConfigError):
+        generate(model, ["hello there"], **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_empty_text_is_refused(llama: Backbone) -> None:
+    model = PromptModel.build(llama, "prompt_tuning", ["a", "b"], method_options={"num_tokens": 2})
+    with pytest.raises(ConfigError, match="non-empty"):
+        generate(model, ["  "])

@@ -8,6 +8,7 @@ path to keep in sync. Rows are left-padded, so the last position is each row's n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -31,8 +32,14 @@ def generate(model: PromptModel, texts: Sequence[str], *, max_new_tokens: int = 
     if not backbone.info.is_decoder or backbone.lm_head is None:
         raise ConfigError(f"generation needs a causal LM backbone with an LM head (e.g. smollm2-135m); "
                           f"{backbone.info.name} is an encoder: use predict to classify instead")
-    if max_new_tokens < 1 or temperature <= 0:
-        raise ConfigError("max_new_tokens must be >= 1 and temperature > 0")
+    if max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens must be >= 1 (got {max_new_tokens})")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ConfigError(f"temperature must be a finite number > 0 (got {temperature})")
+    if top_k < 0:
+        raise ConfigError(f"top_k must be >= 0 (got {top_k}); 0 samples from the whole vocabulary")
+    if not texts or any(not t.strip() for t in texts):
+        raise ConfigError("every text to continue must be non-empty; give at least one word")
     generator = torch.Generator(device=model.device).manual_seed(seed) if seed is not None else None
     eos = backbone.tokenizer.eos_token_id
     was_training = model.training
