@@ -7,6 +7,7 @@ the injector places the answers.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,12 +280,29 @@ def saved_task_templates(config: dict[str, Any], head: Head, tasks: list[TaskInf
     return None
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def _backbone_named_by(config: dict[str, Any], directory: Path) -> str:
+    """The backbone an adapter's config names, if it is a packaged name or a hub id.
+
+    A name read from a file is never opened as a path: an adapter made on a local model folder
+    (or a crafted config naming ``../../etc``) needs that folder given explicitly."""
+    from promptlearning.backbones import ALIASES, ZOO
+
+    name = str(config.get("backbone", {}).get("name", "minilm-l6"))
+    if ALIASES.get(name, name) in ZOO or (_HUB_ID.match(name) and ".." not in name and not Path(name).exists()):
+        return name
+    raise AdapterError(f"adapter {directory} was made on the backbone at {name!r}, which is not a packaged name or "
+                       f"hub id; pass it yourself: --backbone PATH (from Python: from_pretrained(dir, backbone=...))")
+
+
 def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptModel:
     """Build the PromptModel an adapter directory describes, on ``backbone`` (default: the one it names)."""
     directory = Path(directory)
     config = read_adapter_config(directory)
     if backbone is None:
-        backbone = load_backbone(str(config.get("backbone", {}).get("name", "minilm-l6")))
+        backbone = load_backbone(_backbone_named_by(config, directory))
     check_backbone(config, backbone, directory)
     try:
         cls = get_method(config["method"])
