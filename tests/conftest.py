@@ -1,11 +1,13 @@
-"""Shared fixtures: a tiny in-memory backbone and a toy sentiment task (milliseconds)."""
+"""Shared fixtures: a tiny in-memory backbone and a toy sentiment task (milliseconds).
+
+Killing and resuming runs: see :mod:`tests.resume_helper`.
+"""
 
 from __future__ import annotations
 
+import csv
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
 
 import pytest
 
@@ -43,19 +45,11 @@ def toy() -> list[Example]:
     return toy_examples()
 
 
-@contextmanager
-def killed_at(monkeypatch: pytest.MonkeyPatch, trainer_class: type[Any], step: int) -> Iterator[None]:
-    """Run the body with ``trainer_class`` interrupted (Ctrl-C) at ``step``, as a killed run would be."""
-    original = trainer_class.training_step
-
-    def interrupted(self: Any, batch: Any, at: int) -> Any:
-        if at == step:
-            raise KeyboardInterrupt
-        return original(self, batch, at)
-
-    monkeypatch.setattr(trainer_class, "training_step", interrupted)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            yield
-    finally:
-        monkeypatch.setattr(trainer_class, "training_step", original)
+def toy_csv(path: Path, n_per_class: int = 12, seed: int = 5) -> Path:
+    """The toy task as a user's CSV file (columns text, label; labels neg and pos)."""
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        for e in toy_examples(n_per_class, seed=seed):
+            writer.writerow([e.text_a, ["neg", "pos"][e.label]])
+    return path

@@ -30,8 +30,8 @@ from promptlearning.training.distill import (
     parse_teachers,
 )
 
-from .conftest import killed_at
 from .meta_toys import toy_data, toy_tasks  # noqa: F401  (fixture)
+from .resume_helper import Cut, assert_same_tensors, run_interrupted_then_resumed
 
 TASKS = ["toy_movies", "toy_films"]
 LABELS = ["negative", "positive"]
@@ -222,15 +222,21 @@ def test_the_saved_student_holds_no_teacher_tensors(toy_tasks: list[str], tmp_pa
 def test_killed_distillation_run_resumes_to_the_same_result(toy_tasks: list[str], tmp_path: Path,  # noqa: F811
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     teachers = {"toy_movies": _train_teacher(tmp_path, "toy_movies")}
-    whole = run_multitask(_cfg(tmp_path / "a", teachers), log=QUIET)["_model"].trainable_state()
-    cut = _cfg(tmp_path / "b", teachers, checkpoint_every=2)
-    with killed_at(monkeypatch, DistillTrainer, 3):
-        run_multitask(cut, log=QUIET)
-    with pytest.raises(TrainingError, match="distill"):  # another weight is another run
-        run_multitask(dataclasses.replace(cut, distill=DistillConfig(distill_from=teachers, distill_weight=2.0)),
-                      resume=True, log=QUIET)
-    resumed = run_multitask(cut, resume=True, log=QUIET)["_model"].trainable_state()
-    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+    def run(root: Path, resume: bool) -> dict[str, object]:
+        return run_multitask(_cfg(root, teachers, checkpoint_every=2), resume=resume, log=QUIET)
+
+    def another_weight_is_another_run(root: Path) -> None:
+        other = DistillConfig(distill_from=teachers, distill_weight=2.0)
+        with pytest.raises(TrainingError, match="distill"):
+            run_multitask(dataclasses.replace(_cfg(root, teachers, checkpoint_every=2), distill=other), resume=True,
+                          log=QUIET)
+
+    run_ = run_interrupted_then_resumed(monkeypatch, run, tmp_path / "runs", Cut.at_step(DistillTrainer, 3),
+                                       before_resume=another_weight_is_another_run)
+    assert_same_tensors(run_.whole["_model"].trainable_state(), run_.resumed["_model"].trainable_state())  # type: ignore[attr-defined]
+    assert run_.whole["dev_curve"] == run_.resumed["dev_curve"]
+    assert run_.calls == {"whole": 4, "cut": 4, "resumed": 2}  # steps 2 and 3 again: from the checkpoint at step 2
 
 
 # ---------------------------------------------------------------------------- (d) one-line errors from the CLI

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -22,8 +23,8 @@ from promptlearning.training import TrainConfig
 from promptlearning.training.meta_learning import MetaConfig, MetaTrainer
 from promptlearning.training.multitask import MultiTaskConfig, MultiTaskTrainer, task_probabilities
 
-from .conftest import killed_at
 from .meta_toys import toy_data, toy_tasks  # noqa: F401  (fixture)
+from .resume_helper import Cut, assert_same_tensors, run_interrupted_then_resumed
 
 LABEL_HEAD = HeadConfig(kind="label_description")
 
@@ -188,31 +189,45 @@ def test_meta_state_round_trips_bit_exactly(toy_tasks: list[str], tmp_path: Path
     assert all(torch.equal(state[k], again[k]) for k in state)
 
 
+def _checkpointed(cfg: ExperimentConfig) -> ExperimentConfig:
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, checkpoint_every=2))
+
+
 def test_killed_meta_run_resumes_to_the_same_result(toy_tasks: list[str], tmp_path: Path,  # noqa: F811
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     meta = MetaConfig(meta_algorithm="fomaml", support_shots=1, query_size=2)
-    whole = run_multitask(_cfg(tmp_path / "a", meta=meta), log=lambda *_: None)["_model"].trainable_state()
-    cut = _cfg(tmp_path / "b", meta=meta)
-    cut = dataclasses.replace(cut, train=dataclasses.replace(cut.train, checkpoint_every=2))
-    with killed_at(monkeypatch, MetaTrainer, 3):
-        run_multitask(cut, log=lambda *_: None)
-    with pytest.raises(TrainingError, match="meta.inner_steps"):  # other inner-loop settings: another run
-        run_multitask(dataclasses.replace(cut, meta=dataclasses.replace(meta, inner_steps=5)), resume=True,
-                      log=lambda *_: None)
-    resumed = run_multitask(cut, resume=True, log=lambda *_: None)["_model"].trainable_state()
-    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+    def run(root: Path, resume: bool) -> dict[str, Any]:
+        return run_multitask(_checkpointed(_cfg(root, meta=meta)), resume=resume, log=lambda *_: None)
+
+    def other_inner_loop_is_another_run(root: Path) -> None:
+        with pytest.raises(TrainingError, match="meta.inner_steps"):
+            run_multitask(_checkpointed(_cfg(root, meta=dataclasses.replace(meta, inner_steps=5))), resume=True,
+                          log=lambda *_: None)
+
+    run_ = run_interrupted_then_resumed(monkeypatch, run, tmp_path, Cut.at_step(MetaTrainer, 3),
+                                       before_resume=other_inner_loop_is_another_run)
+    assert_same_tensors(run_.whole["_model"].trainable_state(), run_.resumed["_model"].trainable_state())
+    assert run_.whole["dev_curve"] == run_.resumed["dev_curve"]
+    assert run_.calls == {"whole": 4, "cut": 4, "resumed": 2}  # steps 2 and 3 again: from the checkpoint at step 2
 
 
 def test_resume_refuses_another_task_sampling(toy_tasks: list[str], tmp_path: Path,  # noqa: F811
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    cut = _cfg(tmp_path)
-    cut = dataclasses.replace(cut, train=dataclasses.replace(cut.train, checkpoint_every=2))
-    with killed_at(monkeypatch, MultiTaskTrainer, 3):
-        run_multitask(cut, log=lambda *_: None)
-    with pytest.raises(TrainingError, match="multitask.sampling"):
-        run_multitask(dataclasses.replace(cut, multitask=MultiTaskConfig(sampling="uniform")), resume=True,
-                      log=lambda *_: None)
-    run_multitask(cut, resume=True, log=lambda *_: None)  # the same settings resume
+    def run(root: Path, resume: bool) -> dict[str, Any]:
+        return run_multitask(_checkpointed(_cfg(root)), resume=resume, log=lambda *_: None)
+
+    def other_sampling_is_another_run(root: Path) -> None:
+        with pytest.raises(TrainingError, match="multitask.sampling"):
+            run_multitask(dataclasses.replace(_checkpointed(_cfg(root)), multitask=MultiTaskConfig(sampling="uniform")),
+                          resume=True, log=lambda *_: None)
+
+    run_ = run_interrupted_then_resumed(monkeypatch, run, tmp_path, Cut.at_step(MultiTaskTrainer, 3),
+                                       before_resume=other_sampling_is_another_run)
+    # the same settings resume, to the very result of an uninterrupted run
+    assert_same_tensors(run_.whole["_model"].trainable_state(), run_.resumed["_model"].trainable_state())
+    assert run_.whole["dev_curve"] == run_.resumed["dev_curve"]
+    assert run_.calls == {"whole": 4, "cut": 4, "resumed": 2}
 
 
 def test_adapt_adds_a_task_and_scores_before_and_after(toy_tasks: list[str], tmp_path: Path) -> None:  # noqa: F811

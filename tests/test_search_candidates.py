@@ -13,6 +13,7 @@ from promptlearning.data.templates import Template
 from promptlearning.errors import ConfigError
 from promptlearning.search.candidates import DiscretePrompt, parse_seeds, words
 from promptlearning.search.mutation import Mutator, phrase_pool
+from promptlearning.search.scoring import fixed_tokens
 from promptlearning.search.vocabulary import Vocabulary
 
 
@@ -76,9 +77,9 @@ def test_every_operator_keeps_prompts_valid(mutator: Mutator, llama: Backbone) -
         else:
             child = ops[i % len(ops)](parent, rng)
         assert child.is_valid(20), (child, child.problems(20))
-        # the template renders with the library's own template code
+        # the template renders with the library's own template code, the input in its slot
         ids, _ = Template.parse(child.template).render(llama.tokenizer, Example("good movie", 1), 64)
-        assert ids
+        assert len(ids) > fixed_tokens(llama.tokenizer, child.template)
         changed += child != parent
         population.append(child)
         population = population[-30:]
@@ -117,8 +118,6 @@ def test_candidate_words_come_from_the_task_text(llama: Backbone) -> None:
 
 
 def test_mutations_keep_room_for_the_input(llama: Backbone) -> None:
-    from promptlearning.search.scoring import fixed_tokens
-
     seeds = [DiscretePrompt.parse(HANDWRITTEN["mr"])]
     limit = fixed_tokens(llama.tokenizer, seeds[0].template) + 3
     mutator = Mutator(Vocabulary(llama), phrase_pool(seeds), max_words=60,
