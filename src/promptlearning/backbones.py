@@ -14,6 +14,8 @@ import hashlib
 import inspect
 import json
 import os
+import re
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -191,8 +193,11 @@ def _load_smollm2() -> Backbone:
     """SmolLM2-135M from its GGUF file: dequantised once (about 20 s), cached as safetensors."""
     from promptlearning.artifacts import cache_dir, extract_tree
     from promptlearning.fileio import atomic_directory
+    from promptlearning.manifests import has_manifest, verify_folder, write_manifest
 
     target = cache_dir() / "converted" / "smollm2-135m"
+    if target.is_dir() and not has_manifest(target):  # converted by a version without manifests: redo it
+        shutil.rmtree(target)
     if not (target / "config.json").is_file():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -208,6 +213,8 @@ def _load_smollm2() -> Backbone:
         with atomic_directory(target) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
+            write_manifest(tmp)
+    verify_folder(target, "it is converted again from the sha256-checked GGUF file on the next load")
     return _load_directory(str(target), name="smollm2-135m")
 
 
@@ -256,31 +263,51 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> Backbone:
         return ZOO[key].loader()
     if os.path.isdir(name_or_path):
         return _load_directory(name_or_path, name=str(Path(name_or_path).resolve()))
-    if "/" in name_or_path or os.environ.get("PROMPTLEARNING_ALLOW_HUB"):
-        return _load_directory(name_or_path, name=name_or_path)
+    if _HUB_ID.match(name_or_path) and ".." not in name_or_path:
+        return _load_directory(name_or_path, name=name_or_path, hub=True)
     raise UnknownNameError(
         f"unknown backbone {name_or_path!r}; choose one of: {', '.join(sorted(ZOO))}, "
         "a local model directory, or a hub id such as org/model (see `promptlearning backbones`)"
     )
 
 
-def _load_directory(path: str, name: str) -> Backbone:
+#: a Hugging Face hub id: ``name`` or ``org/name``
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def _hub_missing(name: str) -> BackboneError:
+    return BackboneError(
+        f"{name!r} is neither a packaged backbone nor a model in the Hugging Face cache, and models are never "
+        f"downloaded at run time; on a machine with network run `hf download {name}` and copy its cache "
+        "(~/.cache/huggingface) here, or save the model to a folder and pass --backbone FOLDER "
+        "(packaged ones: `promptlearning backbones`)"
+    )
+
+
+def _load_directory(path: str, name: str, hub: bool = False) -> Backbone:
+    """Load a model folder, or a hub id from the local Hugging Face cache only (``hub``): never the network,
+    so a missing model fails at once with the fix instead of after a minute of retries."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
+    local: dict[str, Any] = {"local_files_only": True} if hub else {}
+    # the models' own loaders also look for a PEFT adapter config, over the network unless told not to
+    model_local: dict[str, Any] = {**local, "adapter_kwargs": {"local_files_only": True}} if hub else {}
     try:
-        config = AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, **local)
     except (OSError, ValueError) as exc:
+        if hub:
+            raise _hub_missing(path) from exc
         raise BackboneError(
             f"cannot load backbone {path!r}: {str(exc).splitlines()[0]}; give a packaged name "
             "(`promptlearning backbones`) or a directory with config.json and weights"
         ) from exc
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, **local)
         if _is_causal(config):
-            full = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            full = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **model_local)
             model, lm_head = full.base_model, full.get_output_embeddings()
         else:
-            model, lm_head = AutoModel.from_pretrained(path, dtype=torch.float32), None
+            model, lm_head = AutoModel.from_pretrained(path, dtype=torch.float32, **model_local), None
     except (OSError, ValueError) as exc:
         raise BackboneError(f"cannot load backbone {path!r}: {str(exc).splitlines()[0]}") from exc
     if tokenizer.pad_token is None:
