@@ -67,7 +67,7 @@ def test_strategies_lists_every_strategy_and_option(capsys: pytest.CaptureFixtur
 def test_search_runs_saves_the_best_prompt_and_lists_the_best(capsys: pytest.CaptureFixture[str], toy_file: Path,
                                                                tmp_path: Path, strategy: str, options: list[str]) -> None:
     out_dir = tmp_path / strategy
-    argv = ["search", strategy, *common(toy_file, "--budget", "120", "--output", str(out_dir),
+    argv = ["search", strategy, *common(toy_file, "--max-forward-passes", "120", "--output", str(out_dir),
                                         "--seed-prompt", "Review: {text_a} It was"), *options]
     code, out, err = run(capsys, *argv)
     assert code == 0, err
@@ -89,7 +89,7 @@ def test_search_runs_saves_the_best_prompt_and_lists_the_best(capsys: pytest.Cap
 
 
 def test_search_prints_the_best_prompts(capsys: pytest.CaptureFixture[str], toy_file: Path) -> None:
-    argv = ["search", "evolution", *common(toy_file, "--budget", "80", "--option", "population=4")]
+    argv = ["search", "evolution", *common(toy_file, "--max-forward-passes", "80", "--option", "population=4")]
     argv.remove("--quiet")
     code, out, err = run(capsys, *argv)
     assert code == 0, err
@@ -97,7 +97,7 @@ def test_search_prints_the_best_prompts(capsys: pytest.CaptureFixture[str], toy_
 
 
 def test_hybrid_from_a_search(capsys: pytest.CaptureFixture[str], toy_file: Path, tmp_path: Path) -> None:
-    code, _, err = run(capsys, "search", "evolution", *common(toy_file, "--budget", "60", "--output",
+    code, _, err = run(capsys, "search", "evolution", *common(toy_file, "--max-forward-passes", "60", "--output",
                                                                str(tmp_path / "evo"), "--option", "population=4"))
     assert code == 0, err
     code, out, err = run(capsys, "search", "hybrid", "--from", str(tmp_path / "evo"), "--train-file", str(toy_file),
@@ -113,7 +113,7 @@ def test_hybrid_from_a_search(capsys: pytest.CaptureFixture[str], toy_file: Path
 
 def test_hybrid_takes_the_search_split_unless_told(capsys: pytest.CaptureFixture[str], toy_file: Path,
                                                    tmp_path: Path) -> None:
-    code, _, err = run(capsys, "search", "evolution", *common(toy_file, "--budget", "60", "--output",
+    code, _, err = run(capsys, "search", "evolution", *common(toy_file, "--max-forward-passes", "60", "--output",
                                                                str(tmp_path / "evo"), "--option", "population=4",
                                                                "--data-seed", "21"))
     assert code == 0, err
@@ -153,8 +153,32 @@ def test_template_without_input_slot(capsys: pytest.CaptureFixture[str], toy_fil
 
 @pytest.mark.parametrize("strategy", ["evolution", "rl", "cma_es"])
 def test_budget_too_small_for_one_generation(capsys: pytest.CaptureFixture[str], toy_file: Path, strategy: str) -> None:
-    line = fails(capsys, "search", strategy, *common(toy_file, "--budget", "20"))
-    assert "too small for one generation" in line and "--budget" in line
+    line = fails(capsys, "search", strategy, *common(toy_file, "--max-forward-passes", "20"))
+    assert "too small for one generation" in line and "--max-forward-passes" in line
+
+
+def test_old_budget_flag_still_works_with_a_note(capsys: pytest.CaptureFixture[str], toy_file: Path) -> None:
+    """`--budget` was renamed `--max-forward-passes`: for one release it still sets the same option."""
+    code, _, err = run(capsys, "search", "evolution", *common(toy_file, "--budget", "20"))
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines[0] == ("note: --budget is deprecated and will be removed in the next release; "
+                        "use --max-forward-passes")
+    assert "budget 20 forward passes is too small" in lines[1]  # the old spelling set the new option
+
+
+def test_forward_passes_from_the_config_file(capsys: pytest.CaptureFixture[str], toy_file: Path,
+                                             tmp_path: Path) -> None:
+    """The file key stays `budget` (stored search configs use it); `max_forward_passes` is accepted too."""
+    config = tmp_path / "search.yaml"
+    for key in ("budget", "max_forward_passes"):
+        config.write_text(f"{key}: 21\n")
+        line = fails(capsys, "search", "evolution", *common(toy_file, "--config", str(config)))
+        assert "budget 21 forward passes is too small" in line
+        # a flag overrides the file
+        line = fails(capsys, "search", "evolution", *common(toy_file, "--config", str(config),
+                                                            "--max-forward-passes", "22"))
+        assert "budget 22 forward passes" in line
 
 
 def test_lm_head_method_on_an_encoder(capsys: pytest.CaptureFixture[str], toy_file: Path) -> None:
@@ -165,7 +189,9 @@ def test_lm_head_method_on_an_encoder(capsys: pytest.CaptureFixture[str], toy_fi
 
 
 def test_head_with_trained_parameters(capsys: pytest.CaptureFixture[str], toy_file: Path) -> None:
-    line = fails(capsys, "search", "rl", *common(toy_file, "--head", "classification"))
+    argv = common(toy_file, "--head", "classification")
+    del argv[argv.index("--label-words"):argv.index("--label-words") + 2]  # the classification head takes none
+    line = fails(capsys, "search", "rl", *argv)
     assert "trained parameters" in line
 
 

@@ -3,69 +3,92 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any
+
+from promptlearning.cli.options import add_config_flag, add_dataclass_flags, flat_config, parse_label_words
+from promptlearning.configs import option
+from promptlearning.errors import ConfigError
 
 ADAPT_EXAMPLES = """examples:
   promptlearning adapt --from runs/multi/best --task subj --shots 4
   promptlearning adapt --from runs/multi/best --task hedge --shots 0              # from its description alone
   promptlearning adapt --from runs/multi/best --train-file mine.csv --description "Is the ticket urgent?" --shots 8
   promptlearning adapt --from runs/multi/best --train-file mine.csv --label-words '{0: [routine], 1: [urgent]}'
+  promptlearning adapt --config adapt.yaml --shots 8                               # flags override the file
 """
 
 
+@dataclass
+class AdaptOptions:
+    """The options of `adapt` (the YAML keys of its --config file; `from:` names the adapter too)."""
+
+    adapter: str | None = option(None, "adapter trained with --tasks (e.g. runs/multi/best)")
+    task: str | None = option(None, "registered task not among the adapter's tasks")
+    train_file: str | None = option(None, "your own CSV/TSV/JSONL task instead")
+    test_file: str | None = option(None, "your own test data (else a fixed part of --train-file is held out)")
+    text_column: str = option("text", "column with the text")
+    label_column: str = option("label", "column with the label")
+    description: str | None = option(None, "one sentence saying what to decide (needed for description-based "
+                                           "adapters)")
+    label_words: Any = option(None, "words for the new task's labels, e.g. '{0: [bad], 1: [good]}' "
+                                    "(default: the label names)")
+    shots: int = option(4, "K examples per class to adapt on; 0 scores without adapting")
+    steps: int = option(30, "adaptation steps")
+    lr: float | None = option(None, "learning rate (default: the method's)")
+    data_seed: int = option(13, "seed of the K-shot sample")
+    max_test: int = option(500, "score on a fixed random subset of N test examples")
+    backbone: str | None = option(None, "backbone to load the adapter onto (default: the one it names)")
+    device: str | None = option(None, "cpu or cuda (default: where the backbone loads)")
+    output: str | None = option(None, "save the adapter, now serving the new task too, in this directory")
+    quiet: bool = option(False, "no progress bar")
+
+
+def adapt_options(args: argparse.Namespace) -> AdaptOptions:
+    """The options of `adapt`: defaults < --config file (`from:` may name the adapter) < flags."""
+    options: AdaptOptions = flat_config(AdaptOptions, args, file_aliases={"from": "adapter", "max_steps": "steps"})[0]
+    return options
+
+
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from promptlearning.cli.main import _parse_label_words
+    from promptlearning.cli.loading import load_model
     from promptlearning.data import load_task, load_user_task
-    from promptlearning.errors import ConfigError
-    from promptlearning.model import PromptModel
     from promptlearning.runs.multitask import adapt_to_task
 
-    if bool(args.task) == bool(args.train_file):
+    o = adapt_options(args)
+    if not o.adapter:
+        raise ConfigError("give the cross-task adapter to adapt with --from DIR (e.g. runs/multi/best)")
+    if bool(o.task) == bool(o.train_file):
         raise ConfigError("give the unseen task with --task NAME or --train-file FILE (one of them)")
-    backbone = None
-    if args.backbone:
-        from promptlearning.backbones import load_backbone
-
-        backbone = load_backbone(args.backbone)
-    model = PromptModel.from_pretrained(args.adapter, backbone=backbone, device=args.device)
-    if args.task:
-        data = load_task(args.task)
+    model = load_model(o.adapter, o.backbone, device=o.device)
+    if o.task:
+        data = load_task(o.task)
     else:
-        data = load_user_task(args.train_file, args.test_file, text_column=args.text_column,
-                              label_column=args.label_column, description=args.description)
+        assert o.train_file is not None
+        data = load_user_task(o.train_file, o.test_file, text_column=o.text_column,
+                              label_column=o.label_column, description=o.description)
     served = [t.name for t in model.tasks]
-    print(f"adapter {args.adapter} serves {', '.join(served)}; adapting to {data.name} with K={args.shots}")
-    result = adapt_to_task(model, data, shots=args.shots, seed=args.data_seed, steps=args.steps, lr=args.lr,
-                           max_test=args.max_test, description=args.description, quiet=args.quiet,
-                           label_words=_parse_label_words(args.label_words) if args.label_words else None)
-    if args.output:
-        model.save_pretrained(args.output, extra={"adapted_to": data.name, "shots": args.shots})
-        print(f"adapter serving {', '.join(t.name for t in model.tasks)} saved to {args.output}")
+    print(f"adapter {o.adapter} serves {', '.join(served)}; adapting to {data.name} with K={o.shots}")
+    result = adapt_to_task(model, data, shots=o.shots, seed=o.data_seed, steps=o.steps, lr=o.lr,
+                           max_test=o.max_test, description=o.description, quiet=o.quiet,
+                           label_words=parse_label_words(o.label_words) if o.label_words else None)
+    if o.output:
+        model.save_pretrained(o.output, extra={"adapted_to": data.name, "shots": o.shots})
+        print(f"adapter serving {', '.join(t.name for t in model.tasks)} saved to {o.output}")
     if result["steps"]:
         print(f"{result['task']}: before {result['before']:.4f}  after {result['after']:.4f}  "
               f"({result['after'] - result['before']:+.4f}, {result['adapt_seconds']:.1f} s)")
     return 0
 
 
-def add_commands(sub: Any) -> None:
+def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("adapt", help="adapt a cross-task adapter to an unseen task in a few steps (or K=0)",
                        epilog=ADAPT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--from", dest="adapter", required=True, help="adapter trained with --tasks (e.g. runs/multi/best)")
-    p.add_argument("--task", help="registered task not among the adapter's tasks")
-    p.add_argument("--train-file", help="your own CSV/TSV/JSONL task instead")
-    p.add_argument("--test-file", help="your own test data (else a fixed part of --train-file is held out)")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
-    p.add_argument("--description", help="one sentence saying what to decide (needed for description-based adapters)")
-    p.add_argument("--label-words", metavar="YAML",
-                   help="words for the new task's labels, e.g. '{0: [bad], 1: [good]}' (default: the label names)")
-    p.add_argument("--shots", type=int, default=4, help="K examples per class to adapt on; 0 scores without adapting")
-    p.add_argument("--steps", "--max-steps", dest="steps", type=int, default=30, help="adaptation steps")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the method's)")
-    p.add_argument("--data-seed", type=int, default=13, help="seed of the K-shot sample")
-    p.add_argument("--max-test", type=int, default=500, help="score on a fixed random subset of N test examples")
-    p.add_argument("--backbone", help="backbone to load the adapter onto (default: the one it names)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: where the backbone loads)")
-    p.add_argument("--output", help="save the adapter, now serving the new task too, in this directory")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flag(p)
+    p.add_argument("--from", dest="adapter", default=argparse.SUPPRESS,
+                   help="adapter trained with --tasks (e.g. runs/multi/best)")
+    p.add_argument("--steps", "--max-steps", dest="steps", type=int, default=argparse.SUPPRESS,
+                   help=f"adaptation steps (default: {AdaptOptions().steps})")
+    add_dataclass_flags(p, AdaptOptions, skip=("adapter", "steps"))
     p.set_defaults(func=cmd_adapt)
+    return p

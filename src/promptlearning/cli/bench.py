@@ -1,8 +1,7 @@
-"""The `bench` and `report` subcommands, registered on the main CLI by :func:`add_commands`.
+"""`promptlearning bench` and `report`: run a benchmark suite into its store, and write its report.
 
-Kept here rather than in ``cli.py`` so the benchmark harness owns its own command line;
-``cli.py`` makes one call. Errors a user can cause raise PromptLearningError subclasses,
-which the CLI prints as one line.
+The benchmark harness (:mod:`promptlearning.bench`) owns what they do; these are their command
+lines. Errors a user can cause raise PromptLearningError subclasses, which the CLI prints as one line.
 """
 
 from __future__ import annotations
@@ -73,8 +72,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: Any) -> None:
-    """Register `bench` and `report` on the main parser's subparsers."""
+def add_bench_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench", help="run a benchmark suite (tasks x methods x shots x seeds) into a resumable results store",
         description="Run every job of a YAML suite that is not done yet. Results go to one SQLite store per suite "
@@ -94,10 +92,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no per-job lines")
     p.add_argument("--verbose", action="store_true", help="also print each run's own log lines")
     p.set_defaults(func=cmd_bench)
+    return p
 
+
+def add_report_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "report", help="write report.md and PNG plots from a suite's results store",
         description="Build SUITE_DIR/report.md (tables: mean ± std over seeds, per task and averaged; prompt "
                     "effectiveness, convergence speed, compute overhead) and PNG plots from SUITE_DIR/results.sqlite.")
     p.add_argument("suite_dir", help="directory holding results.sqlite (the bench's --store)")
     p.set_defaults(func=cmd_report)
+    return p

@@ -8,29 +8,52 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from promptlearning.backbones import DEFAULT_BACKBONE, Backbone, shared_backbone  # noqa: F401
 from promptlearning.data.loading import DataConfig, load_data, make_split, test_subset  # noqa: F401  (re-exported)
 from promptlearning.devices import resolve_device
-from promptlearning.errors import ConfigError
-from promptlearning.training.metrics import evaluate, majority_accuracy
 from promptlearning.fileio import write_json
 from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
 from promptlearning.seeding import seed_everything
-from promptlearning.training import TrainConfig, Trainer, TrainResult
+from promptlearning.training import TrainConfig, TrainResult
+from promptlearning.training.distill import DistillConfig
 from promptlearning.training.gate_search import SearchConfig
-from promptlearning.training.distill import NEEDS_TASKS, DistillConfig
 from promptlearning.training.meta_learning import MetaConfig
+from promptlearning.training.metrics import evaluate, majority_accuracy
 from promptlearning.training.multitask import MultiTaskConfig
+from promptlearning.training.strategies import (
+    PLAIN,
+    STRATEGIES,
+    TrainerInputs,
+    check_requests,
+    sections_of,
+    select_strategy,
+)
+
+T = TypeVar("T")
+
+
+def with_strategy_sections(cls: type[T]) -> type[T]:
+    """Give ``cls`` (before ``@dataclass`` makes it one) a field per trainer strategy's options, from the table.
+
+    Sections declared on ``cls`` keep their declaration (and static type); a strategy added to the
+    table gets its field here, defaulting to its config's defaults, with no edit to this module."""
+    for strategy in STRATEGIES:
+        name, config = strategy.section, strategy.config
+        if name is None or config is None or name in cls.__dict__.get("__annotations__", {}):
+            continue
+        cls.__annotations__[name] = config
+        setattr(cls, name, field(default_factory=config))
+    return cls
 
 
 @dataclass
+@with_strategy_sections
 class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     backbone: str = DEFAULT_BACKBONE
@@ -38,8 +61,10 @@ class ExperimentConfig:
     method_options: dict[str, Any] = field(default_factory=dict)
     head: HeadConfig = field(default_factory=HeadConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
-    tasks: list[str] | None = None  # several tasks at once: cross-task training (see meta.multitask)
+    # the options of the trainer strategies (training.strategies), one section each; declared here for
+    # their static types and the serialised key order, the table adds any other
+    search: SearchConfig = field(default_factory=SearchConfig)  # SPT's gate search (bilevel)
+    tasks: list[str] | None = None  # several tasks at once: cross-task training (see runs.multitask)
     multitask: MultiTaskConfig = field(default_factory=MultiTaskConfig)
     meta: MetaConfig = field(default_factory=MetaConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)  # teachers per task (with tasks)
@@ -55,8 +80,8 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
                    baseline: bool = True, log: Any = print) -> dict[str, Any]:
     """Train one method on one few-shot split and return every number a table needs."""
     started = time.perf_counter()
-    if cfg.distill.teachers:
-        raise ConfigError(NEEDS_TASKS)
+    sections = sections_of(cfg)
+    check_requests(sections, several_tasks=False)  # before anything loads
     data = load_data(cfg.data)
     split = make_split(cfg.data, data)
     backbone = backbone or shared_backbone(cfg.backbone)
@@ -87,8 +112,9 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
             f"(majority class {result['majority_test_accuracy']:.4f})")
     out = Path(cfg.output_dir) if cfg.output_dir else None
     run_info: dict[str, Any] = {"task": data.name, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
-    if model.method.architecture_parameters():
-        # a searchable method (SPT): search the layers, then rebuild and retrain the fixed model
+    strategy = select_strategy(sections, several_tasks=False, method=model.method)
+    if strategy.searches_architecture:
+        # a searchable method (SPT): search the layers, then rebuild and retrain the fixed model plainly
         from promptlearning.training.layer_selection import search_layers
 
         found = search_layers(model, cfg.train, cfg.search, train_items, dev_items, out, resume)
@@ -106,6 +132,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
                        "prompt_layers": model.method.prompt_layers})
         if out is not None and (out / "gates.png").is_file():
             log(f"gate plot written to {out / 'gates.png'}")
+        strategy = PLAIN
     if trainable == 0:
         # nothing to learn (a fixed prompt with the verbaliser): evaluate as is and save the adapter
         log("nothing to train: evaluating the model as it is")
@@ -113,7 +140,8 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
         if out is not None:
             model.save_pretrained(out / "best", extra={"task": data.name})
     else:
-        trainer = Trainer(model, cfg.train, train_items, dev_items, out, run_info=run_info)
+        trainer = strategy.make_trainer(TrainerInputs(model, cfg.train, train_items, dev_items, out, run_info,
+                                                      sections, [split.train], log))
         fit = trainer.fit(resume=resume)
     dev = evaluate(model, dev_items, cfg.train.eval_batch_size)
     test = evaluate(model, test_items, cfg.train.eval_batch_size)

@@ -10,6 +10,7 @@ forward passes are counted, the progress bar moves and a killed search resumes e
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -57,6 +58,12 @@ class Searcher:
     name: ClassVar[str] = ""
     config_class: ClassVar[type[SearcherConfig]] = SearcherConfig
     summary: ClassVar[str] = ""
+    # the option that stops the search after that many rounds (generations, steps; 0 = when the budget
+    # is spent), or None when it has none; such a search ends by itself and never counts as converged
+    rounds_option: ClassVar[str | None] = None
+    # the option that bounds a prompt's length in words, or None: seed prompts may then be this long
+    max_words_option: ClassVar[str | None] = None
+    default_max_words: ClassVar[int] = 64
 
     def __init__(self, config: SearcherConfig, ctx: SearchContext) -> None:
         self.config = config
@@ -66,6 +73,16 @@ class Searcher:
     def evaluations_per_round(cls, config: SearcherConfig) -> int:
         """Evaluations of one generation / step: the budget must afford at least this many."""
         return 1
+
+    @classmethod
+    def round_limit(cls, config: SearcherConfig) -> int:
+        """Rounds after which the search stops by itself (0: none, it runs until the budget is spent)."""
+        return int(getattr(config, cls.rounds_option)) if cls.rounds_option else 0
+
+    @classmethod
+    def max_prompt_words(cls, config: SearcherConfig) -> int:
+        """The longest prompt, in words, the strategy works with (seed prompts are checked against it)."""
+        return int(getattr(config, cls.max_words_option)) if cls.max_words_option else cls.default_max_words
 
     def run(self) -> SearchOutcome:
         raise NotImplementedError
@@ -77,6 +94,10 @@ SEARCHERS: dict[str, type[Searcher]] = {}
 def register_searcher(cls: type[Searcher]) -> type[Searcher]:
     if not cls.name:
         raise TypeError(f"{cls.__name__} needs a non-empty `name`")
+    options = {f.name for f in dataclasses.fields(cls.config_class)}
+    for declared in (cls.rounds_option, cls.max_words_option):
+        if declared is not None and declared not in options:
+            raise TypeError(f"{cls.__name__} declares option {declared!r}, which {cls.config_class.__name__} lacks")
     if cls.name in SEARCHERS and SEARCHERS[cls.name] is not cls:
         raise TypeError(f"search strategy {cls.name!r} is already registered by {SEARCHERS[cls.name].__name__}")
     SEARCHERS[cls.name] = cls

@@ -62,6 +62,8 @@ class EvolutionConfig(SearcherConfig):
 class EvolutionarySearch(Searcher):
     name = "evolution"
     config_class = EvolutionConfig
+    rounds_option = "generations"
+    max_words_option = "max_words"
     summary = "evolutionary search over readable prompts: word and phrase mutations, crossover, elitism"
 
     def __init__(self, config: EvolutionConfig, ctx: SearchContext) -> None:

@@ -116,6 +116,7 @@ def place_words(base: DiscretePrompt, text: str, position: str) -> DiscretePromp
 class ReinforceSearch(Searcher):
     name = "rl"
     config_class = RLConfig
+    rounds_option = "steps"
     summary = "REINFORCE-trained MLP policy over a frozen hidden state writes prompt words from a candidate list"
 
     def __init__(self, config: RLConfig, ctx: SearchContext) -> None:

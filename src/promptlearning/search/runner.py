@@ -41,7 +41,7 @@ class SearchRunConfig:
     backbone: str = "smollm2-135m"
     head: HeadConfig = field(default_factory=lambda: HeadConfig(kind="verbalizer"))
     seed_prompts: list[str] | None = None  # None: the task's hand-written prompt
-    budget: int = 2000  # forward passes (rows through the backbone)
+    budget: int = 2000  # forward passes (rows through the backbone): --max-forward-passes
     seed: int = 42
     max_length: int = 96
     batch_size: int = 32
@@ -53,7 +53,7 @@ class SearchRunConfig:
 
     def check(self) -> None:
         if self.budget < 1:
-            raise ConfigError(f"budget must be >= 1 forward pass (got {self.budget}); pass --budget 2000")
+            raise ConfigError(f"budget must be >= 1 forward pass (got {self.budget}); pass --max-forward-passes 2000")
         if self.score_split not in SCORE_SPLITS:
             raise ConfigError(f"unknown score split {self.score_split!r}; choose one of: {', '.join(SCORE_SPLITS)}")
         if self.batch_size < 1 or self.max_length < 8 or self.margin_weight < 0:
@@ -93,7 +93,7 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
         seed_texts = [default]
     else:
         seed_texts = list(cfg.seed_prompts)
-    seeds = parse_seeds(seed_texts, int(getattr(options, "max_words", 64)))
+    seeds = parse_seeds(seed_texts, cls.max_prompt_words(options))
     # a one-example probe measures forward passes per example (several with multi-token label words)
     with count_rows(backbone) as rows:
         scorer.score_model(scorer.model_for(seeds[0].template), scorer.model_for(seeds[0].template).encode(examples[:1]))
@@ -103,7 +103,7 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
     if cfg.budget < need:
         raise ConfigError(f"budget {cfg.budget} forward passes is too small for one generation of {cfg.strategy} "
                           f"({cls.evaluations_per_round(options)} prompts x {estimate} forward passes each); "
-                          f"pass --budget {need} or more")
+                          f"pass --max-forward-passes {need} or more")
     out = Path(cfg.output_dir) if cfg.output_dir else None
     fingerprint = _fingerprint(cfg, options.to_dict())
     if out is not None:
@@ -114,7 +114,7 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
             # continues the very search a longer run would have made, and a smaller one stops it earlier
             if {**saved, "budget": cfg.budget} != fingerprint:
                 raise TrainingError(f"the search in {out} was run with other settings; resume with the same "
-                                    "options (only --budget may change) or choose a new --output")
+                                    "options (only --max-forward-passes may change) or choose a new --output")
             if saved.get("budget") != cfg.budget:
                 log(f"resuming with a budget of {cfg.budget} forward passes (it was {saved.get('budget')})")
                 write_json(out / CONFIG_FILE, fingerprint)
@@ -123,7 +123,7 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
             write_json(out / CONFIG_FILE, fingerprint)
     elif resume:
         raise ConfigError("--resume needs --output, the directory of the search to continue")
-    bounded = bool(getattr(options, "steps", 0) or getattr(options, "generations", 0))
+    bounded = cls.round_limit(options) > 0  # a search that stops by itself never counts as converged
     budget = SearchBudget(cfg.budget, estimate=estimate, directory=out, resume=resume, quiet=cfg.quiet,
                           desc=cfg.strategy, max_repeats=0 if bounded else MAX_REPEATS)
     budget.charge(per_example)

@@ -1,0 +1,130 @@
+"""`promptlearning train`: few-shot train a prompt method (one task, several tasks, or tasks met in turn)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from promptlearning.cli.options import (
+    add_config_flag,
+    add_data_flags,
+    add_dataclass_flags,
+    add_strategy_flags,
+    experiment_config,
+    experiment_values,
+)
+from promptlearning.errors import ConfigError
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if getattr(args, "continual", None):
+        return train_continual(args)
+    cfg = experiment_config(experiment_values(args, skip=("no_baseline",)))
+    if args.resume and not cfg.output_dir:
+        raise ConfigError("--resume needs --output, the directory of the run to continue")
+    if cfg.tasks:
+        from promptlearning.runs.multitask import run_multitask
+
+        result = run_multitask(cfg, resume=args.resume)
+    else:
+        from promptlearning.runs.single_task import run_experiment
+
+        result = run_experiment(cfg, resume=args.resume, baseline=not args.no_baseline)
+    if cfg.output_dir:
+        print(f"adapter (best on dev) saved to {result['adapter']}; metrics in {cfg.output_dir}/metrics.jsonl")
+    return 0
+
+
+# ---------------------------------------------------------------------------- train --continual
+# what `train --continual` takes from the train options, as (section, key) -> ContinualConfig field
+CONTINUAL_FROM_TRAIN = {("data", "shots"): "shots", ("data", "data_seed"): "data_seed",
+                        ("data", "max_test"): "max_test", ("train", "seed"): "seed", ("train", "max_steps"): "steps",
+                        ("train", "lr"): "lr", ("train", "batch_size"): "batch_size",
+                        ("train", "eval_every"): "eval_every", ("train", "device"): "device",
+                        ("train", "quiet"): None,  # its runs are quiet already
+                        (None, "backbone"): "backbone", (None, "max_length"): "max_length",
+                        (None, "output_dir"): "output_dir"}
+
+
+def continual_config_from(values: dict[str, Any], resume: bool) -> Any:
+    """The ContinualConfig of `train --continual`; every train option it cannot honour is refused by name."""
+    from promptlearning.runs.continual import METHOD, ContinualConfig
+
+    if resume:
+        raise ConfigError("train --continual cannot resume (it trains every task again); drop --resume")
+    method = values.pop("method", METHOD)
+    if method != METHOD:
+        raise ConfigError(f"train --continual learns {METHOD} prompts, one per task, for its library; "
+                          f"drop --method {method}")
+    head = values.pop("head", {})
+    if head.get("kind", "classification") != "classification" or set(head) - {"kind"}:
+        raise ConfigError("train --continual gives every task its own classification head; drop --head "
+                          "(and --label-words, --pooling, --head-dropout)")
+    options = dict(values.pop("method_options", {}))
+    out: dict[str, Any] = {}
+    if "num_tokens" in options:
+        out["num_tokens"] = options.pop("num_tokens")
+    if options:
+        raise ConfigError(f"train --continual takes only --option num_tokens=N (the prompt length); "
+                          f"drop --option {', '.join(sorted(options))}")
+    ignored = []
+    for key, value in values.items():
+        for sub, sub_value in (value.items() if isinstance(value, dict) else [(None, value)]):
+            place = (key, sub) if sub is not None else (None, key)
+            if place not in CONTINUAL_FROM_TRAIN:
+                ignored.append(".".join(p for p in place if p))
+            elif CONTINUAL_FROM_TRAIN[place] is not None:
+                out[str(CONTINUAL_FROM_TRAIN[place])] = sub_value
+    if ignored:
+        raise ConfigError(f"train --continual does not use {', '.join(sorted(ignored))}; drop them, or see "
+                          "`promptlearning continual --help` for its options")
+    from promptlearning.configs import build
+
+    return build(ContinualConfig, out, "continual option(s)")
+
+
+def train_continual(args: argparse.Namespace) -> int:
+    """`train --continual a,b,c`: meet the tasks one at a time with a prompt library."""
+    from promptlearning.cli.options import comma_list
+    from promptlearning.runs.continual import run_continual
+
+    values = experiment_values(args, skip=("no_baseline", "continual"))
+    config = continual_config_from(values, args.resume)
+    run_continual(comma_list(args.continual), config)
+    return 0
+
+
+# ---------------------------------------------------------------------------- the parser
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    from promptlearning.heads.base import POOLINGS, head_kinds
+    from promptlearning.training import TrainConfig
+
+    p = sub.add_parser("train", help="few-shot train a prompt method and save the adapter",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_flag(p)
+    p.add_argument("--method", default=argparse.SUPPRESS, help="prompt method (see `promptlearning methods`)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="method option, repeatable, e.g. --option num_tokens=20 --option layers=[3,4,5]")
+    p.add_argument("--backbone", default=argparse.SUPPRESS, help="packaged name, local directory or hub id")
+    p.add_argument("--max-length", type=int, default=argparse.SUPPRESS, help="max input tokens (default 64)")
+    p.add_argument("--head", choices=head_kinds(), default=argparse.SUPPRESS,
+                   help="classification (pooled linear layer, default) or verbalizer (LM-head scores of label words; "
+                        "needs a causal LM such as smollm2-135m)")
+    p.add_argument("--label-words", default=argparse.SUPPRESS, metavar="YAML",
+                   help="verbaliser words per label, e.g. \"{negative: [bad, awful], positive: [good, great]}\" "
+                        "(default: the label names)")
+    p.add_argument("--template", default=argparse.SUPPRESS,
+                   help="input template with {text_a} (and {text_b}, [Pn] slots for p_tuning), e.g. "
+                        "\"Review: {text_a} Sentiment:\"")
+    p.add_argument("--pooling", choices=POOLINGS, default=argparse.SUPPRESS, help="head pooling (default auto)")
+    p.add_argument("--head-dropout", type=float, default=argparse.SUPPRESS, help="dropout before the head")
+    p.add_argument("--output", default=argparse.SUPPRESS, help="run directory: best adapter, checkpoint, metrics")
+    p.add_argument("--resume", action="store_true", help="continue the killed run in --output exactly")
+    p.add_argument("--no-baseline", action="store_true", help="skip the untrained-baseline evaluation")
+    add_data_flags(p)
+    add_dataclass_flags(p.add_argument_group("training"), TrainConfig)
+    add_strategy_flags(p)
+    p.add_argument("--continual", default=argparse.SUPPRESS, metavar="A,B,...",
+                   help="meet these tasks one at a time with a prompt library (forgetting and transfer table)")
+    p.set_defaults(func=cmd_train)
+    return p
