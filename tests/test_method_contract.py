@@ -81,7 +81,17 @@ def test_rows_are_independent_of_batch_mates(name: str, bert: Backbone, toy: lis
     assert torch.allclose(alone, together, atol=1e-5)
 
 
-def test_every_method_is_listed_with_a_summary() -> None:
+def test_every_method_is_listed_with_a_summary_and_documented_options() -> None:
+    import dataclasses
+    import json
+
     assert {"prompt_tuning", "p_tuning_v2", "linear_probe", "finetune"} <= set(METHOD_NAMES)
     for cls in list_methods():
-        assert cls.summary and cls.config_class.help() is not None
+        assert cls.summary, f"{cls.name} needs a one-line summary for `promptlearning methods`"
+        fields = [f.name for f in dataclasses.fields(cls.config_class)]
+        help_text = cls.config_class.help()
+        assert list(help_text) == fields
+        assert all(help_text[f].strip() for f in fields), f"{cls.name}: every option needs help text for the CLI"
+        assert [line.split("=")[0].split()[-1] for line in cls.config_class.option_lines()] == fields
+        defaults = cls.config_class()
+        assert cls.config_class.from_dict(json.loads(json.dumps(defaults.to_dict()))) == defaults  # JSON round trip

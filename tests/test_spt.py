@@ -92,13 +92,25 @@ def test_selection_rebuilds_a_fixed_model(bert: Backbone, tmp_path: Path) -> Non
     assert not fixed.method.gates.requires_grad  # type: ignore[union-attr]
 
 
-def test_consistency_term_is_used(bert: Backbone) -> None:
-    model = _model(bert)
-    trainer = BilevelTrainer(model, TrainConfig(max_steps=1, quiet=True), SearchConfig(consistency=1.0, budget=1),
+def test_consistency_term_measures_the_gap_to_the_discretised_model(bert: Backbone) -> None:
+    model = _model(bert).eval()  # eval: no head dropout, so equal models give equal predictions
+    trainer = BilevelTrainer(model, TrainConfig(max_steps=1, quiet=True), SearchConfig(consistency=1.0, budget=2),
                              _items(bert), _items(bert, 4, 1), [])
     batch = trainer.batch_at(0)
+    gates = model.method.gates
+    assert isinstance(gates, torch.nn.Parameter)
+    with torch.no_grad():
+        seeded = torch.Generator().manual_seed(0)
+        for p in [*model.head.parameters(), *model.method.generators.parameters()]:  # type: ignore[union-attr]
+            p.normal_(generator=seeded)  # prompts and a head large enough for the layer choice to show
+        gates.fill_(60.0)  # every gate open: the supernet is the top-2 (= every candidate) fixed model
+    assert trainer.consistency_loss(batch, model(batch).logits).item() == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        gates.fill_(0.0)  # half-open gates mix in the prompt from below: the predictions move away
     kl = trainer.consistency_loss(batch, model(batch).logits)
-    assert kl.item() >= 0 and model.method.discrete is None  # type: ignore[union-attr]
+    assert kl.item() > 1e-5  # (about 1.6e-4 here, against about 1e-9 with the gates open)
+    assert torch.autograd.grad(kl, gates)[0].abs().sum() > 0  # the term trains the gates
+    assert model.method.discrete is None  # type: ignore[union-attr]  # the supernet is restored afterwards
 
 
 def test_budget_and_candidate_errors(bert: Backbone) -> None:

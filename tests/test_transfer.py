@@ -100,6 +100,23 @@ def test_the_saved_adapter_needs_no_source_files(tmp_path: Path, bert: Backbone)
     assert torch.equal(model(batch).logits, loaded(batch).logits)
 
 
+def test_handed_in_source_prompts_build_the_same_method_as_source_directories(tmp_path: Path,
+                                                                               bert: Backbone) -> None:
+    sources = [_source(tmp_path, bert, "toy_movies", 1), _source(tmp_path, bert, "toy_phones", 2)]
+    for init in ("vocab", "sources"):
+        from_files = _attention(bert, sources, init=init)
+        handed = PromptModel.build(bert, "prompt_attention", LABELS,
+                                   method_options={"num_sources": 2, "num_tokens": 3, "init": init})
+        method = handed.method
+        assert isinstance(method, PromptAttention)
+        method.set_source_prompts([(s.task, s.prompt) for s in load_sources(sources, bert)])
+        a, b = from_files.trainable_state(), handed.trainable_state()
+        assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+        assert from_files.method.config.to_dict() == method.config.to_dict()
+    with pytest.raises(ConfigError, match="num_sources=1"):
+        method.set_source_prompts([("toy_movies", load_sources(sources[:1], bert)[0].prompt)])
+
+
 def test_bad_sources_are_clear_errors(tmp_path: Path, bert: Backbone, llama: Backbone) -> None:
     with pytest.raises(AdapterError, match="--backbone tiny-llama"):
         _attention(bert, [_source(tmp_path, llama, "toy_movies", 1)])

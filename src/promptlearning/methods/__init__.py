@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from promptlearning.methods.base import (
+    ENTRY_POINT_GROUP,
     METHODS,
     MethodConfig,
     PromptContext,
@@ -15,13 +16,16 @@ from promptlearning.methods.base import (
 
 
 def _ensure_registered() -> None:
-    """Import every module of this package so their ``@register_method`` decorators fill the registry.
+    """Import every module of this package, and every installed plugin, so ``@register_method`` fills the registry.
 
-    A new method is one new file here: no list of modules to keep up to date.
+    A new built-in method is one new file here: no list of modules to keep up to date. A method
+    outside the package is imported first by the user or declared as an entry point in the
+    group ``promptlearning.methods`` (see :mod:`promptlearning.registry`).
     """
-    from promptlearning.registry import import_submodules
+    from promptlearning.registry import import_submodules, load_entry_points
 
-    import_submodules(__name__, skip=frozenset({"base"}))
+    import_submodules(__name__, skip=frozenset({"base", "protocols"}))
+    load_entry_points(ENTRY_POINT_GROUP)
 
 
 def list_methods() -> list[type[PromptMethod]]:
@@ -30,6 +34,7 @@ def list_methods() -> list[type[PromptMethod]]:
 
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "METHODS",
     "MethodConfig",
     "PromptContext",

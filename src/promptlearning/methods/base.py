@@ -142,6 +142,7 @@ class PromptMethod(nn.Module):
 
 
 METHODS: dict[str, type[PromptMethod]] = {}
+ENTRY_POINT_GROUP = "promptlearning.methods"  # where installed packages declare methods of their own
 
 
 def register_method(cls: type[PromptMethod]) -> type[PromptMethod]:
@@ -160,8 +161,14 @@ def get_method(name: str) -> type[PromptMethod]:
     _ensure_registered()
     key = name.replace("-", "_")
     if key not in METHODS:
+        from promptlearning.registry import load_entry_points
+
+        load_entry_points(ENTRY_POINT_GROUP, again=True)  # a plugin installed since the first look
+    if key not in METHODS:
         raise UnknownNameError(
-            f"unknown method {name!r}; choose one of: {', '.join(sorted(METHODS))} (see `promptlearning methods`)"
+            f"unknown method {name!r}; choose one of: {', '.join(sorted(METHODS))} (see `promptlearning methods`); "
+            f"a method of your own: import its module first or declare it under the entry-point group "
+            f"{ENTRY_POINT_GROUP}"
         )
     return METHODS[key]
 

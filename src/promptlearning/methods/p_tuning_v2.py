@@ -23,6 +23,7 @@ from promptlearning.methods.base import (
     option,
     register_method,
 )
+from promptlearning.methods.protocols import shape_checked
 
 
 @dataclass
@@ -72,3 +73,11 @@ class DeepPrompts(PromptMethod):
         if slot is None:
             return None
         return self.prompts[slot].unsqueeze(0).expand(ctx.batch_size, -1, -1)  # (B, P, H)
+
+    # ---- SoftPrompt: one (P, H) block per layer of ``prompt_layers``
+    def soft_prompt(self) -> torch.Tensor:
+        return self.prompts.detach().clone()  # (S, P, H)
+
+    @torch.no_grad()
+    def set_soft_prompt(self, value: torch.Tensor) -> None:
+        self.prompts.copy_(shape_checked(self.prompts, value, self.name))

@@ -11,15 +11,20 @@ the formulas are our own:
     prompt_b = sum_j a_bj C_j                                (B, P, H)
 
 ``up`` starts at zero, so at the start every input gets the same mixture (set by ``c``).
-Source prompts are read from prompt-tuning adapters once, when the method is first built,
-and kept as buffers: the saved adapter holds them, and reloading it needs no source files
-(``sources`` is then empty and ``num_sources`` says how many buffers to expect). With no
-sources the method is plain prompt tuning of the target prompt.
+Source prompts are handed in once, when the method is set up, and kept as buffers: the saved
+adapter holds them, and reloading it needs no source files (``num_sources`` says how many buffers
+to expect, ``source_names`` whose they are). A driver that has already read the sources (the
+``transfer`` command) builds the method with ``num_sources`` and hands the prompts to
+:meth:`PromptAttention.set_source_prompts`; the ``sources`` option (adapter directories, read
+by :func:`load_source_prompt` in the constructor) serves a plain ``train --method
+prompt_attention``, which has no such driver. With no sources the method is plain prompt tuning
+of the target prompt.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,19 +101,12 @@ class PromptAttention(PromptMethod):
         super().__init__(config, backbone)
         self.config: PromptAttentionConfig = config
         hidden = backbone.info.hidden_size
-        sources = torch.zeros(config.num_sources, config.num_tokens, hidden)  # (S, P, H), filled on load
-        if config.sources:
-            loaded = [load_source_prompt(d, backbone) for d in config.sources]
-            lengths = sorted({p.shape[0] for _, p in loaded})
-            if lengths != [config.num_tokens]:
-                raise ConfigError(f"source prompts have {lengths} tokens but num_tokens is {config.num_tokens}; "
-                                  f"pass --option num_tokens={lengths[0]} (and sources of one length)")
-            sources = torch.stack([p for _, p in loaded])
-            # consumed: the adapter now carries the prompts themselves
-            config.num_sources, config.source_names, config.sources = len(loaded), [n for n, _ in loaded], []
-        self.register_buffer("source_prompts", sources)
+        named = [load_source_prompt(d, backbone) for d in config.sources]  # the `train` path; drivers hand in
+        if named:
+            config.num_sources = len(named)
+        self.register_buffer("source_prompts", torch.zeros(config.num_sources, config.num_tokens, hidden))  # (S, P, H)
         if config.init == "sources":
-            target = sources.mean(0).clone()
+            target = self.source_prompts.mean(0).clone()  # (P, H), set again when the sources arrive
         else:
             target = initial_prompt(config.init, config.num_tokens, backbone.input_embeddings().weight,
                                     backbone.tokenizer, seed=config.init_seed, std=0.02, text=None)
@@ -120,6 +118,29 @@ class PromptAttention(PromptMethod):
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
         self.bias = nn.Parameter(torch.zeros(config.num_sources + 1))  # (J,) one logit offset per candidate
+        if named:
+            self.set_source_prompts(named)
+            config.sources = []  # consumed: the adapter now carries the prompts themselves
+
+    @torch.no_grad()
+    def set_source_prompts(self, named: Sequence[tuple[str, torch.Tensor]]) -> None:
+        """Take the frozen source prompts, (name, (P, H)) each, in candidate order, before training.
+
+        Their number is fixed when the method is built (``num_sources``: the attention bias has one
+        entry per candidate); with ``init=sources`` the target prompt restarts at their mean.
+        """
+        if len(named) != self.config.num_sources:
+            raise ConfigError(f"{len(named)} source prompts given to a prompt_attention built for "
+                              f"{self.config.num_sources}; pass --option num_sources={len(named)}")
+        lengths = sorted({p.shape[0] for _, p in named})
+        if named and lengths != [self.config.num_tokens]:
+            raise ConfigError(f"source prompts have {lengths} tokens but num_tokens is {self.config.num_tokens}; "
+                              f"pass --option num_tokens={lengths[0]} (and sources of one length)")
+        if named:
+            self.source_prompts.copy_(torch.stack([p for _, p in named]))
+        self.config.source_names = [n for n, _ in named]
+        if self.config.init == "sources":
+            self.prompt.copy_(self.source_prompts.mean(0))
 
     @property
     def num_prompt_positions(self) -> int:

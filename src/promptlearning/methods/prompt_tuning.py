@@ -18,6 +18,7 @@ from promptlearning.methods.base import (
     register_method,
 )
 from promptlearning.methods.prompt_init import INITS, initial_prompt
+from promptlearning.methods.protocols import shape_checked
 
 
 @dataclass
@@ -60,3 +61,11 @@ class PromptTuning(PromptMethod):
 
     def input_prompt(self, ctx: PromptContext) -> torch.Tensor:
         return self.prompt.unsqueeze(0).expand(ctx.batch_size, -1, -1)  # (B, P, H)
+
+    # ---- SoftPrompt: search, transfer and continual learning read and set the prompt
+    def soft_prompt(self) -> torch.Tensor:
+        return self.prompt.detach().clone()  # (P, H)
+
+    @torch.no_grad()
+    def set_soft_prompt(self, value: torch.Tensor) -> None:
+        self.prompt.copy_(shape_checked(self.prompt, value, self.name))

@@ -21,6 +21,8 @@ the others do nothing, and the gates are frozen.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -122,11 +124,24 @@ class SelectivePromptTuning(PromptMethod):
         self.generators = generators
         self.gates = nn.Parameter(torch.full((len(self.candidates),), float(config.gate_init)))  # (S,) logits
         self._slot = {layer: i for i, layer in enumerate(self.candidates)}
-        self.discrete: list[int] | None = None  # set by the search to run the discretised model
+        self.discrete: list[int] | None = None  # set within discretised(): run as the fixed architecture
         if config.selected_layers is not None:
             self.gates.requires_grad_(False)
 
-    # ---------------------------------------------------------------- what the search reads
+    # ---------------------------------------------------------------- LayerGates: what the search reads
+    @property
+    def candidate_layers(self) -> list[int]:
+        return list(self.candidates)
+
+    @contextmanager
+    def discretised(self, layers: list[int]) -> Iterator[None]:
+        """Run as the fixed architecture injecting at exactly ``layers`` (gate 1 there, nothing elsewhere)."""
+        previous, self.discrete = self.discrete, list(layers)
+        try:
+            yield
+        finally:
+            self.discrete = previous
+
     def architecture_parameters(self) -> list[nn.Parameter]:
         return [self.gates] if self.config.selected_layers is None else []
 

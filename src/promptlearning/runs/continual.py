@@ -28,13 +28,14 @@ from promptlearning.backbones import DEFAULT_BACKBONE, Backbone
 from promptlearning.configs import option
 from promptlearning.data import few_shot_split, get_task, load_task
 from promptlearning.data.batching import Encoded
-from promptlearning.errors import ConfigError
-from promptlearning.training.metrics import evaluate
-from promptlearning.fileio import write_json
-from promptlearning.model import PromptModel
-from promptlearning.training import TrainConfig, Trainer
-from promptlearning.runs.prompt_library import PromptLibrary
 from promptlearning.data.task_info import REPR_KINDS, TaskInfo, task_representation
+from promptlearning.errors import ConfigError
+from promptlearning.fileio import write_json
+from promptlearning.methods.protocols import SoftPrompt, soft_prompt_of
+from promptlearning.model import PromptModel
+from promptlearning.runs.prompt_library import PromptLibrary
+from promptlearning.training import TrainConfig, Trainer
+from promptlearning.training.metrics import evaluate
 
 INITS = ("nearest", "mix")
 METHOD = "prompt_tuning"
@@ -131,6 +132,11 @@ def start_prompt(library: PromptLibrary, query: torch.Tensor, cfg: ContinualConf
     return (weights.view(-1, 1, 1) * torch.stack(prompts)).sum(0), used  # (P, H)
 
 
+def soft_prompt(model: PromptModel) -> SoftPrompt:
+    """The model's method as a soft prompt: what the library stores, starts from and carries across tasks."""
+    return soft_prompt_of(model.method, "continual learning")
+
+
 class _Runner:
     """Builds, trains and scores prompt-tuning models for one continual run."""
 
@@ -156,8 +162,7 @@ class _Runner:
                                   method_options={"num_tokens": self.cfg.num_tokens}, task=name,
                                   max_length=self.cfg.max_length)
         if prompt is not None:
-            with torch.no_grad():
-                model.method.prompt.copy_(prompt)  # type: ignore[operator]
+            soft_prompt(model).set_soft_prompt(prompt)
         return model
 
     def train(self, model: PromptModel, name: str) -> PromptModel:
@@ -198,7 +203,7 @@ def run_continual(tasks: Sequence[str], config: ContinualConfig | None = None, *
         info = runner.info[name]
         rep = task_representation(cfg.repr_kind, backbone, info, runner.support[name])
         model = runner.build(name)
-        init, used = start_prompt(library, rep, cfg, name, model.method.prompt.shape)  # type: ignore[arg-type]
+        init, used = start_prompt(library, rep, cfg, name, soft_prompt(model).soft_prompt().shape)
         log(f"[{i + 1}/{len(names)}] {name}: "
             + (f"starting from {', '.join(f'{n} (cos {s:.3f})' for n, s in used)}" if used else "no stored prompt fits; "
                "starting from the usual initialisation"))
@@ -213,7 +218,7 @@ def run_continual(tasks: Sequence[str], config: ContinualConfig | None = None, *
                 seq_model = model  # the same run: same start, same seed
             else:
                 seq_model = runner.train(runner.build(name, shared), name)
-            shared = seq_model.method.prompt.detach().clone()  # type: ignore[operator]
+            shared = soft_prompt(seq_model).soft_prompt()
             heads[name] = {k: v.detach().clone() for k, v in seq_model.head.state_dict().items()}
             row.sequential_accuracy = runner.score(seq_model, name)
         # every task met so far, scored from what is stored (the library) or carried (sequential)

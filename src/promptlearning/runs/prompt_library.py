@@ -29,10 +29,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from promptlearning.backbones import Backbone
+from promptlearning.data.task_info import TaskInfo, cosine_ranking
 from promptlearning.errors import AdapterError, ConfigError
 from promptlearning.fileio import atomic_directory, read_json
 from promptlearning.model import PromptModel
-from promptlearning.data.task_info import TaskInfo, cosine_ranking
 
 INDEX_FILE = "library.json"
 ENTRIES_DIR = "entries"

@@ -29,13 +29,14 @@ from promptlearning.backbones import Backbone
 from promptlearning.configs import option
 from promptlearning.data import TaskData, few_shot_split, get_task, list_tasks, load_task
 from promptlearning.data.examples import Example
+from promptlearning.data.task_info import TaskInfo, cosine_ranking, task_representation
 from promptlearning.errors import ConfigError
-from promptlearning.training.metrics import evaluate
 from promptlearning.fileio import write_json
-from promptlearning.methods.prompt_attention import load_source_prompt
+from promptlearning.methods.prompt_attention import PromptAttention, load_source_prompt
+from promptlearning.methods.protocols import soft_prompt_of
 from promptlearning.model import PromptModel
 from promptlearning.training import TrainConfig, Trainer
-from promptlearning.data.task_info import TaskInfo, cosine_ranking, task_representation
+from promptlearning.training.metrics import evaluate
 
 RANK_BY = ("support", "description", "prompt")
 VARIANTS = ("init", "attention")
@@ -128,9 +129,8 @@ def rank_sources(sources: list[Source], target: _Target, cfg: TransferConfig, ba
         trainer = trainer or _Trainer(cfg, backbone, target)
         length = sources[0].prompt.shape[0]
         probe = trainer.fit(trainer.build("prompt_tuning", {"num_tokens": length}), cfg.probe_steps)
-        prompt = probe.method.prompt
-        assert isinstance(prompt, torch.Tensor)
-        query = prompt.detach().float().cpu().mean(0)  # (H,)
+        prompt = soft_prompt_of(probe.method, "ranking sources by prompt similarity").soft_prompt()
+        query = prompt.float().cpu().mean(0)  # (H,)
         keys = torch.stack([s.prompt.mean(0) for s in sources])  # (S, H)
     else:
         query = task_representation(cfg.by, backbone, _info(target.data), target.train).cpu()
@@ -174,11 +174,12 @@ def run_transfer(target: str, sources: Sequence[str | Path], config: TransferCon
                                           for s in ranked]}
     if cfg.variant == "init":
         model = trainer.build("prompt_tuning", {"num_tokens": length})
-        with torch.no_grad():
-            model.method.prompt.copy_(best.prompt)  # type: ignore[operator]
+        soft_prompt_of(model.method, "starting from a source prompt").set_soft_prompt(best.prompt)
         result["started_from"] = best.task
     else:
-        model = trainer.build("prompt_attention", {"sources": [str(s.path) for s in ranked], "num_tokens": length})
+        # the sources are read and checked already: hand their prompts in rather than have the method reread them
+        model = trainer.build("prompt_attention", {"num_sources": len(ranked), "num_tokens": length})
+        attention_method(model).set_source_prompts([(s.task, s.prompt) for s in ranked])
     result["transfer_accuracy"] = trainer.score(trainer.fit(model))
     if cfg.variant == "attention":
         result["mean_attention"] = mean_attention(model, tgt.test)
@@ -201,11 +202,8 @@ def mean_attention(model: PromptModel, examples: Sequence[Example], batch_size: 
     """A prompt_attention model's mean weight on each candidate over ``examples`` (sources by task, then target)."""
     from promptlearning.data.batching import batches
     from promptlearning.injection import make_context
-    from promptlearning.methods.prompt_attention import PromptAttention
 
-    method = model.method
-    if not isinstance(method, PromptAttention):
-        raise ConfigError(f"attention weights exist only for prompt_attention (not {type(method).name})")
+    method = attention_method(model)
     model.eval()
     total = torch.zeros(method.config.num_sources + 1)
     for batch in batches(model.encode(list(examples)), batch_size, model.pad_id, model.left_pad):
@@ -213,6 +211,13 @@ def mean_attention(model: PromptModel, examples: Sequence[Example], batch_size: 
         total += method.mixing_weights(ctx).sum(0).float().cpu()
     names = list(method.config.source_names) + ["target"]
     return {name: float(v) / max(1, len(examples)) for name, v in zip(names, total, strict=True)}
+
+
+def attention_method(model: PromptModel) -> PromptAttention:
+    """The model's prompt_attention method (the attention variant's own members: sources, mixing weights)."""
+    if not isinstance(model.method, PromptAttention):
+        raise ConfigError(f"attention weights exist only for prompt_attention (not {type(model.method).name})")
+    return model.method
 
 
 def format_transfer(result: dict[str, Any]) -> str:

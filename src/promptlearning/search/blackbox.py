@@ -26,6 +26,7 @@ import torch
 
 from promptlearning.errors import ConfigError
 from promptlearning.methods.base import option
+from promptlearning.methods.protocols import soft_prompt_of
 from promptlearning.search.base import (
     SearchContext,
     Searcher,
@@ -70,6 +71,7 @@ def vector_key(zs: list[np.ndarray]) -> str:
 class BlackBoxSearch(Searcher):
     name = "cma_es"
     config_class = BlackBoxConfig
+    rounds_option = "generations"
     summary = "black-box soft prompt: CMA-ES (cma library) over a random low-dimensional projection, forward passes only"
 
     def __init__(self, config: BlackBoxConfig, ctx: SearchContext) -> None:
@@ -83,10 +85,8 @@ class BlackBoxSearch(Searcher):
             options["layers"] = config.layers
         self.template = ctx.seeds[0].template
         self.model = ctx.scorer.model_for(self.template, "p_tuning_v2" if deep else "prompt_tuning", options)
-        param = self.model.method.prompts if deep else self.model.method.prompt
-        assert isinstance(param, torch.nn.Parameter)
-        self.param = param
-        self.p0 = param.detach().clone()  # (S, P, H) deep, (P, H) input
+        self.prompt = soft_prompt_of(self.model.method, "CMA-ES prompt search")
+        self.p0 = self.prompt.soft_prompt()  # (S, P, H) deep, (P, H) input
         self.deep = deep
         self.blocks = self.p0.shape[0] if deep else 1
         generator = torch.Generator().manual_seed(ctx.seed)
@@ -110,12 +110,14 @@ class BlackBoxSearch(Searcher):
     @torch.no_grad()
     def apply(self, zs: list[np.ndarray]) -> None:
         """Write p0 + A z into the model's prompt, block by block."""
+        prompt = self.p0.clone()  # (S, P, H) deep, (P, H) input
         for b, z in enumerate(zs):
             delta = (self.projections[b] @ torch.as_tensor(z, dtype=torch.float32))  # (P*H,)
             if self.deep:
-                self.param[b].copy_(self.p0[b] + delta.view_as(self.p0[b]))
+                prompt[b] = self.p0[b] + delta.view_as(self.p0[b])
             else:
-                self.param.copy_(self.p0 + delta.view_as(self.p0))
+                prompt = self.p0 + delta.view_as(self.p0)
+        self.prompt.set_soft_prompt(prompt)
 
     def score(self, zs: list[np.ndarray], label: str) -> Score:
         key = vector_key(zs)

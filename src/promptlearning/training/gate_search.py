@@ -23,6 +23,7 @@ from torch.func import functional_call
 from promptlearning.configs import option
 from promptlearning.data.batching import Batch, Encoded, batches
 from promptlearning.errors import ConfigError, TrainingError
+from promptlearning.methods.protocols import LayerGates, layer_gates_of
 from promptlearning.model import PromptModel
 from promptlearning.training.checkpoint import optimizer_tensors, restore_optimizer
 from promptlearning.training.config import TrainConfig
@@ -80,10 +81,11 @@ class BilevelTrainer(Trainer):
                  run_info: dict[str, Any] | None = None) -> None:
         super().__init__(model, config, train, dev, output_dir, run_info)
         self.search = search
-        self.arch_params = model.method.architecture_parameters()
-        if not self.arch_params:
+        self.gates: LayerGates = layer_gates_of(model.method, "the bi-level gate search")
+        self.arch_params = self.gates.architecture_parameters()
+        if not self.arch_params:  # gates frozen by a fixed architecture (selected_layers, random_layers)
             raise TrainingError(f"method {type(model.method).name} has no architecture parameters to search; "
-                                "use --method spt")
+                                "drop selected_layers and random_layers to search the gates")
         if not val:
             raise ConfigError("the validation split is empty; the gates cannot be trained on it")
         self.val_items = val
@@ -101,13 +103,10 @@ class BilevelTrainer(Trainer):
     # ------------------------------------------------------------------ losses
     def consistency_loss(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
         """KL from the discretised top-K model's (fixed) predictions to the supernet's."""
-        method: Any = self.model.method
-        method.discrete = method.select_layers(min(self.search.budget, len(method.candidates)), self.search.threshold)
-        try:
-            with torch.no_grad():
-                target = self.model(batch).logits.softmax(-1)  # (B, C)
-        finally:
-            method.discrete = None
+        gates = self.gates
+        chosen = gates.select_layers(min(self.search.budget, len(gates.candidate_layers)), self.search.threshold)
+        with gates.discretised(chosen), torch.no_grad():
+            target = self.model(batch).logits.softmax(-1)  # (B, C)
         return F.kl_div(logits.log_softmax(-1), target, reduction="batchmean")
 
     def loss(self, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -149,8 +148,7 @@ class BilevelTrainer(Trainer):
 
     # ------------------------------------------------------------------ records and resume
     def extra_record(self) -> dict[str, Any]:
-        method: Any = self.model.method
-        return {"gates": [round(float(p), 6) for p in method.probabilities()]}
+        return {"gates": [round(float(p), 6) for p in self.gates.probabilities()]}
 
     def strategy_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, meta = optimizer_tensors(self.arch_optimizer)

@@ -11,9 +11,9 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from promptlearning.data.batching import Encoded
+from promptlearning.methods.protocols import layer_gates_of
 from promptlearning.model import PromptModel
 from promptlearning.training.config import TrainConfig
 from promptlearning.training.gate_search import BilevelTrainer, SearchConfig, split_for_search
@@ -31,7 +31,7 @@ class SearchResult:
 def search_layers(model: PromptModel, train_cfg: TrainConfig, search: SearchConfig, train: list[Encoded],
                   dev: list[Encoded], output_dir: Path | None, resume: bool = False) -> SearchResult:
     """Run the bi-level search on ``model`` and return the top-K layers and the gate history."""
-    method: Any = model.method
+    method = layer_gates_of(model.method, "the layer search (--budget)")
     method.top_layers(search.budget)  # fails early, with a clear message, when K exceeds the candidates
     weights_part, val_part = split_for_search(train, search.val_fraction, len(model.labels), train_cfg.seed)
     cfg = dataclasses.replace(train_cfg, max_steps=search.search_steps or train_cfg.max_steps)
@@ -42,7 +42,7 @@ def search_layers(model: PromptModel, train_cfg: TrainConfig, search: SearchConf
     history = [(int(h["step"]), list(h["gates"])) for h in fit.history if "gates" in h]
     final = [float(p) for p in method.probabilities()]
     if output_dir is not None and history:
-        plot_gates(history, method.candidates, output_dir / "gates.png")
+        plot_gates(history, method.candidate_layers, output_dir / "gates.png")
     chosen = method.select_layers(search.budget, search.threshold)
     return SearchResult(chosen, history, final, time.perf_counter() - started, fit.steps)
 
