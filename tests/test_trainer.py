@@ -16,6 +16,7 @@ from promptlearning.training import TrainConfig, Trainer
 from promptlearning.training.checkpoint import load_checkpoint
 
 from .conftest import toy_examples
+from .resume_helper import Cut, assert_same_files, assert_same_tensors, run_interrupted_then_resumed
 
 
 def _trainer(backbone: Backbone, out: Path | None, cls: type[Trainer] = Trainer, **overrides: object) -> Trainer:
@@ -28,13 +29,6 @@ def _trainer(backbone: Backbone, out: Path | None, cls: type[Trainer] = Trainer,
     return cls(model, cfg, train, dev, out)
 
 
-class _KilledAt15(Trainer):
-    def training_step(self, batch, step):  # type: ignore[no-untyped-def]
-        if step == 15:
-            raise KeyboardInterrupt
-        return super().training_step(batch, step)
-
-
 def test_training_lowers_the_loss_and_keeps_the_backbone(bert: Backbone, tmp_path: Path) -> None:
     before = {k: v.clone() for k, v in bert.state_dict().items()}
     result = _trainer(bert, tmp_path).fit()
@@ -45,16 +39,19 @@ def test_training_lowers_the_loss_and_keeps_the_backbone(bert: Backbone, tmp_pat
     assert all(torch.equal(before[k], v) for k, v in bert.state_dict().items())
 
 
-def test_resume_after_kill_continues_exactly(bert: Backbone, tmp_path: Path) -> None:
-    _trainer(bert, tmp_path / "full").fit()
-    with pytest.raises(KeyboardInterrupt):
-        _trainer(bert, tmp_path / "cut", _KilledAt15).fit()
-    assert json.loads((tmp_path / "cut/checkpoint/trainer_state.json").read_text())["state"]["step"] == 12
-    _trainer(bert, tmp_path / "cut").fit(resume=True)
-    a, _ = load_checkpoint(tmp_path / "full/checkpoint")
-    b, _ = load_checkpoint(tmp_path / "cut/checkpoint")
-    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
-    assert (tmp_path / "full/metrics.jsonl").read_text() == (tmp_path / "cut/metrics.jsonl").read_text()
+def test_resume_after_kill_continues_exactly(bert: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(directory: Path, resume: bool) -> dict[str, torch.Tensor]:
+        _trainer(bert, directory).fit(resume=resume)
+        return load_checkpoint(directory / "checkpoint")[0]  # weights, optimizer state and RNG states
+
+    def killed_after_the_checkpoint_of_step_12(directory: Path) -> None:
+        assert json.loads((directory / "checkpoint/trainer_state.json").read_text())["state"]["step"] == 12
+
+    result = run_interrupted_then_resumed(monkeypatch, run, tmp_path, Cut.at_step(Trainer, 15),
+                                          before_resume=killed_after_the_checkpoint_of_step_12)
+    assert_same_tensors(result.whole, result.resumed, "checkpoint")
+    assert result.calls == {"whole": 24, "cut": 16, "resumed": 12}  # the resume did only steps 12..23
+    assert_same_files(result.whole_dir, result.cut_dir, ["metrics.jsonl"])
 
 
 def test_resume_without_checkpoint_is_a_clear_error(bert: Backbone, tmp_path: Path) -> None:

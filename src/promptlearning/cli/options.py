@@ -297,6 +297,17 @@ def experiment_layout() -> Layout:
                   top=("backbone", "method", "max_length", "output_dir", "template", "tasks"), routes=routes)
 
 
+def experiment_flag(section: str | None, key: str) -> str:
+    """The `train` flag that sets ``key`` of ``section`` (None: the top level), for messages."""
+    from promptlearning.training.strategies import configured_strategies
+
+    renamed = {(s.section, name): new for s in configured_strategies() for name, new in s.flag_names.items()}
+    if (section, key) in renamed:
+        return flag(renamed[(section, key)])
+    dests = [dest for dest, route in experiment_layout().routes.items() if (route.section, route.key) == (section, key)]
+    return flag(dests[0] if dests else key)
+
+
 def experiment_values(args: argparse.Namespace, skip: Iterable[str] = ()) -> dict[str, Any]:
     """The ExperimentConfig's values the user gave (file and flags, nested), before defaults."""
     values = merge_options(config_file(args), given(args, skip), experiment_layout(),

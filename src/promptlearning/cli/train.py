@@ -11,6 +11,7 @@ from promptlearning.cli.options import (
     add_dataclass_flags,
     add_strategy_flags,
     experiment_config,
+    experiment_flag,
     experiment_values,
 )
 from promptlearning.errors import ConfigError
@@ -72,12 +73,12 @@ def continual_config_from(values: dict[str, Any], resume: bool) -> Any:
         for sub, sub_value in (value.items() if isinstance(value, dict) else [(None, value)]):
             place = (key, sub) if sub is not None else (None, key)
             if place not in CONTINUAL_FROM_TRAIN:
-                ignored.append(".".join(p for p in place if p))
+                ignored.append(experiment_flag(*place))
             elif CONTINUAL_FROM_TRAIN[place] is not None:
                 out[str(CONTINUAL_FROM_TRAIN[place])] = sub_value
     if ignored:
-        raise ConfigError(f"train --continual does not use {', '.join(sorted(ignored))}; drop them, or see "
-                          "`promptlearning continual --help` for its options")
+        raise ConfigError(f"train --continual does not use {', '.join(sorted(ignored))}; drop "
+                          f"{'it' if len(ignored) == 1 else 'them'} (`promptlearning continual --help` lists its options)")
     from promptlearning.configs import build
 
     return build(ContinualConfig, out, "continual option(s)")

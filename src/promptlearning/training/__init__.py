@@ -1,4 +1,4 @@
-"""Trainers: strategies over the same PromptModel."""
+"""Trainers: strategies over the same PromptModel, chosen from one table (:mod:`.strategies`)."""
 
 from promptlearning.training.config import TrainConfig
 from promptlearning.training.trainer import Trainer, TrainResult

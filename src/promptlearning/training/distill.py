@@ -38,9 +38,6 @@ from promptlearning.model import PromptModel
 from promptlearning.training.multitask import MultiTaskTrainer
 from promptlearning.training.trainer import TrainResult
 
-NEEDS_TASKS = ("--distill-from needs --tasks: teachers are distilled into a multi-task student "
-               "(e.g. --tasks cr,mr --distill-from cr=runs/cr/best)")
-
 
 def parse_teachers(text: str) -> dict[str, str]:
     """``"cr=runs/cr/best,mr=runs/mr/best"`` -> ``{"cr": "runs/cr/best", "mr": "runs/mr/best"}``."""
