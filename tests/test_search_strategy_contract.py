@@ -191,7 +191,7 @@ def test_a_search_killed_by_sigkill_resumes_from_its_journal(tmp_path: Path, mon
     def argv(out: Path) -> list[str]:
         return ["search", "evolution", "--train-file", str(data_file), "--backbone", "tiny-llama", "--shots", "4",
                 "--label-words", "{neg: [bad], pos: [good]}", "--seed-prompt", SEED_PROMPT, "--option",
-                "population=4", "--budget", "120", "--seed", str(SEED), "--no-test", "--quiet", "--output", str(out)]
+                "population=4", "--max-forward-passes", "120", "--seed", str(SEED), "--no-test", "--quiet", "--output", str(out)]
 
     journalled = 6
     run = cli_killed_then_resumed(monkeypatch, argv, tmp_path, Cut.at_call(PromptScorer, "score_model", journalled + 2))
