@@ -178,7 +178,7 @@ def test_bench_runs_records_measurements_and_skips_done_jobs(tmp_path: Path,
     assert [step for step, _ in result["dev_curve"]] == [2, 4]
     assert "_model" not in result
 
-    def boom(job: Job, log: object = None) -> dict[str, object]:
+    def boom(job: Job, log: object = None, workdir: object = None) -> dict[str, object]:
         raise AssertionError("a finished job must not run again")
 
     monkeypatch.setattr(bench, "execute_job", boom)
@@ -190,7 +190,7 @@ def test_interrupt_puts_the_job_back_and_a_rerun_resumes(tmp_path: Path, monkeyp
     real = bench.execute_job
     ran: list[str] = []
 
-    def interrupt_second(job: Job, log: object = None) -> dict[str, object]:
+    def interrupt_second(job: Job, log: object = None, workdir: object = None) -> dict[str, object]:
         if len(ran) == 1:
             raise KeyboardInterrupt
         ran.append(job.key)
@@ -201,7 +201,7 @@ def test_interrupt_puts_the_job_back_and_a_rerun_resumes(tmp_path: Path, monkeyp
         bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)
     with ResultStore(tmp_path / "store") as store:
         assert store.counts() == {"pending": 3, "running": 0, "done": 1, "failed": 0}
-    monkeypatch.setattr(bench, "execute_job", lambda job, log=None: (ran.append(job.key), real(job))[1])
+    monkeypatch.setattr(bench, "execute_job", lambda job, log=None, workdir=None: (ran.append(job.key), real(job))[1])
     assert bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)["done"] == 4
     assert len(ran) == 4 and len(set(ran)) == 4  # the finished job was not run again
 

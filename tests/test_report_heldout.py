@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import sys
 from pathlib import Path
-from types import ModuleType
-from typing import Any
-
-import pytest
 
 from promptlearning.bench.heldout import NOTHING
 from promptlearning.bench.report import build_report
@@ -108,52 +101,3 @@ def test_bench_never_claims_or_adopts_heldout_rows(tmp_path: Path) -> None:
         claimed = store.claim("me")
         assert claimed is not None and claimed.key == job.key
         assert store.claim("me") is None
-
-
-def _meta_loto() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("meta_loto_script", ROOT / "benchmarks" / "meta_loto.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-JSONL = [
-    {"key": "fixed|cr", "plan": "cr", "target": "cr", "method": "fixed_prompt", "K": 0, "seed": None,
-     "accuracy": 0.6},
-    {"key": "single|cr|4|13", "plan": "cr", "target": "cr", "method": "prompt_tuning_single", "K": 4, "seed": 13,
-     "accuracy": 0.7, "seconds": 1.5},
-    {"key": "multitask_prompt|cr|cr|4|13", "plan": "cr", "target": "cr", "method": "multitask_prompt", "K": 4,
-     "seed": 13, "accuracy": 0.8, "before": 0.65, "adapt_seconds": 2.0, "train_seconds": 9.0,
-     "trainable_params": 10, "train_tasks": ["mr", "subj"]},
-]
-
-
-def test_meta_loto_report_only_imports_rows_into_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out, store_dir = tmp_path / "meta_loto", tmp_path / "store"
-    out.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in JSONL))
-    argv = ["meta_loto.py", "--out", str(out), "--finetune-store", str(tmp_path / "none"), "--report-only",
-            "--store", str(store_dir), "--max-test", "50"]
-    script = _meta_loto()
-    for extra in ([], [], ["--cross-domain"]):  # twice: idempotent; then the same rows as cross-domain
-        monkeypatch.setattr(sys, "argv", argv + extra)
-        script.main()
-    assert out.with_suffix(".md").is_file()
-    with ResultStore(store_dir) as store:
-        rows = store.rows()
-        commands = store.meta()["commands"]
-    assert len(rows) == 6 and all(r["status"] == "done" for r in rows)
-    by: dict[tuple[str, str], dict[str, Any]] = {(r["suite"], r["label"]): r for r in rows}
-    cross = by[("meta_loto", "multitask_prompt")]
-    assert cross["config"]["evaluation"] == "heldout" and cross["config"]["heldout_task"] == "cr"
-    assert cross["config"]["train_tasks"] == ["mr", "subj"] and cross["config"]["data"]["max_test"] == 50
-    assert cross["result"]["test_accuracy"] == 0.8 and cross["result"]["before"] == 0.65
-    assert cross["result"]["trainable_params"] == 10 and (cross["shots"], cross["seed"]) == (4, 13)
-    assert by[("meta_loto", "prompt_tuning_single")]["result"]["seconds"] == 1.5
-    assert by[("meta_loto", "prompt_tuning_single")]["method"] == "prompt_tuning"
-    assert by[("meta_loto", "fixed_prompt")]["seed"] == -1
-    assert by[("meta_cross_domain", "fixed_prompt")]["config"]["protocol"] == "cross_domain"
-    assert len(commands) == 2
-    text = build_report(store_dir).read_text()
-    assert "### Leave one task out (suite `meta_loto`)" in text and "### Across domains (suite `meta_cross_domain`)" in text
-    assert "| multitask_prompt | – | **80.0 (n=1)** |" in text and "| fixed_prompt | **60.0 (n=1)** | – |" in text

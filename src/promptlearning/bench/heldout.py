@@ -1,10 +1,10 @@
 """Metric 2 of the report: methods evaluated on a task that none of their training saw.
 
-These rows do not come from a bench suite: ``benchmarks/meta_loto.py --store DIR`` trains
-the cross-task methods on some tasks, adapts them to a held-out one with K examples per
-class, and records each result with :meth:`ResultStore.record_done`. Their config carries
-``"evaluation": "heldout"`` (plus ``heldout_task``, ``train_tasks`` and ``protocol``), which
-is how the report keeps them out of every other section and puts them here.
+These rows are jobs of the held-out-task kind (:mod:`promptlearning.bench.kinds.heldout_task`,
+suites such as ``benchmarks/suites/meta_loto.yaml``): the cross-task methods are trained on
+some tasks, adapted to a held-out one with K examples per class and evaluated there. Their
+config names the kind (plus ``heldout_task``, ``train_tasks`` and ``protocol``), which is how
+the report keeps them out of every other section and puts them here.
 
 Per held-out task, one table: rows are the fixed hand-written prompt, single-task prompt
 tuning on the K examples, and each cross-task method; columns are K; cells are test
@@ -23,8 +23,8 @@ HELDOUT = "heldout"
 SENTIMENT_TASKS = frozenset({"mr", "cr", "tweets", "nyt", "rt", "tweets3", "drugs3"})
 FIXED = "fixed_prompt"
 NOTHING = ("No method in this suite is trained on some tasks and evaluated on a held-out one (that arrives with the "
-           "cross-task methods); nothing to report yet. (`python benchmarks/meta_loto.py --store DIR` records such "
-           "rows in a store.)")
+           "cross-task methods); nothing to report yet. (A suite of `kind: heldout`, e.g. "
+           "`benchmarks/suites/meta_loto.yaml`, adds such rows to a store.)")
 _PROTOCOLS = {
     "leave_one_task_out": ("Leave one task out", "each cross-task method was trained on all the other tasks"),
     "cross_domain": ("Across domains", "each cross-task method was trained on the tasks listed under each table "
@@ -35,8 +35,8 @@ Cell = dict[int, float]  # seed -> test accuracy (seed -1: a run with no seed, e
 
 
 def is_heldout(config: Any) -> bool:
-    """True for a row recorded as a held-out-task evaluation (never a suite job)."""
-    return isinstance(config, dict) and config.get("evaluation") == HELDOUT
+    """True for a held-out-task job (``kind: heldout``; rows recorded before kinds say ``evaluation: heldout``)."""
+    return isinstance(config, dict) and (config.get("kind") == HELDOUT or config.get("evaluation") == HELDOUT)
 
 
 def task_kind(task: str) -> str:
@@ -92,7 +92,8 @@ def _suite_lines(suite: str, rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         c = r["config"]
         task = str(c.get("heldout_task", r["task"]))
-        train_tasks = tuple(c.get("train_tasks") or ())
+        # what this row's prompt was trained on (prompt transfer: its one source task, which the result names)
+        train_tasks = tuple((r["result"] or {}).get("train_tasks") or c.get("train_tasks") or ())
         labels.setdefault(r["label"], (r["method"], not train_tasks))
         cells[task][(r["label"], int(r["shots"]))][int(r["seed"])] = float(r["result"]["test_accuracy"])
         if train_tasks:
@@ -144,8 +145,8 @@ def heldout_section(rows: list[dict[str, Any]], backbone: str | None = None) -> 
     lines = [head, "",
              "Cross-task methods evaluated on tasks that none of their training saw, beside the fixed hand-written "
              "prompt and single-task prompt tuning on the same task, few-shot split and test subset. Test accuracy "
-             "in %, mean ± std over seeds (n = runs); best mean per column in bold. Recorded by "
-             "`benchmarks/meta_loto.py --store`.", ""]
+             "in %, mean ± std over seeds (n = runs); best mean per column in bold. Jobs of the held-out-task "
+             "suites (`kind: heldout`).", ""]
     for suite, mine in by_suite.items():
         lines += _suite_lines(suite, mine)
     return lines

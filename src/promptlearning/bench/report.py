@@ -1,7 +1,9 @@
 """`promptlearning report SUITE_DIR`: the seed's four metrics, from the results store alone.
 
 The report reads only the SQLite store, so it can be rebuilt at any time (mid-sweep too)
-and says exactly how many runs each number rests on. Tables give mean ± std over seeds,
+and says exactly how many runs each number rests on. Besides ``report.md`` it rebuilds the
+published tables (:mod:`promptlearning.bench.tables`) that the store's suites list under
+``report:``; given a suite file instead of a directory, it builds that suite's store. Tables give mean ± std over seeds,
 per task and averaged, best in bold; figures are PNGs beside ``report.md``.
 
 The averaged column is the mean over seeds of each seed's average over tasks when every
@@ -21,7 +23,10 @@ from typing import Any
 
 from promptlearning.bench import plots
 from promptlearning.bench.heldout import heldout_section, is_heldout
+from promptlearning.bench.kinds import kind_of
 from promptlearning.bench.store import ResultStore, store_path
+from promptlearning.bench.suite import load_suite
+from promptlearning.bench.tables import write_table
 from promptlearning.errors import ConfigError
 
 FIXED_PROMPT = "fixed_prompt"
@@ -299,8 +304,29 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def published_tables(rows: list[dict[str, Any]], meta: dict[str, Any], only: Any = None) -> list[Path]:
+    """Rebuild the tables every suite recorded in this store lists under ``report:`` (``only``: one suite).
+
+    A suite's entry records its file as given when it ran; the file as it is now says which
+    tables to build, and a suite whose file is not found from here is skipped (run the report
+    from the directory the bench ran in)."""
+    done = [r for r in rows if r["status"] == "done" and r["result"]]
+    written: list[Path] = []
+    suites = [only] if only is not None else [
+        load_suite(entry["file"]) for entry in meta.get("suites", {}).values() if Path(entry.get("file", "")).is_file()]
+    for suite in suites:
+        for item in suite.raw.get("report") or []:
+            written += write_table(item, done, suite.path, suite.name)
+    return written
+
+
 def build_report(directory: str | Path, *, command: str | None = None) -> Path:
-    """Write ``report.md`` and its PNGs into the store's directory; returns the report path."""
+    """Write ``report.md`` and its PNGs into the store's directory, and the published tables of its
+    suites; returns the report path. ``directory`` may be a suite file: its store and tables."""
+    suite = None
+    if Path(directory).suffix in (".yaml", ".yml"):
+        suite = load_suite(directory)
+        directory = suite.store or Path("runs") / "bench" / suite.name
     path = store_path(directory)
     if not path.is_file():
         raise ConfigError(f"no results store at {path}; run `promptlearning bench SUITE.yaml --store {path.parent}` "
@@ -308,13 +334,16 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
     with ResultStore(path, create=False) as store:
         rows, meta, counts = store.rows(), store.meta(), store.counts()
         store.checkpoint()
-    # held-out-task rows (recorded by benchmarks/meta_loto.py) feed section 2 only, never a suite's tables
+    tables = published_tables(rows, meta, suite)
+    # held-out-task rows feed section 2 only; other kinds (prompt search) only their published tables
     heldout = [r for r in rows if is_heldout(r["config"]) and r["status"] == "done" and r["result"]]
-    rows = [r for r in rows if not is_heldout(r["config"])]
+    rows = [r for r in rows if kind_of(r["config"]) in ("experiment", "peft")]
     runs = [Run(r["label"], r["method"], r["task"], r["shots"], r["seed"], r["backbone"], r["result"])
             for r in rows if r["status"] == "done" and r["result"]]
     failed_runs = [Run(r["label"], r["method"], r["task"], r["shots"], r["seed"], r["backbone"], {})
                    for r in rows if r["status"] == "failed"]
+    if not runs and not heldout and tables:  # a store of published tables only (e.g. prompt search)
+        return tables[0]
     if not runs and not heldout:
         raise ConfigError(f"{path} has no finished runs yet ({counts['pending']} pending, {counts['failed']} failed); "
                           "run `promptlearning bench` first")

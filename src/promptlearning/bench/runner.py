@@ -1,10 +1,8 @@
 """Run a suite's jobs through the results store, in this process or in N worker processes.
 
-Every job goes through :func:`promptlearning.runs.single_task.run_experiment` (or, for
-``peft:*`` methods, :mod:`.peft_runner`, which uses the same data, head and trainer), so a
-benchmark number means what ``promptlearning train`` prints. Around each run the bench
-measures what a results table needs and training does not report: dev macro-F1, peak
-memory and the inference latency overhead against the bare backbone.
+What one job runs is its kind's business (:mod:`promptlearning.bench.kinds`: an experiment
+goes through :func:`promptlearning.runs.single_task.run_experiment`, so a benchmark number
+means what ``promptlearning train`` prints); the runner only claims, runs and records.
 
 Reliability rules: a job that raises is recorded as ``failed`` with its error type and one
 line, and the sweep goes on; Ctrl-C (or SIGTERM) puts the running job back to ``pending``
@@ -13,15 +11,10 @@ and stops; finished results are committed one by one, so nothing done is ever lo
 
 from __future__ import annotations
 
-import dataclasses
-import gc
 import multiprocessing as mp
 import os
-import platform
-import resource
 import signal
 import socket
-import statistics
 import threading
 import time
 import traceback
@@ -31,137 +24,31 @@ from typing import Any
 
 import torch
 
+from promptlearning.bench.kinds import get_kind, kind_of
+from promptlearning.bench.measure import (
+    cpu_model,
+    machine_info,
+    measure_latency,
+    peak_memory_mb,
+    reset_peak_memory,
+)
 from promptlearning.bench.store import ResultStore, new_owner
-from promptlearning.bench.suite import Job, Suite, experiment_config
+from promptlearning.bench.suite import Job, Suite
+
+__all__ = ["cpu_model", "execute_job", "machine_info", "measure_latency", "peak_memory_mb", "reset_peak_memory",
+           "run_bench", "threads_per_worker"]
 
 Log = Callable[[str], None]
 HEARTBEAT_SECONDS = 60.0
 
 
-# ---------------------------------------------------------------------------- the machine
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict[str, Any]:
-    """Where and with what the numbers were measured (goes into every row and the report)."""
-    import transformers
-
-    from promptlearning.version import __version__
-
-    info: dict[str, Any] = {"host": socket.gethostname(), "cpu": cpu_model(), "cpu_cores": os.cpu_count(),
-                            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-                            "torch": torch.__version__, "transformers": transformers.__version__,
-                            "promptlearning": __version__, "gpu": None}
-    try:
-        import peft
-
-        info["peft"] = peft.__version__
-    except ImportError:
-        info["peft"] = None
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
-# ---------------------------------------------------------------------------- measurements
-def reset_peak_memory(device: torch.device | None = None) -> str:
-    """Start a fresh peak; returns what the peak will mean (stated in the report)."""
-    if device is not None and device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return "cuda max_memory_allocated"
-    try:  # Linux: writing 5 resets the RSS high-water mark that getrusage reports
-        Path("/proc/self/clear_refs").write_text("5")
-        return "process RSS high-water mark during the job (CPU)"
-    except OSError:
-        return "process RSS high-water mark since the process started (CPU)"
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-    return kb / 1024 if platform.system() != "Darwin" else kb / 2**20
-
-
-@torch.no_grad()
-def measure_latency(model: Any, items: list[Any], batch_size: int, repeats: int = 3) -> dict[str, Any]:
-    """Median forward time of the model and of the bare backbone on the same eval batch."""
-    from promptlearning.data.batching import batches
-
-    if not items:
-        return {}
-    batch = batches(items[:batch_size], batch_size, model.pad_id, model.left_pad)[0].to(model.device)
-    batch = dataclasses.replace(batch, labels=None)
-    bare = model.backbone.model
-    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
-
-    def timed(fn: Callable[[], Any]) -> float:
-        sync()
-        started = time.perf_counter()
-        fn()
-        sync()
-        return time.perf_counter() - started
-
-    def run_model() -> Any:
-        return model(batch)
-
-    def run_bare() -> Any:
-        return bare(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-
-    was_training = model.training
-    model.eval()
-    timed(run_model), timed(run_bare)  # warm-up
-    ours, base = [], []
-    for _ in range(repeats):  # interleaved, so drift in machine load hits both alike
-        ours.append(timed(run_model))
-        base.append(timed(run_bare))
-    model.train(was_training)
-    m, b = statistics.median(ours), statistics.median(base)
-    return {"latency_model_ms": 1000 * m, "latency_backbone_ms": 1000 * b, "latency_overhead": m / b,
-            "latency_batch": len(batch), "latency_seq_len": int(batch.input_ids.shape[1])}
-
-
 # ---------------------------------------------------------------------------- one job
-def execute_job(job: Job, log: Log = lambda _: None) -> dict[str, Any]:
-    """Run one job and return everything the store keeps about it (raises on failure)."""
-    from promptlearning.runs.single_task import load_data, make_split, run_experiment
-    from promptlearning.training.metrics import evaluate
+def execute_job(job: Job, log: Log = lambda _: None, workdir: Path | None = None) -> dict[str, Any]:
+    """Run one job through its kind's module and return everything the store keeps (raises on failure).
 
-    cfg = experiment_config(job.config)
-    device = torch.device("cuda") if cfg.train.device != "cpu" and torch.cuda.is_available() else torch.device("cpu")
-    memory_kind = reset_peak_memory(device)
-    if job.config["runner"] == "peft":
-        from promptlearning.runs.peft_runner import run_peft_experiment
-
-        result = run_peft_experiment(cfg, log=log)
-    else:
-        result = run_experiment(cfg, log=log, baseline=False)
-    model = result.pop("_model")
-    result.pop("adapter", None)
-    result["peak_memory_mb"] = peak_memory_mb(device)
-    result["peak_memory_kind"] = memory_kind
-    split = make_split(cfg.data, load_data(cfg.data))
-    dev = evaluate(model, model.encode(split.dev), cfg.train.eval_batch_size) if split.dev else {}
-    result["dev_macro_f1"] = dev.get("macro_f1")
-    test_items = model.encode(split.test[: cfg.train.eval_batch_size])  # the model's own template, if any
-    result.update(measure_latency(model, test_items, cfg.train.eval_batch_size))
-    result["batch_size"] = cfg.train.batch_size
-    result["lr"] = cfg.train.lr
-    result["label"] = job.label
-    result["task"] = job.task
-    result["dev_curve"] = [list(point) for point in result.get("dev_curve", [])]
-    result["machine"] = machine_info()
-    result["load_avg_1m"] = os.getloadavg()[0]  # other work on the machine slows every timing
-    del model
-    gc.collect()
-    return result
+    ``workdir`` (the store's directory) is where a kind keeps what several jobs share, such as
+    the source model of held-out-task jobs."""
+    return get_kind(kind_of(job.config)).execute(job, log, workdir=workdir)
 
 
 def one_line(exc: BaseException) -> str:
@@ -196,7 +83,7 @@ class _Heartbeat:
 
 def _describe(job: Job) -> str:
     c = job.config
-    return f"{job.task} {job.label} K={c['data']['shots']} seed {c['train']['seed']}"
+    return f"{job.task} {job.label} K={c['data']['shots']} seed {c['train'].get('seed')}"
 
 
 def run_one(store: ResultStore, job: Job, owner: str, log: Log, verbose: bool = False) -> str:
@@ -204,7 +91,7 @@ def run_one(store: ResultStore, job: Job, owner: str, log: Log, verbose: bool = 
     started = time.perf_counter()
     try:
         with _Heartbeat(store.path, job.key, owner):
-            result = execute_job(job, log if verbose else (lambda _: None))
+            result = execute_job(job, log if verbose else (lambda _: None), workdir=store.path.parent)
     except KeyboardInterrupt:
         store.release(job.key, owner)
         log(f"interrupted: {_describe(job)} is pending again")
@@ -215,9 +102,11 @@ def run_one(store: ResultStore, job: Job, owner: str, log: Log, verbose: bool = 
         return "failed"
     store.finish(job.key, owner, result)
     counts = store.counts()
-    log(f"[{counts['done'] + counts['failed']}/{sum(counts.values())}] {_describe(job)}: "
-        f"test {result['test_accuracy']:.4f} dev {result['dev_accuracy']:.4f} "
-        f"({time.perf_counter() - started:.0f} s, {result['seconds_per_step']:.3f} s/step)")
+    numbers = "".join(f" {name} {result[key]:.4f}" for name, key in (("test", "test_accuracy"), ("dev", "dev_accuracy"))
+                      if isinstance(result.get(key), float))
+    per_step = f", {result['seconds_per_step']:.3f} s/step" if result.get("seconds_per_step") is not None else ""
+    log(f"[{counts['done'] + counts['failed']}/{sum(counts.values())}] {_describe(job)}:{numbers} "
+        f"({time.perf_counter() - started:.0f} s{per_step})")
     return "done"
 
 

@@ -82,6 +82,12 @@ def _owner_dead(owner: str | None) -> bool:
     return False
 
 
+def _seed(config: dict[str, Any]) -> int:
+    """A job's seed column: -1 for a job that draws nothing at random (a fixed prompt has none)."""
+    seed = config["train"].get("seed")
+    return -1 if seed is None else int(seed)
+
+
 def extends(old: Any, new: Any, defaults: Any) -> bool:
     """True when ``new`` is ``old`` plus keys (at any depth) that hold their default values."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -150,7 +156,7 @@ class ResultStore:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO runs (key, suite, label, task, method, shots, seed, backbone, config, "
                     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (job.key, suite, job.label, job.task, c["method"], c["data"]["shots"], c["train"]["seed"],
+                    (job.key, suite, job.label, job.task, c["method"], c["data"]["shots"], _seed(c),
                      c["backbone"], canonical_json(c), now))
                 if cur.rowcount:
                     added += 1
@@ -164,7 +170,7 @@ class ResultStore:
             return
         c = job.config
         for row in db.execute("SELECT key, config FROM runs WHERE task = ? AND method = ? AND shots = ? AND seed = ? "
-                              "AND backbone = ?", (job.task, c["method"], c["data"]["shots"], c["train"]["seed"],
+                              "AND backbone = ?", (job.task, c["method"], c["data"]["shots"], _seed(c),
                                                    c["backbone"])).fetchall():
             if extends(json.loads(row["config"]), c, job.defaults):
                 db.execute("UPDATE runs SET key = ?, config = ? WHERE key = ?", (job.key, canonical_json(c), row["key"]))
@@ -209,7 +215,7 @@ class ResultStore:
 
     def record_done(self, suite: str, label: str, task: str, method: str, shots: int, seed: int | None,
                     backbone: str, config: dict[str, Any], result: dict[str, Any]) -> str:
-        """Record a result computed outside the bench (e.g. ``benchmarks/meta_loto.py``); returns its key.
+        """Record a result computed outside the bench (rows kept from before their job kind existed); returns its key.
 
         The row is keyed like a suite job, by the hash of ``config``, and written as ``done``:
         recording the same config again updates that row's result (and names) instead of adding

@@ -1,22 +1,19 @@
-"""The SPT comparison table, from the fewshot16 store (which the spt suite shares).
-
-    python benchmarks/spt_table.py --store benchmarks/results/fewshot16 --out benchmarks/results/spt.md
+"""The SPT comparison (``spt.md`` and ``spt_gates.png``), from the store the spt suite shares with fewshot16.
 
 For every task with SPT runs: test accuracy (mean ± std over the seeds SPT ran), the layers each
 run chose, the search's cost against plain training of the all-layer model, and the final
-model's seconds per training step against the all-layer model (same task and seed).
+model's seconds per training step against the all-layer model (same task and seed). The
+isolated step times of ``benchmarks/spt_step_time.py`` (``spt_step_time.json`` beside the
+output) add the fair cost comparison when present.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-
-from promptlearning.bench.store import ResultStore
 
 ORDER = ["spt", "spt_darts", "spt_all_layers", "spt_middle_layer", "spt_first_k", "spt_last_k", "spt_random_k",
          "prompt_tuning", "finetune"]
@@ -66,13 +63,9 @@ def plot_gates(runs: dict[tuple[str, str], dict[int, dict[str, Any]]], tasks: li
     return path
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--store", default="benchmarks/results/fewshot16")
-    p.add_argument("--out", default="benchmarks/results/spt.md")
-    args = p.parse_args()
-    with ResultStore(args.store) as store:
-        rows = [r for r in store.rows("done") if r["result"]]
+def write(rows: list[dict[str, Any]], out: Path, entry: dict[str, Any], suite: str) -> list[Path]:
+    """spt.md (and spt_gates.png beside it) from the store's done rows."""
+    rows = [r for r in rows if r["result"]]
     spt_keys = {(r["task"], r["seed"]) for r in rows if r["label"] in ("spt", "spt_darts")}
     runs: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
@@ -86,8 +79,9 @@ def main() -> None:
              "retrained from scratch on all of it. SPT-DARTS = straight-through gates + KL consistency (weight 1). "
              "Only the seeds SPT ran on each task are counted, for every row. Machine: the 2-core CPU dev box, one "
              "torch thread per process, other benchmark processes running alongside (so seconds are inflated "
-             "but comparable within a task). Produced by `promptlearning bench benchmarks/suites/spt.yaml` and "
-             "`python benchmarks/spt_table.py`.", "",
+             "but comparable within a task). Produced by " + str(entry.get("produced_by") or
+             "`promptlearning bench benchmarks/suites/spt.yaml` and `promptlearning report benchmarks/suites/spt.yaml`")
+             + ".", "",
              "## Test accuracy (%)", "", "| method | " + " | ".join(tasks) + " | mean |", "|---|" + "---:|" * (len(tasks) + 1)]
     for label in ORDER:
         cells, means = [], []
@@ -139,14 +133,14 @@ def main() -> None:
               "flows below it. The ratios mix runs made under different loads (up to six processes on two cores, "
               "changing over the session), so they are indicative only: the isolated, interleaved timing in "
               "[spt_step_time.md](spt_step_time.md) (`benchmarks/spt_step_time.py`) is the fair measure.", ""]
-    figure = plot_gates(runs, tasks, Path(args.out).with_name("spt_gates.png"))
+    figure = plot_gates(runs, tasks, out.with_name("spt_gates.png"))
     if figure is not None:
         lines += ["## Learned gates", "", f"![SPT gates per layer]({figure.name})", "",
                   "Left: each layer's final gate probability p_l, mean over the five seeds, per task (SPT, sigmoid "
                   "gates). Right: how often each layer was among the two chosen, over all tasks and seeds. The gate "
                   "history of one search over its steps is `gates.png` in any `train --method spt` run directory "
                   "(an example is in the README).", ""]
-    timing = Path(args.out).parent / "spt_step_time.json"
+    timing = out.parent / "spt_step_time.json"
     if timing.is_file():  # the isolated, interleaved step times: the fair cost comparison
         rows_t = {r["setting"]: r for r in json.loads(timing.read_text())["rows"]}
         search_steps, train_steps = 50, 100  # the spt suite's protocol
@@ -161,9 +155,5 @@ def main() -> None:
             phase = r["ratio"] * (search_steps if name.startswith("search") else train_steps) / train_steps
             lines.append(f"| {name} | {r['trainable_params']:,} | {r['ratio']:.2f} | {phase:.2f} |")
         lines.append("")
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
-
-
-if __name__ == "__main__":
-    main()
+    out.write_text("\n".join(lines) + "\n")
+    return [out] + ([figure] if figure is not None else [])

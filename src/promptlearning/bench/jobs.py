@@ -1,0 +1,119 @@
+"""A job and what every kind's suite parser shares: its key, strict field checks, tasks.
+
+A job's identity in the store is the hash of its canonical JSON config, so a re-run finds
+its result and a changed setting is a new job. Kept apart from :mod:`.suite` (which picks
+the kind that expands a file) so that the kinds can use these helpers without a cycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptlearning.errors import ConfigError, UnknownNameError
+
+# Settings that change how a job is shown or logged, never its numbers: kept out of the hash.
+_NOT_HASHED_TRAIN = ("quiet",)
+TASK_FILE_KEYS = ("name", "train_file", "test_file", "text_column", "text_b_column", "label_column", "description")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: a resolved configuration, its hash and how tables name it."""
+
+    key: str
+    label: str  # the method's name in tables (a suite may run one method with two settings)
+    config: dict[str, Any]
+    # every setting's default, so the store can tell a newly added field (at its default) from a change
+    defaults: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def task(self) -> str:
+        return str(self.config["task_name"])
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per configuration (sorted keys, no spaces), so equal configs hash equally."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def job_key(config: dict[str, Any]) -> str:
+    """The job's identity in the store: a hash of its canonical JSON."""
+    hashed = json.loads(canonical_json(config))
+    for name in _NOT_HASHED_TRAIN:
+        hashed.get("train", {}).pop(name, None)
+    return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:24]
+
+
+def fail(path: Path, message: str) -> ConfigError:
+    return ConfigError(f"suite {path}: {message}")
+
+
+def as_list(value: Any, what: str, path: Path) -> list[Any]:
+    if value is None:
+        raise fail(path, f"'{what}' is missing; add e.g. {what}: [..]")
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise fail(path, f"'{what}' is empty; list at least one")
+    return items
+
+
+def ints(value: Any, what: str, path: Path) -> list[int]:
+    items = as_list(value, what, path)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        raise fail(path, f"'{what}' must be integers (got {items!r})")
+    return [int(v) for v in items]
+
+
+def check_backbone(name: Any, path: Path) -> str:
+    from promptlearning.backbones import ALIASES, ZOO
+
+    if not isinstance(name, str) or not name:
+        raise fail(path, f"backbone must be a name or directory (got {name!r})")
+    if name in ZOO or name in ALIASES or os.path.isdir(name) or "/" in name:
+        return name
+    raise UnknownNameError(f"suite {path}: unknown backbone {name!r}; choose one of {', '.join(sorted(ZOO))}, "
+                           "a local model directory or a hub id")
+
+
+def _file_digest(file: str) -> str:
+    try:
+        return hashlib.sha256(Path(file).read_bytes()).hexdigest()[:16]
+    except OSError as exc:
+        raise ConfigError(f"data file {file} cannot be read ({exc.strerror}); check the path in the suite") from exc
+
+
+def suite_tasks(value: Any, path: Path) -> list[dict[str, Any]]:
+    """Each task as DataConfig fields plus its display name (``task_name``)."""
+    from promptlearning.data import get_task, list_tasks
+
+    if value == "all":
+        return [{"task": spec.name, "task_name": spec.name} for spec in list_tasks()]
+    out: list[dict[str, Any]] = []
+    for item in as_list(value, "tasks", path):
+        if isinstance(item, str):
+            try:
+                get_task(item)
+            except UnknownNameError as exc:
+                raise UnknownNameError(f"suite {path}: {exc}") from None
+            out.append({"task": item, "task_name": item})
+        elif isinstance(item, dict):
+            unknown = sorted(set(item) - set(TASK_FILE_KEYS))
+            if unknown or "train_file" not in item:
+                raise fail(path, f"a task given as a mapping needs train_file and only {', '.join(TASK_FILE_KEYS)}"
+                                  + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+            entry = {k: v for k, v in item.items() if k != "name"}
+            for key in ("train_file", "test_file"):
+                if entry.get(key):
+                    entry[key] = str((path.parent / str(entry[key])).resolve())
+                    entry[f"{key}_sha256"] = _file_digest(entry[key])
+            entry["task"] = None
+            entry["task_name"] = str(item.get("name") or Path(str(item["train_file"])).stem)
+            out.append(entry)
+        else:
+            raise fail(path, f"each task is a registered name or a mapping with train_file (got {item!r})")
+    return out
