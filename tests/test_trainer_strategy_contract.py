@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from promptlearning.backbones import Backbone
+from promptlearning.configs import option
 from promptlearning.data.examples import Example
 from promptlearning.data.task_info import TaskInfo
 from promptlearning.heads.base import HeadConfig
@@ -28,7 +29,14 @@ from promptlearning.training import TrainConfig
 from promptlearning.training.distill import DistillConfig
 from promptlearning.training.gate_search import SearchConfig
 from promptlearning.training.meta_learning import MetaConfig
-from promptlearning.training.strategies import STRATEGIES, TrainerInputs, TrainerStrategy, select_strategy
+from promptlearning.training.strategies import (
+    STRATEGIES,
+    RunShape,
+    TrainerInputs,
+    TrainerStrategy,
+    select_strategy,
+)
+from promptlearning.training.trainer import Trainer
 
 from .conftest import toy_examples
 from .meta_toys import toy_data
@@ -149,3 +157,47 @@ def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(strategy: TrainerS
     assert result.calls["whole"] == STEPS
     done = CUT_AT // CHECKPOINT_EVERY * CHECKPOINT_EVERY  # steps saved by the last checkpoint before the kill
     assert result.calls["resumed"] == STEPS - done, "the resumed run did not continue from the checkpoint"
+
+
+# ---------------------------------------------------------------------------- a new strategy is one table line
+@dataclasses.dataclass
+class _EveryOtherConfig:
+    stride: int = option(2, "use every stride-th batch (a toy strategy)")
+
+
+class _EveryOtherTrainer(Trainer):
+    def __init__(self, *args: Any, every_other: _EveryOtherConfig, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.every_other = every_other
+
+
+def _wants_every_other(shape: RunShape) -> bool:
+    return bool(shape.sections.get("every_other") and shape.sections["every_other"].stride > 2)
+
+
+def test_a_new_strategy_is_one_table_line(monkeypatch: pytest.MonkeyPatch, bert: Backbone) -> None:
+    """Its flags, its section in the experiment config and its selection come from the table alone."""
+    from promptlearning.cli.main import build_parser
+    from promptlearning.cli.options import experiment_values
+    from promptlearning.runs.single_task import with_strategy_sections
+    from promptlearning.training import strategies
+
+    new = TrainerStrategy("every_other", _EveryOtherTrainer, "a toy", _EveryOtherConfig, "every_other",
+                          applies=_wants_every_other, flag_group="every other batch")
+    monkeypatch.setattr(strategies, "STRATEGIES", (*STRATEGIES, new))
+    values = experiment_values(build_parser().parse_args(["train", "--task", "mr", "--stride", "3"]))
+    assert values["every_other"] == {"stride": 3}
+
+    @with_strategy_sections
+    class Experiment:
+        pass
+
+    assert dataclasses.fields(dataclasses.dataclass(Experiment))[-1].name == "every_other"
+    model = _one_task_model("p_tuning_v2")(copy.deepcopy(bert))
+    chosen = strategies.select_strategy({"every_other": _EveryOtherConfig(stride=3)}, False, model.method)
+    assert chosen is new
+    assert strategies.select_strategy({"every_other": _EveryOtherConfig()}, False, model.method).name == "plain"
+    items = model.encode(toy_examples(2))
+    trainer = chosen.make_trainer(TrainerInputs(model, TrainConfig(), items, items,
+                                                sections={"every_other": _EveryOtherConfig(stride=3)}))
+    assert isinstance(trainer, _EveryOtherTrainer) and trainer.every_other.stride == 3

@@ -28,9 +28,9 @@ from promptlearning.training.metrics import evaluate, majority_accuracy
 from promptlearning.training.multitask import MultiTaskConfig
 from promptlearning.training.strategies import (
     PLAIN,
-    STRATEGIES,
     TrainerInputs,
     check_requests,
+    configured_strategies,
     sections_of,
     select_strategy,
 )
@@ -43,7 +43,7 @@ def with_strategy_sections(cls: type[T]) -> type[T]:
 
     Sections declared on ``cls`` keep their declaration (and static type); a strategy added to the
     table gets its field here, defaulting to its config's defaults, with no edit to this module."""
-    for strategy in STRATEGIES:
+    for strategy in configured_strategies():
         name, config = strategy.section, strategy.config
         if name is None or config is None or name in cls.__dict__.get("__annotations__", {}):
             continue
