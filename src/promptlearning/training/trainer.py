@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,8 +77,10 @@ def parameter_groups(model: PromptModel, config: TrainConfig) -> list[dict[str, 
 
 
 def describe_groups(groups: list[dict[str, Any]]) -> str:
-    return "; ".join(f"{g['name']}: {sum(p.numel() for p in g['params']):,} params lr={g['lr']:g} "
-                     f"wd={g['weight_decay']:g}" for g in groups)
+    """One line per optimizer group with its peak learning rate (a schedule rewrites ``lr`` during warm-up;
+    ``initial_lr`` is what was set)."""
+    return "; ".join(f"{g['name']}: {sum(p.numel() for p in g['params']):,} params "
+                     f"lr={g.get('initial_lr', g['lr']):g} wd={g['weight_decay']:g}" for g in groups)
 
 
 def linear_schedule(total: int, warmup_ratio: float) -> Callable[[int], float]:
@@ -109,6 +112,13 @@ def _digest(items: list[Encoded]) -> str:
     for e in items:
         h.update(repr((e.input_ids, e.token_type_ids, e.label, e.task_id, e.slots)).encode())
     return h.hexdigest()[:32]
+
+
+def _is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 #: run_info keys that say which data and teachers a run uses (others, like a search's timings, are reports)
@@ -202,8 +212,11 @@ class Trainer:
             self._metrics_path().write_text("")
         self.model.train()
         params = [p for g in groups for p in g["params"]]
-        bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=cfg.quiet, desc="train", unit="step",
-                   dynamic_ncols=True)
+        # a bar on a terminal; in a log file one line per evaluation instead of hundreds of redraws
+        self._log_lines = not cfg.quiet and not _is_terminal()
+        self._started, self._start_step = time.perf_counter(), state["step"]
+        bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=cfg.quiet or self._log_lines, desc="train",
+                   unit="step", dynamic_ncols=True)
         try:
             if cfg.eval_at_start and state["step"] == 0:
                 self._evaluate(state)
@@ -224,9 +237,11 @@ class Trainer:
                 state["train_seconds"] += time.perf_counter() - started
                 state["step"] = step + 1
                 bar.update(1)
-                if state["step"] % cfg.log_every == 0:
+                self._last_loss = loss.item()
+                if state["step"] % cfg.log_every == 0 or state["step"] == cfg.max_steps:
                     self._log({"step": state["step"], "loss": round(loss.item(), 6), "lr": schedule.get_last_lr()[0]})
-                    bar.set_postfix(loss=f"{loss.item():.4f}", best_dev=f"{max(state['best_dev'], 0):.3f}")
+                    best = f"{state['best_dev']:.3f}" if state["best_step"] >= 0 else "-"
+                    bar.set_postfix(loss=f"{loss.item():.4f}", best_dev=best)
                 if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.max_steps:
                     self._evaluate(state)
                 if self.output_dir is not None and (
@@ -243,6 +258,16 @@ class Trainer:
                            history=state["history"], stopped_early=state["stopped_early"])
 
     # ------------------------------------------------------------------ pieces
+    def _print_progress(self, state: dict[str, Any], dev: float) -> None:
+        """The log-file form of the progress bar: step, loss, dev, best so far and time left."""
+        done = state["step"] - self._start_step
+        elapsed = time.perf_counter() - self._started
+        left = elapsed / done * (self.config.max_steps - state["step"]) if done else 0.0
+        best = max(state["best_dev"], dev)
+        loss = getattr(self, "_last_loss", float("nan"))
+        tqdm.write(f"step {state['step']}/{self.config.max_steps}  loss {loss:.4f}  dev {dev:.4f}  "
+                   f"best {best:.4f}  elapsed {elapsed:.0f} s  left ~{left:.0f} s")
+
     def _kept_note(self) -> str:
         if self.output_dir is not None and (self.output_dir / BEST_DIR).is_dir():
             return f" (the last good adapter is kept in {self.output_dir / BEST_DIR})"
@@ -280,6 +305,8 @@ class Trainer:
                   **self.extra_record()}
         state["history"].append(record)
         self._log(record)
+        if getattr(self, "_log_lines", False):
+            self._print_progress(state, scores["accuracy"])
         if scores["accuracy"] > state["best_dev"]:
             state["best_dev"], state["best_step"], state["bad_evals"] = scores["accuracy"], state["step"], 0
             self._keep_best(state)
