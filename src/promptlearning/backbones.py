@@ -279,8 +279,8 @@ def _hub_missing(name: str) -> BackboneError:
     return BackboneError(
         f"{name!r} is neither a packaged backbone nor a model in the Hugging Face cache, and models are never "
         f"downloaded at run time; on a machine with network run `hf download {name}` and copy its cache "
-        "(~/.cache/huggingface) here, or save the model to a folder and pass --backbone FOLDER "
-        "(packaged ones: `promptlearning backbones`)"
+        "(~/.cache/huggingface) here, or save the model to a folder and pass --backbone FOLDER; "
+        f"packaged ones: {', '.join(sorted(ZOO))}"
     )
 
 
