@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from promptlearning.adapters import (
@@ -49,7 +48,7 @@ def check_template(template: Template | None, method: PromptMethod) -> None:
 
 @dataclass
 class ModelOutput:
-    logits: torch.Tensor  # (B, C)
+    logits: torch.Tensor  # (B, C) for heads with one label per input (see heads.base.OutputKind)
     loss: torch.Tensor | None = None
 
 
@@ -179,8 +178,8 @@ class PromptModel(nn.Module):
     def forward(self, batch: Batch) -> ModelOutput:
         if self.method.task_repr_kind is not None and batch.task_repr is None:
             batch = dataclasses.replace(batch, task_repr=self.task_reprs[batch.task_ids.to(self.task_reprs.device)])
-        logits = self.head.score(batch, self._run)  # (B, C)
-        loss = F.cross_entropy(logits, batch.labels) if batch.labels is not None else None
+        logits = self.head.score(batch, self._run)  # (B, C): the shape the head's `output` declares
+        loss = self.head.loss(logits, batch.labels) if batch.labels is not None else None
         return ModelOutput(logits, loss)
 
     def _run(self, batch: Batch) -> tuple[torch.Tensor, Any]:
@@ -307,7 +306,7 @@ def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptMod
     try:
         cls = get_method(config["method"])
         method = cls(cls.config_class.from_dict(config["method_config"]), backbone)
-        head = build_head(HeadConfig.from_dict(config["head"]), backbone, config["labels"])
+        head = build_head(HeadConfig.from_saved(config["head"]), backbone, config["labels"])
         tasks = [TaskInfo.from_dict(t) for t in config["tasks"]] if config.get("tasks") else None
         model = PromptModel(backbone, method, head, config["labels"], task=config.get("task"),
                             max_length=int(config.get("max_length", 128)), template=config.get("template"),

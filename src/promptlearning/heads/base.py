@@ -1,65 +1,115 @@
-"""Heads: turn the backbone's last hidden states into class scores.
+"""The head interface: what turns the prompted backbone's last hidden states into a task's outputs.
 
-Pluggable through a small registry, like methods. The classification head pools only the
-input's positions (never the prompt's), so pooling means the same with and without a prompt.
+A head is an ``nn.Module`` registered under a ``kind`` with its own config class (a
+:class:`~promptlearning.heads.config.HeadConfig` subclass in the same module). Besides scoring,
+it *declares* what callers need to know, so that no caller ever branches on a kind:
+
+- ``output`` (:class:`OutputKind`): the shape and meaning of its scores, and so which loss,
+  metrics and decoding apply;
+- ``needs_training``: whether it has parameters that must be trained before its scores mean
+  anything (prompt search refuses such heads);
+- ``serves_many_tasks``: whether one head scores several tasks' label sets (multi-task runs,
+  adapting to an unseen task, distillation);
+- ``needs_lm_head`` and :meth:`Head.check_backbone`: which backbones it can serve.
+
+Where the coming heads go (issues 19 and 23); each is one new module in this package:
+
+- **token labelling** (``token_classification.py``): ``output = OutputKind.TOKEN_LABELS``; its
+  :meth:`Head.forward` drops the prompt positions and returns (B, L, C) over the input positions,
+  scoring a word by its first sub-token; :meth:`Head.loss` is cross-entropy over (B, L, C) against
+  (B, L) labels holding -100 wherever nothing is scored (a word's later sub-tokens, template
+  words, padding). A probe built without a task calls ``forward`` alone, so the head reads
+  everything it needs from the hidden states and the context.
+- **language modelling** (``language_modeling.py``): ``output = OutputKind.TEXT``,
+  ``needs_lm_head = True``, ``needs_training = False`` (like the verbaliser it borrows the
+  frozen LM head, captured at construction and not saved); it returns (B, L, V) next-token
+  logits and its ``loss`` is the shifted cross-entropy on the target tokens only (labels -100 on
+  the prompt and the input); ``check_backbone`` refuses encoders. Generation stays
+  :meth:`PromptModel.generate`.
+- **image heads** (issue 23): an image backbone hands the same (B, P + S, H) hidden states, its S
+  positions being patches (and the CLS token) with ``ctx.text_mask`` marking them, so the
+  classification head's pooling applies as is; a head that reads the frozen model's own classifier
+  (a label mapping over ImageNet classes, the image counterpart of the verbaliser) captures that
+  classifier at construction as the verbaliser captures the LM head, and refuses backbones without
+  one in ``check_backbone``.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from promptlearning.backbones import Backbone
 from promptlearning.context import PromptContext
 from promptlearning.data.batching import Batch
-from promptlearning.errors import ConfigError, UnknownNameError
+from promptlearning.errors import ConfigError
+from promptlearning.heads.config import (  # noqa: F401  (re-exported: the heads' public names live here)
+    HEADS,
+    HeadConfig,
+    LabelWordsConfig,
+    ensure_heads_registered,
+    get_head,
+    head_kinds,
+    legacy_key,
+    register_head,
+)
+from promptlearning.heads.pooling import POOLINGS, check_pooling, pool  # noqa: F401  (re-exported)
 
-POOLINGS = ("auto", "cls", "mean", "last")
+Runner = Callable[[Batch], tuple[torch.Tensor, PromptContext]]
 
 
-@dataclass
-class HeadConfig:
-    kind: str = "classification"
-    pooling: str = "auto"  # auto: mean for encoders, last token for decoders
-    dropout: float = 0.1
-    label_words: dict[str, list[str]] | None = None  # verbalizer: words per label (default: the label names)
+class OutputKind(enum.StrEnum):
+    """What a head's scores are. Losses, metrics, decoding and the contract test read this, never a kind."""
 
-    def __post_init__(self) -> None:
-        ensure_heads_registered()
-        if self.kind not in HEADS:
-            raise UnknownNameError(f"unknown head {self.kind!r}; choose one of: {', '.join(sorted(HEADS))}")
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"unknown pooling {self.pooling!r}; choose one of: {', '.join(POOLINGS)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"head dropout must be in [0, 1) (got {self.dropout})")
+    LABEL = "label"
+    """One label per input: (B, C) scores over the row's task's labels; gold labels (B,)."""
+    TOKEN_LABELS = "token_labels"
+    """One label per input position: (B, L, C); gold labels (B, L), -100 where nothing is scored."""
+    TEXT = "text"
+    """Next-token logits of a causal LM: (B, L, V); gold target token ids (B, L), -100 on prompt and input."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> HeadConfig:
-        from promptlearning.configs import build
-
-        return build(cls, values, "head option(s)")
+    def shape(self, rows: int, positions: int, classes: int, vocab: int) -> tuple[int, ...]:
+        """The shape of a head's scores for ``rows`` inputs of ``positions`` input positions each."""
+        if self is OutputKind.LABEL:
+            return (rows, classes)
+        if self is OutputKind.TOKEN_LABELS:
+            return (rows, positions, classes)
+        return (rows, positions, vocab)
 
 
 class Head(nn.Module):
+    """Base of every head. A subclass sets the class attributes below and overrides :meth:`forward`."""
+
     kind: ClassVar[str] = ""
+    config_class: ClassVar[type[HeadConfig]] = HeadConfig
+    summary: ClassVar[str] = ""
+    output: ClassVar[OutputKind] = OutputKind.LABEL
+    needs_training: ClassVar[bool] = True  # has parameters that mean nothing until trained
+    serves_many_tasks: ClassVar[bool] = False  # one head scores several tasks' label sets
+    needs_lm_head: ClassVar[bool] = False  # reads the backbone's (frozen) language-modelling head
 
     def __init__(self, config: HeadConfig, backbone: Backbone, labels: Sequence[str]) -> None:
         super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} is built from a {self.config_class.__name__}, "
+                            f"not a {type(config).__name__}")
+        self.check_backbone(backbone)
         self.config = config
         self.num_labels = len(labels)
 
-    @property
-    def serves_many_tasks(self) -> bool:
-        """Whether one head can score several tasks' label sets (no per-task weights)."""
-        return False
+    @classmethod
+    def check_backbone(cls, backbone: Backbone) -> None:
+        """Refuse, with a one-line fix, a backbone this head cannot serve (by default: one lacking
+        the LM head the head needs). Heads with other needs (a causal LM, an image classifier)
+        extend it."""
+        if cls.needs_lm_head and backbone.lm_head is None:
+            raise ConfigError(f"the {cls.kind} head needs a backbone with an LM head (e.g. smollm2-135m); "
+                              f"{backbone.info.name} has none: use --head classification")
 
     def add_task(self, task: Any, backbone: Backbone, index: int) -> None:
         """Make room for another task's labels. Heads with per-task weights serve only the one they were built for."""
@@ -72,59 +122,25 @@ class Head(nn.Module):
         """The template this head wants for a task (its name and labels) when the user and the method give none."""
         return None
 
-    def forward(self, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor:  # (B, C)
+    def forward(self, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor:
+        """Scores from the last hidden states (B, P + L, H): the first ``ctx.num_prompt_positions``
+        are the prompt's, ``ctx.text_mask`` (B, L) marks the real input positions. The shape is
+        the one :attr:`output` declares."""
         raise NotImplementedError
 
-    def score(self, batch: Batch, run: Callable[[Batch], tuple[torch.Tensor, PromptContext]]) -> torch.Tensor:
-        """Class scores for a batch; ``run`` forwards the prompted backbone. Heads that need other
-        inputs than the batch itself (e.g. multi-token label words) override this."""
+    def score(self, batch: Batch, run: Runner) -> torch.Tensor:
+        """Scores for a batch; ``run`` forwards the prompted backbone. Heads that need other inputs
+        than the batch itself (e.g. multi-token label words) override this."""
         hidden, ctx = run(batch)
         return self(hidden, ctx)
 
-
-def pool(hidden: torch.Tensor, text_mask: torch.Tensor, how: str) -> torch.Tensor:
-    """Pool the input positions of (B, L, H) hidden states into (B, H)."""
-    mask = text_mask.to(hidden.dtype).unsqueeze(-1)  # (B, L, 1)
-    if how == "mean":
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-    if how == "cls":
-        return hidden[:, 0]
-    if how == "last":
-        # index of each row's last attended position (works for left and right padding)
-        positions = torch.arange(text_mask.shape[1], device=hidden.device)
-        last = (text_mask.long() * positions).argmax(dim=1)  # (B,)
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    raise ConfigError(f"unknown pooling {how!r}; choose one of: {', '.join(POOLINGS)}")
-
-
-HEADS: dict[str, type[Head]] = {}
-
-
-def register_head(cls: type[Head]) -> type[Head]:
-    """Class decorator: make a head available by its ``kind`` (API, CLI, adapters)."""
-    if not cls.kind:
-        raise TypeError(f"{cls.__name__} needs a non-empty `kind`")
-    if cls.kind in HEADS and HEADS[cls.kind] is not cls:
-        raise TypeError(f"head kind {cls.kind!r} is already registered by {HEADS[cls.kind].__name__}")
-    HEADS[cls.kind] = cls
-    return cls
-
-
-def ensure_heads_registered() -> None:
-    """Import every module of the heads package so their ``@register_head`` decorators run."""
-    from promptlearning.registry import import_submodules
-
-    import_submodules("promptlearning.heads", skip=frozenset({"base"}))
-
-
-def head_kinds() -> list[str]:
-    """Every registered head kind, sorted (for CLI choices and messages)."""
-    ensure_heads_registered()
-    return sorted(HEADS)
+    def loss(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The training loss of this head's scores against a batch's labels (here: one label per
+        input, cross-entropy of (B, C) against (B,)); heads with another :attr:`output` override it."""
+        return F.cross_entropy(scores, labels)
 
 
 def build_head(config: HeadConfig, backbone: Backbone, labels: Sequence[str] | int) -> Head:
+    """The head ``config`` chooses, for ``labels`` (names, or a count: label0, label1, ...)."""
     names = [f"label{i}" for i in range(labels)] if isinstance(labels, int) else list(labels)
-    ensure_heads_registered()
-    return HEADS[config.kind](config, backbone, names)
-
+    return config.head_class()(config, backbone, names)

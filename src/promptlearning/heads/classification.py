@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from promptlearning.backbones import Backbone
+from promptlearning.configs import option
 from promptlearning.context import PromptContext
-from promptlearning.heads.base import Head, HeadConfig, pool, register_head
+from promptlearning.errors import ConfigError
+from promptlearning.heads.base import Head, HeadConfig, OutputKind, legacy_key, register_head
+from promptlearning.heads.pooling import check_pooling, pool
+
+
+@dataclass
+class ClassificationConfig(HeadConfig):
+    """Options of the classification head."""
+
+    kind: str = option("classification", "the classification head")
+    pooling: str = option("auto", "how the input's positions become one vector: auto (mean on encoders, the last "
+                                  "token on decoders), cls, mean or last")
+    dropout: float = option(0.1, "dropout before the linear layer, in [0, 1)")
+    label_words: dict[str, list[str]] | None = legacy_key(None)
+
+    def check(self) -> None:
+        super().check()
+        check_pooling(self.pooling)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"head dropout must be in [0, 1) (got {self.dropout})")
 
 
 @register_head
@@ -17,8 +38,15 @@ class ClassificationHead(Head):
     """Dropout and a linear layer over the pooled input positions."""
 
     kind = "classification"
+    config_class = ClassificationConfig
+    summary = "pooled linear layer over the input's positions (per-task weights, trained)"
+    output = OutputKind.LABEL
+    needs_training = True
+    serves_many_tasks = False
 
-    def __init__(self, config: HeadConfig, backbone: Backbone, labels: Sequence[str]) -> None:
+    config: ClassificationConfig
+
+    def __init__(self, config: ClassificationConfig, backbone: Backbone, labels: Sequence[str]) -> None:
         super().__init__(config, backbone, labels)
         num_labels = len(labels)
         self.pooling = config.pooling if config.pooling != "auto" else ("last" if backbone.info.is_decoder else "mean")

@@ -15,15 +15,18 @@ parameter-free head there.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from promptlearning.backbones import Backbone
+from promptlearning.configs import option
 from promptlearning.context import PromptContext
 from promptlearning.errors import ConfigError
-from promptlearning.heads.base import Head, HeadConfig, pool, register_head
+from promptlearning.heads.base import Head, LabelWordsConfig, OutputKind, legacy_key, register_head
+from promptlearning.heads.pooling import check_pooling, pool
 
 if TYPE_CHECKING:
     from promptlearning.data.task_info import TaskInfo
@@ -44,11 +47,32 @@ def label_phrases(task: TaskInfo, label_words: dict[str, list[str]] | None) -> l
     return out
 
 
+@dataclass
+class LabelDescriptionConfig(LabelWordsConfig):
+    """Options of the label-description head (``label_words``: phrases for labels a task gives none for)."""
+
+    kind: str = option("label_description", "the label-description head")
+    pooling: str = option("auto", "how the input's positions become one vector: auto (mean, as the label names are "
+                                  "encoded), cls, mean or last")
+    dropout: float = legacy_key(0.1)
+
+    def check(self) -> None:
+        super().check()
+        check_pooling(self.pooling)
+
+
 @register_head
 class LabelDescriptionHead(Head):
     kind = "label_description"
+    config_class = LabelDescriptionConfig
+    summary = "scaled cosine to the frozen encodings of each task's label names (no parameters, any number of tasks)"
+    output = OutputKind.LABEL
+    needs_training = False
+    serves_many_tasks = True
 
-    def __init__(self, config: HeadConfig, backbone: Backbone, labels: Sequence[str]) -> None:
+    config: LabelDescriptionConfig
+
+    def __init__(self, config: LabelDescriptionConfig, backbone: Backbone, labels: Sequence[str]) -> None:
         super().__init__(config, backbone, labels)
         self.pooling = config.pooling if config.pooling != "auto" else "mean"
         hidden = backbone.info.hidden_size
@@ -56,10 +80,6 @@ class LabelDescriptionHead(Head):
         self.label_valid: torch.Tensor
         self.register_buffer("label_vectors", torch.zeros(0, 0, hidden))  # (T, C, H) unit vectors
         self.register_buffer("label_valid", torch.zeros(0, 0, dtype=torch.bool))  # (T, C)
-
-    @property
-    def serves_many_tasks(self) -> bool:
-        return True
 
     def add_task(self, task: TaskInfo, backbone: Backbone, index: int) -> None:
         from promptlearning.data.task_info import encode_texts

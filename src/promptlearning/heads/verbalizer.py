@@ -17,25 +17,24 @@ from the tokenizer on load rather than saved: old single-task adapters load unch
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from promptlearning.backbones import Backbone
+from promptlearning.configs import option
 from promptlearning.context import PromptContext
 from promptlearning.data.batching import Batch
 from promptlearning.data.prompts import handwritten_template
 from promptlearning.errors import ConfigError
-from promptlearning.heads.base import Head, HeadConfig, pool, register_head
+from promptlearning.heads.base import Head, LabelWordsConfig, OutputKind, Runner, legacy_key, register_head
 from promptlearning.heads.label_description import MASKED
+from promptlearning.heads.pooling import pool
 
 if TYPE_CHECKING:
     from promptlearning.data.task_info import TaskInfo
-
-Runner = Callable[[Batch], tuple[torch.Tensor, PromptContext]]
-
 
 def label_word_ids(tokenizer: Any, label_words: dict[str, list[str]], labels: Sequence[str],
                    leading_space: bool) -> list[list[tuple[int, ...]]]:
@@ -130,18 +129,36 @@ class TaskWords:
         return out
 
 
+@dataclass
+class VerbalizerConfig(LabelWordsConfig):
+    """Options of the verbaliser (``label_words``: the words scored for each label; default the label names)."""
+
+    kind: str = option("verbalizer", "the verbaliser head")
+    pooling: str = legacy_key("auto")
+    dropout: float = legacy_key(0.1)
+
+
 @register_head
 class VerbalizerHead(Head):
     kind = "verbalizer"
+    config_class = VerbalizerConfig
+    summary = "LM-head scores of label words after a template, on causal LMs (no parameters, any number of tasks)"
+    output = OutputKind.LABEL
+    needs_training = False
+    serves_many_tasks = True
+    needs_lm_head = True
 
-    def __init__(self, config: HeadConfig, backbone: Backbone, labels: Sequence[str]) -> None:
-        super().__init__(config, backbone, labels)
-        if backbone.lm_head is None:
-            raise ConfigError(f"the verbalizer head needs a backbone with an LM head (e.g. smollm2-135m); "
-                              f"{backbone.info.name} has none: use --head classification")
+    config: VerbalizerConfig
+
+    @classmethod
+    def check_backbone(cls, backbone: Backbone) -> None:
+        super().check_backbone(backbone)
         if not backbone.info.is_decoder:
             raise ConfigError(f"the verbalizer head scores next tokens of a causal LM; {backbone.info.name} is "
                               "an encoder: use --head classification")
+
+    def __init__(self, config: VerbalizerConfig, backbone: Backbone, labels: Sequence[str]) -> None:
+        super().__init__(config, backbone, labels)
         words = config.label_words or {lab: [lab] for lab in labels}
         # task index -> its words; the first is ready at once so a head used without a model still scores
         self.task_words: list[TaskWords] = [TaskWords.build(backbone.tokenizer, words, labels)]
@@ -150,10 +167,6 @@ class VerbalizerHead(Head):
         object.__setattr__(self, "_lm_head", backbone.lm_head)  # frozen, owned by the backbone: not saved here
 
     # ------------------------------------------------------------------ tasks
-    @property
-    def serves_many_tasks(self) -> bool:
-        return True
-
     @property
     def labels(self) -> list[str]:
         """The first task's labels."""

@@ -35,11 +35,12 @@ def task_info(data: TaskData, description: str | None = None) -> TaskInfo:
 
 
 def cross_task_head(head: HeadConfig, log: Any) -> HeadConfig:
-    """A head that serves several label sets: the classification default becomes the label-description head
-    (the verbaliser and the label-description head already serve any number of tasks)."""
-    if head.kind == "classification":
-        log("several tasks: using the label_description head (no per-task weights; unseen tasks need none)")
-        return dataclasses.replace(head, kind=CROSS_TASK_HEAD)
+    """A head that serves several label sets: a head with per-task weights (the classification default)
+    becomes the label-description head, keeping the options that head takes (the verbaliser and the
+    label-description head already serve any number of tasks)."""
+    if not head.head_class().serves_many_tasks:
+        log(f"several tasks: using the {CROSS_TASK_HEAD} head (no per-task weights; unseen tasks need none)")
+        return head.with_kind(CROSS_TASK_HEAD)
     return head
 
 

@@ -68,12 +68,12 @@ def count_rows(backbone: Backbone) -> Iterator[list[int]]:
 
 
 def check_scoring_head(backbone: Backbone, head: HeadConfig, labels: Sequence[str]) -> None:
-    """Refuse heads that need training or an LM head the backbone lacks, and unscorable label words."""
-    if head.kind == "verbalizer" and backbone.lm_head is None:
-        raise ConfigError(f"prompt search scores prompts with the verbalizer, which needs an LM head; "
+    """Refuse heads that need an LM head the backbone lacks, and label words the tokenizer cannot score."""
+    if head.head_class().needs_lm_head and backbone.lm_head is None:
+        raise ConfigError(f"prompt search scores prompts with the {head.kind} head, which needs an LM head; "
                           f"{backbone.info.name} has none: use --backbone smollm2-135m, or a head with no trained "
                           "parameters that works on encoders (--head label_description)")
-    words = head.label_words or {lab: [lab] for lab in labels}
+    words = head.words_per_label(labels)
     tok = backbone.tokenizer
     unk = getattr(tok, "unk_token_id", None)
     for label, items in words.items():
