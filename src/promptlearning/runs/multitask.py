@@ -15,17 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from promptlearning.data import TaskData, few_shot_split
+from promptlearning.data.task_info import TaskInfo
 from promptlearning.errors import ConfigError
-from promptlearning.training.metrics import evaluate
 from promptlearning.fileio import write_json
 from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
 from promptlearning.seeding import seed_everything
 from promptlearning.training import TrainConfig, Trainer
-from promptlearning.training.distill import DistillTrainer, load_teachers
-from promptlearning.training.meta_learning import MetaTrainer
-from promptlearning.training.multitask import MultiTaskTrainer
-from promptlearning.data.task_info import TaskInfo
+from promptlearning.training.metrics import evaluate
+from promptlearning.training.strategies import TrainerInputs, sections_of, select_strategy
 
 CROSS_TASK_HEAD = "label_description"
 
@@ -52,9 +50,8 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print) -> dict[s
     names = list(cfg.tasks or [])
     if len(names) < 2:
         raise ConfigError("--tasks needs at least two tasks for cross-task training (for one task use --task)")
-    distill = cfg.distill.teachers
-    if distill and cfg.meta.meta_algorithm:
-        raise ConfigError("--distill-from works with plain multi-task training, not --meta-algorithm; drop one of them")
+    sections = sections_of(cfg)
+    strategy = select_strategy(sections, several_tasks=True)  # refuses clashing options before anything loads
     per_task = [dataclasses.replace(cfg.data, task=name, train_file=None) for name in names]
     datas = [load_data(data_cfg) for data_cfg in per_task]
     splits = [make_split(data_cfg, d) for data_cfg, d in zip(per_task, datas, strict=True)]
@@ -74,22 +71,8 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print) -> dict[s
         log("templates (one per task): " + "; ".join(f"{n}: {t!r}" for n, t in model.task_templates.items()))
     out = Path(cfg.output_dir) if cfg.output_dir else None
     run_info: dict[str, Any] = {"tasks": names, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
-    # teachers share the frozen backbone and are no part of the model: nothing of them is saved with it
-    teachers = load_teachers(cfg.distill, backbone, infos, [s.train for s in splits], log) if distill else []
-    if teachers:
-        run_info["distill_from"] = distill
-        log(f"distilling teachers into the student (weight {cfg.distill.distill_weight:g}, temperature "
-            f"{cfg.distill.distill_temperature:g}): " + ", ".join(f"{t.task} <- {t.path}" for t in teachers))
-    if cfg.meta.meta_algorithm:
-        log(f"meta-learning: {cfg.meta.meta_algorithm}, {cfg.meta.inner_steps} inner steps, "
-            f"{cfg.meta.tasks_per_step} episodes per step")
-        trainer: Trainer = MetaTrainer(model, cfg.train, train_items, dev_items, out, run_info=run_info, meta=cfg.meta)
-    elif teachers:
-        trainer = DistillTrainer(model, cfg.train, train_items, dev_items, out, run_info=run_info,
-                                 multitask=cfg.multitask, distill=cfg.distill, teachers=teachers)
-    else:
-        trainer = MultiTaskTrainer(model, cfg.train, train_items, dev_items, out, run_info=run_info,
-                                   multitask=cfg.multitask)
+    trainer = strategy.make_trainer(TrainerInputs(model, cfg.train, train_items, dev_items, out, run_info, sections,
+                                                  [s.train for s in splits], log))
     fit = trainer.fit(resume=resume)
     accuracy = {}
     for i, split in enumerate(splits):
