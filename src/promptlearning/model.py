@@ -226,7 +226,7 @@ class PromptModel(nn.Module):
         self.eval()
         out = []
         for batch in batches(self.encode(examples, task_id), batch_size, self.pad_id, self.left_pad):
-            batch = Batch(batch.input_ids, batch.attention_mask, batch.task_ids, None, batch.token_type_ids)
+            batch.labels = None  # no loss needed; template slots and task data stay (predict must equal evaluate)
             out.append(self(batch.to(self.device)).logits[:, :num].float().softmax(-1).cpu())
         self.train(was_training)
         return torch.cat(out) if out else torch.empty(0, num)
