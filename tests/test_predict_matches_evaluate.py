@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -27,8 +29,9 @@ def _perturb(model: PromptModel) -> None:
 
 @pytest.mark.parametrize("name", [cls.name for cls in list_methods()])
 def test_predict_equals_evaluate(name: str, any_backbone: Backbone, toy: list[Example]) -> None:
-    head = HeadConfig(kind="verbalizer") if any_backbone.info.is_decoder else None
-    model = PromptModel.build(any_backbone, name, ["negative", "positive"], method_options=OPTIONS.get(name),
+    backbone = copy.deepcopy(any_backbone)  # fine-tuning's weights are the backbone's: never perturb the shared one
+    head = HeadConfig(kind="verbalizer") if backbone.info.is_decoder else None
+    model = PromptModel.build(backbone, name, ["negative", "positive"], method_options=OPTIONS.get(name),
                               head=head)
     _perturb(model)
     texts = [e.text_a for e in toy]
