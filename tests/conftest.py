@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from promptlearning.backbones import Backbone, tiny_backbone
 from promptlearning.data.examples import Example
@@ -18,14 +20,24 @@ POSITIVE = ["great movie", "i love this film", "best story", "fun and funny", "g
 NEGATIVE = ["awful film", "boring plot", "worst movie", "bad acting", "i hate this", "so boring"]
 
 
-@pytest.fixture(scope="session")
-def bert() -> Backbone:
-    return tiny_backbone("bert")
+def _shared(kind: str) -> Iterator[Backbone]:
+    """A backbone shared by the whole session; a test that changes its weights fails the session at teardown
+    (it would otherwise make later tests fail far from the cause, e.g. as an adapter "made for another backbone")."""
+    backbone = tiny_backbone(kind)
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    yield backbone
+    changed = [k for k, v in backbone.state_dict().items() if not torch.equal(v, before[k])]
+    assert not changed, f"a test changed the shared tiny-{kind} backbone ({changed[:3]}); deepcopy it first"
 
 
 @pytest.fixture(scope="session")
-def llama() -> Backbone:
-    return tiny_backbone("llama")
+def bert() -> Iterator[Backbone]:
+    yield from _shared("bert")
+
+
+@pytest.fixture(scope="session")
+def llama() -> Iterator[Backbone]:
+    yield from _shared("llama")
 
 
 @pytest.fixture(params=["bert", "llama"])
