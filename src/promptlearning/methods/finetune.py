@@ -1,7 +1,7 @@
-"""The two references every results table needs: a linear probe and full fine-tuning.
+"""Full fine-tuning: every backbone weight trains with the head (the reference, not parameter-efficient).
 
-Both are methods with no prompt positions, so they run through exactly the same model,
-trainer, adapters and bench as the prompt methods; only what trains differs.
+A method with no prompt positions that marks itself ``trains_backbone``, so the model unfreezes
+the backbone and runs copy it first; everything else is the same path as the prompt methods.
 """
 
 from __future__ import annotations
@@ -10,19 +10,6 @@ from dataclasses import dataclass
 
 from promptlearning.backbones import Backbone
 from promptlearning.methods.base import MethodConfig, PromptMethod, register_method
-
-
-@dataclass
-class LinearProbeConfig(MethodConfig):
-    """No options: only the head trains."""
-
-
-@register_method
-class LinearProbe(PromptMethod):
-    name = "linear_probe"
-    config_class = LinearProbeConfig
-    summary = "head-only linear probing of the frozen backbone (no prompt)"
-    default_lr = 1e-2
 
 
 @dataclass

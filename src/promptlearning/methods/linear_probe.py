@@ -1,0 +1,24 @@
+"""The linear probe: no prompt at all, only the head trains on the frozen backbone's features.
+
+A reference every results table needs; a method with no prompt positions, so it runs through
+exactly the same model, trainer, adapters and bench as the prompt methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from promptlearning.methods.base import MethodConfig, PromptMethod, register_method
+
+
+@dataclass
+class LinearProbeConfig(MethodConfig):
+    """No options: only the head trains."""
+
+
+@register_method
+class LinearProbe(PromptMethod):
+    name = "linear_probe"
+    config_class = LinearProbeConfig
+    summary = "head-only linear probing of the frozen backbone (no prompt)"
+    default_lr = 1e-2
