@@ -18,6 +18,8 @@ import torch
 
 from promptlearning.backbones import Backbone
 from promptlearning.data.batching import batches
+from promptlearning.data.loading import load_data, make_split
+from promptlearning.errors import ConfigError, TrainingError
 from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
 from promptlearning.runs.single_task import DataConfig
@@ -26,7 +28,7 @@ from promptlearning.search.budget import SearchBudget
 from promptlearning.search.candidates import DiscretePrompt, parse_seeds, words
 from promptlearning.search.hybrid import hybrid_method_options, soft_template
 from promptlearning.search.runner import SearchRunConfig, run_search
-from promptlearning.search.scoring import PromptScorer, Score
+from promptlearning.search.scoring import PromptScorer, Score, count_rows
 
 from .conftest import toy_csv, toy_examples
 from .resume_helper import Cut, assert_same_files, assert_same_values, run_interrupted_then_resumed
@@ -199,8 +201,6 @@ def test_a_killed_layerwise_cma_es_search_resumes_exactly(tmp_path: Path, llama:
 
 
 def test_resume_with_other_settings_is_refused(tmp_path: Path, llama: Backbone) -> None:
-    from promptlearning.errors import TrainingError
-
     run_search(run_config(tmp_path, "evolution", {"population": 4}, "run"), backbone=llama, log=lambda _: None)
     changed = run_config(tmp_path, "evolution", {"population": 5}, "run")
     with pytest.raises(TrainingError, match="other settings"):
@@ -224,20 +224,74 @@ def test_resume_with_a_larger_budget_continues_the_same_search(tmp_path: Path, l
     assert len(lines) == longer["evaluations"]
 
 
-@pytest.mark.xfail(strict=True, reason="replayed journal entries are not checked against the budget, so a resume "
-                                       "with a smaller budget replays the whole journal past it")
 def test_resume_with_a_smaller_budget_stops_where_a_run_with_that_budget_stops(tmp_path: Path,
                                                                               llama: Backbone) -> None:
     # the runner: "a larger budget continues the very search a longer run would have made, and a smaller one
     # stops it earlier"
-    run_search(run_config(tmp_path, "evolution", {"population": 4}, "run", budget=200), backbone=llama,
-               log=lambda _: None)
+    longer = run_search(run_config(tmp_path, "evolution", {"population": 4}, "run", budget=200), backbone=llama,
+                        log=lambda _: None)
+    said: list[str] = []
     shorter = run_search(run_config(tmp_path, "evolution", {"population": 4}, "run", budget=100), resume=True,
-                         backbone=llama, log=lambda _: None)
+                         backbone=llama, log=said.append)
     fresh = run_search(run_config(tmp_path, "evolution", {"population": 4}, "fresh", budget=100), backbone=llama,
                        log=lambda _: None)
-    assert shorter["forwards"] <= 100
+    assert shorter["forwards"] <= 100 < longer["forwards"]
     assert_same_values(shorter, fresh, ("best_prompt", "forwards", "evaluations", "dev_fitness", "top", "curve"))
+    # the journal holds this run's evaluations, as a fresh run's does; the ones past the budget were dropped
+    assert_same_files(tmp_path / "run", tmp_path / "fresh", ["journal.jsonl", "best/adapter_model.safetensors"])
+    dropped = longer["evaluations"] - fresh["evaluations"]
+    assert any(f"last {dropped} evaluations lie past the budget of 100" in line for line in said)
+
+
+@pytest.mark.parametrize("name", ["bert", "llama"])
+def test_the_smallest_budget_named_pays_for_exactly_one_round(tmp_path: Path, bert: Backbone, llama: Backbone,
+                                                               name: str) -> None:
+    """The probe counts one row per scored example and the label names once (label-description head), so the
+    budget the too-small error names is exactly the set-up, the probe and one generation: it runs one round."""
+    backbone = {"bert": bert, "llama": llama}[name]
+    head = HeadConfig(kind="label_description") if name == "bert" else VERB
+
+    def run(budget: int, out: str) -> dict[str, Any]:
+        cfg = run_config(tmp_path, "evolution", {"population": 4}, out, budget=budget)
+        cfg.backbone, cfg.head, cfg.evaluate_test = f"tiny-{name}", head, False
+        return run_search(cfg, backbone=backbone, log=lambda _: None)
+
+    cfg = run_config(tmp_path, "evolution", {"population": 4}, "probe")
+    n_scored = len(make_split(cfg.data, load_data(cfg.data)).dev)
+    label_rows = 2 if name == "bert" else 0  # "neg" and "pos", one row each, encoded once per search
+    need = label_rows + 1 + 4 * n_scored
+    with pytest.raises(ConfigError, match=f"pass --max-forward-passes {need} or more"):
+        run(need - 1, "short")
+    result = run(need, "exact")
+    assert (result["evaluations"], result["forwards"]) == (4, need)
+
+
+def test_models_after_the_scorers_first_reuse_its_label_encodings(bert: Backbone) -> None:
+    head = HeadConfig(kind="label_description")
+    with count_rows(bert) as rows:
+        scorer = PromptScorer(bert, ["neg", "pos"], toy_examples(2), head=head)
+    assert rows[0] == 2  # the label names, once
+    with count_rows(bert) as rows:
+        reused = [scorer.model_for("Review: {text_a} It was"), scorer.model_for(None, "prompt_tuning",
+                                                                               {"num_tokens": 2})]
+    assert rows[0] == 0
+    fresh = PromptModel.build(bert, "fixed_prompt", ["neg", "pos"], head=head)
+    for model in reused:  # the very vectors a model built on its own encodes
+        assert torch.equal(model.head.label_vectors, fresh.head.label_vectors)
+    # outside the scorer nothing is reused: a build encodes the label names again
+    with count_rows(bert) as rows:
+        PromptModel.build(bert, "fixed_prompt", ["neg", "pos"], head=head)
+    assert rows[0] == 2
+
+
+def test_a_journal_line_this_version_cannot_replay_is_refused_in_one_line(tmp_path: Path, llama: Backbone) -> None:
+    cfg = run_config(tmp_path, "evolution", {"population": 4}, "run")
+    run_search(cfg, backbone=llama, log=lambda _: None)
+    journal = tmp_path / "run" / "journal.jsonl"
+    journal.write_text(journal.read_text().splitlines()[0] + "\n" + '{"key": "Review: {text_a} It was"}\n')
+    with pytest.raises(TrainingError, match="line 2 of .* is not a search evaluation this version can replay; "
+                                            "drop --resume"):
+        run_search(cfg, resume=True, backbone=llama, log=lambda _: None)
 
 
 def test_budget_is_never_exceeded_and_the_curve_climbs(tmp_path: Path, llama: Backbone) -> None:

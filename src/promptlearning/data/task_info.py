@@ -7,7 +7,9 @@ description alone ("description"), or from a handful of its examples ("support")
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import torch
@@ -39,6 +41,26 @@ class TaskInfo:
                    {str(k): [str(x) for x in v] for k, v in dict(values.get("label_texts") or {}).items()})  # type: ignore[call-overload]
 
 
+#: the memo :func:`reusing_encodings` installs (None: every call encodes afresh)
+_MEMO: ContextVar[dict[tuple[object, ...], torch.Tensor] | None] = ContextVar("encodings_memo", default=None)
+
+
+@contextmanager
+def reusing_encodings(memo: dict[tuple[object, ...], torch.Tensor]) -> Iterator[None]:
+    """Inside the block, :func:`encode_texts` answers texts it already encoded on the same backbone
+    from ``memo`` (kept by the caller across blocks) instead of running the backbone again.
+
+    For callers that build many models on one backbone whose weights do not change while
+    ``memo`` lives: prompt search builds a model per candidate, and without this each build
+    would encode the label-description head's label names anew.
+    """
+    token = _MEMO.set(memo)
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
 @torch.no_grad()
 def encode_texts(backbone: Backbone, texts: Sequence[str], max_length: int = 64, batch_size: int = 32) -> torch.Tensor:
     """Mean-pooled last hidden states of the bare frozen backbone, (N, H), float32 on the backbone's device.
@@ -48,6 +70,9 @@ def encode_texts(backbone: Backbone, texts: Sequence[str], max_length: int = 64,
     """
     if not texts:
         raise DataError("no texts to encode; give at least one example or a description")
+    memo, key = _MEMO.get(), (id(backbone), tuple(texts), max_length, batch_size)
+    if memo is not None and key in memo:
+        return memo[key].clone()
     tok = backbone.tokenizer
     device = backbone.input_embeddings().weight.device
     was_training = backbone.model.training
@@ -61,7 +86,10 @@ def encode_texts(backbone: Backbone, texts: Sequence[str], max_length: int = 64,
         mask = enc["attention_mask"].unsqueeze(-1).float()  # (B, L, 1)
         out.append((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))  # (B, H)
     backbone.model.train(was_training)
-    return torch.cat(out)
+    encoded = torch.cat(out)
+    if memo is not None:
+        memo[key] = encoded.clone()
+    return encoded
 
 
 def description_text(task: TaskInfo) -> str:

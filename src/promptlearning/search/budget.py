@@ -9,6 +9,12 @@ search arrives exactly where it stopped, with its RNGs, optimiser states and CMA
 distribution as they were, and nothing is pickled. A journal entry that does not match the
 candidate asked for means the settings changed, and the resume is refused.
 
+A replayed evaluation is paid for like a new one: it must be affordable under the current
+budget, so a resume with a smaller budget stops exactly where a fresh run with that budget
+stops, and :meth:`SearchBudget.finish` then drops the journal's entries past that point (the
+run directory describes the run that was made). The journal's format is the same as before
+this rule, so journals of earlier runs resume.
+
 A candidate asked for again (an elite, a repeated sample) is answered from memory for free.
 The progress bar counts forward passes and shows the best score so far.
 """
@@ -23,9 +29,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from promptlearning.errors import TrainingError
+from promptlearning.fileio import write_text_atomic
 from promptlearning.search.scoring import Score
 
 JOURNAL_FILE = "journal.jsonl"
+#: what every journal line holds, then and now: the candidate's key and its score
+ENTRY_FIELDS = frozenset({"key", "fitness", "accuracy", "margin", "forwards"})
 
 
 class BudgetExhausted(Exception):
@@ -53,16 +62,17 @@ class SearchBudget:
         self.order: list[str] = []  # keys in the order first evaluated
         self.best_key: str | None = None
         self.curve: list[dict[str, Any]] = []
-        self._replay: list[dict[str, Any]] = []
+        self._replay: list[dict[str, Any]] = []  # the journal being replayed, in order
+        self._next = 0  # index of the next entry of _replay to answer
         self._path = directory / JOURNAL_FILE if directory is not None else None
         if self._path is not None:
             directory.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
             if resume:
                 self._replay = _read_journal(self._path)
-                self._path.write_text("".join(json.dumps(e) + "\n" for e in self._replay))
+                write_text_atomic(self._path, _lines(self._replay))  # without a line cut short by a kill
             else:
                 self._path.write_text("")
-        self.replayed = len(self._replay)
+        self.replayed = len(self._replay)  # entries the journal held when resumed
         self._bar = tqdm(total=limit, disable=quiet, desc=desc, unit="fwd", dynamic_ncols=True)
 
     # ------------------------------------------------------------------ queries
@@ -96,15 +106,17 @@ class SearchBudget:
                 raise BudgetExhausted
             return self.memo[key]
         self.repeats = 0
-        if self._replay:
-            entry = self._replay.pop(0)
+        # checked before a replayed evaluation too: a resume stops where a fresh run with this budget stops
+        if not self.affordable():
+            raise BudgetExhausted
+        if self._next < len(self._replay):
+            entry = self._replay[self._next]
+            self._next += 1
             if entry["key"] != key:
                 raise TrainingError("the search journal does not match this search (settings or code changed); "
                                     "resume with the same options or choose a new --output")
-            score = Score(**{k: entry[k] for k in ("fitness", "accuracy", "margin", "forwards")})
+            score = Score(**{k: entry[k] for k in ENTRY_FIELDS - {"key"}})
         else:
-            if not self.affordable():
-                raise BudgetExhausted
             score = run()
             if self._path is not None:
                 with self._path.open("a") as fh:
@@ -122,17 +134,34 @@ class SearchBudget:
         self._bar.set_postfix(best_acc=f"{best.accuracy:.3f}", best_fit=f"{best.fitness:.3f}")
         return score
 
+    def finish(self) -> int:
+        """After a search that ended by itself (not killed): drop the journal's entries it did not
+        replay, which lie past this run's budget, so the journal holds exactly this run's
+        evaluations. Returns how many were dropped."""
+        left = len(self._replay) - self._next
+        if left and self._path is not None:
+            write_text_atomic(self._path, _lines(self._replay[:self._next]))
+        return left
+
     def close(self) -> None:
         self._bar.close()
+
+
+def _lines(entries: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(e) + "\n" for e in entries)
 
 
 def _read_journal(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise TrainingError(f"--resume given but {path.parent} holds no search journal; drop --resume to start afresh")
     entries = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
-            entries.append(json.loads(line))
+            entry = json.loads(line)
         except json.JSONDecodeError:
             break  # a line cut short by the kill: everything before it stands
+        if not isinstance(entry, dict) or not entry.keys() >= ENTRY_FIELDS:
+            raise TrainingError(f"line {number} of {path} is not a search evaluation this version can replay; "
+                                "drop --resume (or choose a new --output) to start afresh")
+        entries.append(entry)
     return entries

@@ -85,21 +85,24 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
     examples = {"dev": split.dev, "train": split.train, "train+dev": split.train + split.dev}[cfg.score_split]
     backbone = backbone or shared_backbone(cfg.backbone)
     seed_everything(cfg.seed)
-    scorer = PromptScorer(backbone, data.labels, examples, head=cfg.head, task=data.name,
-                          max_length=cfg.max_length, batch_size=cfg.batch_size, margin_weight=cfg.margin_weight)
-    slots = tuple(s for s in SLOTS if s == "{text_a}" or any(e.text_b is not None for e in examples))
-    if cfg.seed_prompts is None:
-        default = scorer.model_for(None).template or handwritten_template(data.name, data.labels)
-        seed_texts = [default]
-    else:
-        seed_texts = list(cfg.seed_prompts)
-    seeds = parse_seeds(seed_texts, cls.max_prompt_words(options))
+    # building the scorer's models runs the backbone once, for what their head encodes (the label-description
+    # head's label names); every later model reuses it, so these rows are the search's only set-up cost
+    with count_rows(backbone) as setup_rows:
+        scorer = PromptScorer(backbone, data.labels, examples, head=cfg.head, task=data.name,
+                              max_length=cfg.max_length, batch_size=cfg.batch_size, margin_weight=cfg.margin_weight)
+        slots = tuple(s for s in SLOTS if s == "{text_a}" or any(e.text_b is not None for e in examples))
+        if cfg.seed_prompts is None:
+            default = scorer.model_for(None).template or handwritten_template(data.name, data.labels)
+            seed_texts = [default]
+        else:
+            seed_texts = list(cfg.seed_prompts)
+        seeds = parse_seeds(seed_texts, cls.max_prompt_words(options))
+        probe = scorer.model_for(seeds[0].template)
+    setup = setup_rows[0]
     # a one-example probe measures forward passes per example (several with multi-token label words)
-    with count_rows(backbone) as rows:
-        scorer.score_model(scorer.model_for(seeds[0].template), scorer.model_for(seeds[0].template).encode(examples[:1]))
-    per_example = max(1, rows[0])
+    per_example = max(1, scorer.score_model(probe, probe.encode(examples[:1])).forwards)
     estimate = per_example * len(examples)
-    need = cls.evaluations_per_round(options) * estimate + per_example
+    need = setup + per_example + cls.evaluations_per_round(options) * estimate
     if cfg.budget < need:
         raise ConfigError(f"budget {cfg.budget} forward passes is too small for one generation of {cfg.strategy} "
                           f"({cls.evaluations_per_round(options)} prompts x {estimate} forward passes each); "
@@ -126,9 +129,11 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
     bounded = cls.round_limit(options) > 0  # a search that stops by itself never counts as converged
     budget = SearchBudget(cfg.budget, estimate=estimate, directory=out, resume=resume, quiet=cfg.quiet,
                           desc=cfg.strategy, max_repeats=0 if bounded else MAX_REPEATS)
-    budget.charge(per_example)
+    budget.charge(setup + per_example)
     log(f"task {data.name}: searching with {cfg.strategy} on {len(examples)} {cfg.score_split} examples "
         f"({per_example} forward pass(es) each), budget {cfg.budget} forward passes; backbone {backbone.info.name}")
+    if setup:
+        log(f"the head's label encodings took {setup} forward pass(es), made once and counted in the budget")
     if resume and budget.replayed:
         log(f"resuming: replaying {budget.replayed} journalled evaluations")
     ctx = SearchContext(scorer=scorer, budget=budget, seeds=seeds, seed=cfg.seed, slots=slots,
@@ -137,6 +142,10 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
         outcome = cls(options, ctx).run()
     finally:
         budget.close()
+    dropped = budget.finish()
+    if dropped:
+        log(f"the journal's last {dropped} evaluations lie past the budget of {cfg.budget} forward passes and were "
+            "dropped from it (this run stops where a fresh run with that budget stops)")
     best = budget.best
     assert best is not None
     result: dict[str, Any] = {

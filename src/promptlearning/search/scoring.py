@@ -8,7 +8,9 @@ softmax probability of the gold label minus the largest other label's probabilit
 
 Forward passes are counted as rows through the backbone (one example is one row; a
 verbaliser with multi-token label words runs a row per word), measured by a hook on the
-backbone, so the count is what ran, not an estimate.
+backbone, so the count is what ran, not an estimate. A search builds a model per candidate;
+the scorer builds them all on encodings it made once (the label-description head's label
+names), so building a model after the scorer's first costs no forward pass.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from promptlearning.backbones import Backbone
 from promptlearning.data.batching import Encoded, batches
 from promptlearning.data.examples import Example
+from promptlearning.data.task_info import reusing_encodings
 from promptlearning.errors import ConfigError
 from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
@@ -104,6 +107,9 @@ class PromptScorer:
         self.max_length = max_length
         self.batch_size = batch_size
         self.margin_weight = margin_weight
+        # the backbone's encodings the models' heads need (label names), made by the first build and
+        # reused by every later one: the backbone is frozen for the scorer's whole life
+        self._encodings: dict[tuple[object, ...], torch.Tensor] = {}
         probe = self.model_for(None)
         trained = [n for n, p in probe.head.named_parameters() if p.requires_grad]
         if trained:
@@ -116,9 +122,12 @@ class PromptScorer:
 
     def model_for(self, template: str | None, method: str = "fixed_prompt",
                   options: dict[str, Any] | None = None) -> PromptModel:
-        """A model scoring ``template`` (None: the head's default) with ``method``'s prompt added."""
-        return PromptModel.build(self.backbone, method, self.labels, method_options=options, head=self.head,
-                                 task=self.task, max_length=self.max_length, template=template)
+        """A model scoring ``template`` (None: the head's default) with ``method``'s prompt added.
+
+        Only the scorer's first build runs the backbone (to encode what its head needs); later ones reuse that."""
+        with reusing_encodings(self._encodings):
+            return PromptModel.build(self.backbone, method, self.labels, method_options=options, head=self.head,
+                                     task=self.task, max_length=self.max_length, template=template)
 
     def fitness(self, accuracy: float, margin: float) -> float:
         return accuracy + self.margin_weight * margin
