@@ -73,6 +73,46 @@ def _fingerprint(cfg: SearchRunConfig, options: dict[str, Any]) -> dict[str, Any
     return json.loads(json.dumps(values))
 
 
+def _prepare_output(cfg: SearchRunConfig, options: dict[str, Any], resume: bool, log: Any) -> Path | None:
+    """The run directory, checked against a resumed search's settings (only the budget may change)."""
+    out = Path(cfg.output_dir) if cfg.output_dir else None
+    fingerprint = _fingerprint(cfg, options)
+    if out is None:
+        if resume:
+            raise ConfigError("--resume needs --output, the directory of the search to continue")
+        return None
+    if not resume:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / CONFIG_FILE, fingerprint)
+        return out
+    saved = read_json(out / CONFIG_FILE, lambda why: TrainingError(
+        f"--resume given but {why}; drop --resume to start afresh"))
+    # the budget may change: a resume replays the journal from the start, so a larger budget
+    # continues the very search a longer run would have made, and a smaller one stops it earlier
+    if {**saved, "budget": cfg.budget} != fingerprint:
+        raise TrainingError(f"the search in {out} was run with other settings; resume with the same "
+                            "options (only --max-forward-passes may change) or choose a new --output")
+    if saved.get("budget") != cfg.budget:
+        log(f"resuming with a budget of {cfg.budget} forward passes (it was {saved.get('budget')})")
+        write_json(out / CONFIG_FILE, fingerprint)
+    return out
+
+
+def _log_outcome(cfg: SearchRunConfig, outcome: Any, budget: SearchBudget, log: Any) -> None:
+    """What the search found, for the console: convergence, the best prompt and the top five."""
+    best = budget.best
+    assert best is not None
+    if budget.converged:
+        log(f"stopped before the budget: the last {budget.max_repeats} candidates had all been scored already "
+            "(the search has converged)")
+    log(f"best prompt: {outcome.description}")
+    log(f"best {cfg.score_split} accuracy {best.accuracy:.4f} (margin {best.margin:.3f}) after {budget.evaluations} "
+        f"evaluations, {budget.used} forward passes")
+    log("best prompts:")
+    for i, (prompt, score) in enumerate(outcome.top[:5], 1):
+        log(f"  {i}. acc {score.accuracy:.4f} margin {score.margin:+.3f}  {prompt!r}")
+
+
 def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone | None = None,
                log: Any = print) -> dict[str, Any]:
     """Run one search and return every number a table needs (the best model under ``_model``)."""
@@ -107,25 +147,7 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
         raise ConfigError(f"budget {cfg.budget} forward passes is too small for one generation of {cfg.strategy} "
                           f"({cls.evaluations_per_round(options)} prompts x {estimate} forward passes each); "
                           f"pass --max-forward-passes {need} or more")
-    out = Path(cfg.output_dir) if cfg.output_dir else None
-    fingerprint = _fingerprint(cfg, options.to_dict())
-    if out is not None:
-        if resume:
-            saved = read_json(out / CONFIG_FILE, lambda why: TrainingError(
-                f"--resume given but {why}; drop --resume to start afresh"))
-            # the budget may change: a resume replays the journal from the start, so a larger budget
-            # continues the very search a longer run would have made, and a smaller one stops it earlier
-            if {**saved, "budget": cfg.budget} != fingerprint:
-                raise TrainingError(f"the search in {out} was run with other settings; resume with the same "
-                                    "options (only --max-forward-passes may change) or choose a new --output")
-            if saved.get("budget") != cfg.budget:
-                log(f"resuming with a budget of {cfg.budget} forward passes (it was {saved.get('budget')})")
-                write_json(out / CONFIG_FILE, fingerprint)
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            write_json(out / CONFIG_FILE, fingerprint)
-    elif resume:
-        raise ConfigError("--resume needs --output, the directory of the search to continue")
+    out = _prepare_output(cfg, options.to_dict(), resume, log)
     bounded = cls.round_limit(options) > 0  # a search that stops by itself never counts as converged
     budget = SearchBudget(cfg.budget, estimate=estimate, directory=out, resume=resume, quiet=cfg.quiet,
                           desc=cfg.strategy, max_repeats=0 if bounded else MAX_REPEATS)
@@ -157,15 +179,7 @@ def run_search(cfg: SearchRunConfig, *, resume: bool = False, backbone: Backbone
         "curve": budget.curve, "extra": outcome.extra, "search_seconds": time.perf_counter() - started,
         "score_split": cfg.score_split, "template": outcome.model.template, "converged": budget.converged,
     }
-    if budget.converged:
-        log(f"stopped before the budget: the last {budget.max_repeats} candidates had all been scored already "
-            "(the search has converged)")
-    log(f"best prompt: {outcome.description}")
-    log(f"best {cfg.score_split} accuracy {best.accuracy:.4f} (margin {best.margin:.3f}) after {budget.evaluations} "
-        f"evaluations, {budget.used} forward passes")
-    log("best prompts:")
-    for i, (prompt, score) in enumerate(outcome.top[:5], 1):
-        log(f"  {i}. acc {score.accuracy:.4f} margin {score.margin:+.3f}  {prompt!r}")
+    _log_outcome(cfg, outcome, budget, log)
     if cfg.evaluate_test:
         test = evaluate(outcome.model, outcome.model.encode(split.test), cfg.batch_size)
         result.update({"test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"], "n_test": test["n"]})
