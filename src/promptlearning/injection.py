@@ -63,6 +63,18 @@ def check_length(backbone: Backbone, prompt_len: int, text_len: int) -> None:
         )
 
 
+def check_kv_prefix(backbone: Backbone, method: PromptMethod) -> None:
+    """Key/value prefixes need attention that reads a cache; refuse a family without one.
+
+    A model whose config has no ``use_cache`` (DistilBERT, ALBERT, DeBERTa, MPNet) never reads
+    ``past_key_values``: it would crash on the longer mask or, worse, ignore the prefix."""
+    if method.num_prefix_positions and not hasattr(backbone.model.config, "use_cache"):
+        raise ConfigError(
+            f"{backbone.info.name} ({backbone.info.model_type}) has no key/value cache, so it cannot take the "
+            f"key/value prefixes of {type(method).name}; use --method p_tuning_v2 (per-layer prompts) instead"
+        )
+
+
 def fill_template_slots(embeds: torch.Tensor, slots: torch.Tensor, prompt: torch.Tensor | None) -> torch.Tensor:
     """Put the method's pseudo-token vectors (B, T, H) at the template's [P] positions of (B, L, H)."""
     if prompt is None:
@@ -111,6 +123,7 @@ def run_backbone(backbone: Backbone, method: PromptMethod, batch: Batch,
     ctx = ctx or make_context(backbone, method, batch)
     prompt_len = method.num_prompt_positions
     check_length(backbone, prompt_len + method.num_prefix_positions, int(batch.input_ids.shape[1]))
+    check_kv_prefix(backbone, method)
     embeds = ctx.text_embeds
     assert embeds is not None
     if batch.prompt_slots is not None and method.num_template_tokens:
