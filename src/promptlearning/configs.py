@@ -169,7 +169,11 @@ class Options:
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-            text = str(f.metadata.get("help", ""))
-            lines.append(f"    --option {f.name}=...  {text}" + ("" if "(default" in text else f" (default: {default})"))
+            lines.append(option_line(f.name, str(f.metadata.get("help", "")), default))
         return lines
+
+
+def option_line(name: str, text: str, default: Any) -> str:
+    """One option's line in the CLI's listings (shared with the listing read from source, which must match)."""
+    return f"    --option {name}=...  {text}" + ("" if "(default" in text else f" (default: {default})")
 

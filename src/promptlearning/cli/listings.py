@@ -21,22 +21,22 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
-    from promptlearning.backbones import ALIASES, list_backbones
+    from promptlearning.backbone_catalog import PACKAGED, aliases_of
 
-    for entry in list_backbones():
-        aliases = [a for a, t in ALIASES.items() if t == entry.name]
-        print(f"{entry.name:12s} {entry.description}" + (f" (aliases: {', '.join(aliases)})" if aliases else ""))
+    for name in sorted(PACKAGED):
+        aliases = aliases_of(name)
+        print(f"{name:12s} {PACKAGED[name]}" + (f" (aliases: {', '.join(aliases)})" if aliases else ""))
     print("Any Hugging Face encoder (BERT, RoBERTa, DistilBERT, ELECTRA) or decoder (Llama, Mistral, Qwen, "
           "GPT-2) directory or hub id works too.")
     return 0
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from promptlearning.methods import list_methods
+    from promptlearning.cli.method_catalog import listed_methods
 
-    for cls in list_methods():
-        print(f"{cls.name:14s} {cls.summary}")
-        for line in cls.config_class.option_lines():
+    for entry in listed_methods():
+        print(f"{entry.name:14s} {entry.summary}")
+        for line in entry.option_lines:
             print(line)
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable, Sequence
 
 from promptlearning.cli.commands import COMMANDS
 from promptlearning.cli.options import experiment_from  # noqa: F401  (its old home: scripts import it from here)
@@ -29,7 +30,13 @@ EXAMPLES = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, just those commands get their options, the others a
+    placeholder carrying their one-line summary.
+
+    Some commands import torch (and transformers) to list their choices, which costs seconds;
+    ``main`` builds only the command on its command line, so ``--help``, ``--version`` and the
+    listings answer at once."""
     from promptlearning.version import __version__
 
     parser = argparse.ArgumentParser(
@@ -38,22 +45,34 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"promptlearning {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = None if only is None else set(only)
     for command in COMMANDS:
-        command.add_parser(sub)
+        if wanted is None or command.name in wanted or not command.summary:
+            command.add_parser(sub)
+        else:
+            sub.add_parser(command.name, help=command.summary)
     return parser
+
+
+def _command_named(argv: Sequence[str]) -> list[str]:
+    """The command the arguments name (the first word; the top level has only --help and --version)."""
+    return [argv[0]] if argv and not argv[0].startswith("-") else []
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
+    # transformers reads these when (if) a command imports it: no warnings, no download bars; importing it
+    # here to set them costs seconds that `--help` or a listing should not pay
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # already loaded by a Python caller: its settings are read, set them
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover
-        pass
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=_command_named(arguments))
+    args = parser.parse_args(arguments)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
