@@ -170,8 +170,8 @@ def test_train_writes_a_run_directory(trained: Path) -> None:
 
 def test_predict_texts(capsys: pytest.CaptureFixture[str], trained: Path) -> None:
     out = ok(capsys, "predict", "--adapter", str(trained / "best"), "great movie", "so boring")
-    lines = out.strip().splitlines()
-    assert len(lines) == 2
+    header, *lines = out.strip().splitlines()
+    assert header.split("\t") == ["label", "probability", "text"] and len(lines) == 2
     for line, text in zip(lines, ["great movie", "so boring"], strict=True):
         label, prob, echoed = line.split("\t")
         assert label in ("neg", "pos") and 0.5 <= float(prob) <= 1.0 and echoed == text
@@ -193,7 +193,7 @@ def test_predict_from_stdin(capsys: pytest.CaptureFixture[str], trained: Path,
                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("great movie\nawful film\n"))
     out = ok(capsys, "predict", "--adapter", str(trained / "best"))
-    assert len(out.strip().splitlines()) == 2
+    assert len(out.strip().splitlines()) == 3  # the header and two inputs
 
 
 def test_predict_gives_the_same_answer_as_the_trained_run(capsys: pytest.CaptureFixture[str],
@@ -419,7 +419,7 @@ def test_evaluate_a_user_file_adapter_without_its_file(capsys: pytest.CaptureFix
                                                        trained: Path) -> None:
     # the adapter records the task "train" (the file's stem), which is no registered task
     msg = fails(capsys, "evaluate", "--adapter", str(trained / "best"))
-    assert "--train-file" in msg
+    assert "--test-file" in msg  # a labelled file alone is enough
 
 
 def test_adapter_directory_missing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

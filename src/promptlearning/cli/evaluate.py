@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from promptlearning.cli.loading import add_adapter_flags, load_model
@@ -12,17 +13,25 @@ from promptlearning.errors import ConfigError
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from promptlearning.adapters import read_adapter_config
     from promptlearning.runs.single_task import load_data, make_split, test_subset
     from promptlearning.training.metrics import evaluate
 
     model = load_model(args.adapter, args.backbone)
     values = experiment_values(args, skip=("adapter", "backbone", "split"))
+    data_values = values["data"]
+    if "test_file" in data_values and not {"task", "train_file"} & set(data_values):
+        return _evaluate_file(model, args.split, data_values)
+    trained_on = read_adapter_config(Path(args.adapter)).get("extra") or {}
+    for key in ("shots", "data_seed"):  # the dev and train splits are the adapter's own unless told otherwise
+        if args.split != "test" and key not in data_values and isinstance(trained_on.get(key), int):
+            data_values[key] = trained_on[key]
     if not {"task", "train_file"} & set(values["data"]):  # no data named: the adapter's own task
         from promptlearning.data import list_tasks
 
         if model.task not in {spec.name for spec in list_tasks()}:
             raise ConfigError(f"the adapter was trained on your own data (task {model.task!r}); "
-                              "pass --train-file (and --test-file) to evaluate it, or --task NAME")
+                              "pass --test-file FILE (labelled rows) to evaluate it, or --task NAME")
         values["data"]["task"] = model.task
     cfg = experiment_config(values)
     data = load_data(cfg.data)
@@ -37,8 +46,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_file(model: Any, split: str, data: dict[str, Any]) -> int:
+    """Score the adapter on a labelled file alone: the label names are the adapter's, the columns
+    default to text and label."""
+    from promptlearning.data.user_files import load_labelled_file
+    from promptlearning.training.metrics import evaluate
+
+    if split != "test":
+        raise ConfigError(f"--split {split} is drawn from the training data; add --train-file (the file the "
+                          "adapter was trained on) or --task NAME, or drop --split to score --test-file")
+    examples = load_labelled_file(data["test_file"], model.labels, text_column=data.get("text_column", "text"),
+                                  label_column=data.get("label_column", "label"),
+                                  text_b_column=data.get("text_b_column"))
+    if data.get("max_test") is not None:
+        if int(data["max_test"]) < 1:
+            raise ConfigError(f"max_test must be >= 1 (got {data['max_test']}); omit --max-test to use the whole file")
+        from promptlearning.data.loading import test_subset
+
+        examples = test_subset(examples, int(data["max_test"]))
+    scores = evaluate(model, model.encode(examples))
+    print(json.dumps({"task": Path(str(data["test_file"])).stem, "split": "test", **scores}))
+    return 0
+
+
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("evaluate", help="score a saved adapter on a task's test (or dev) split")
+    p = sub.add_parser("evaluate", help="score a saved adapter on a task's test (or dev) split, or on your --test-file alone")
     add_adapter_flags(p, required=True)
     add_config_flag(p)
     p.add_argument("--split", choices=("test", "dev", "train"), default="test")

@@ -1,39 +1,123 @@
-"""`promptlearning predict`: classify texts (arguments, a file or stdin) with a saved adapter."""
+"""`promptlearning predict`: classify texts (arguments, a file or stdin) with a saved adapter.
+
+Input: texts as arguments; ``--file`` a CSV, TSV or JSONL file (one input per row, from
+``--text-column``; a quoted cell may span lines) or any other text file (one input per line);
+else stdin, one input per line. Output: a table with a header, as TSV (default: the predicted
+label, its probability and the input), CSV or JSONL (``--output-format``, or the extension of
+``--output``), which carry every input column through and every label's probability.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from promptlearning.cli.loading import add_adapter_flags, load_model, read_lines
-from promptlearning.errors import ConfigError
+from promptlearning.cli.loading import add_adapter_flags, load_model
+from promptlearning.errors import ConfigError, DataError
+
+FORMATS = ("tsv", "csv", "jsonl")
+_BY_SUFFIX = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+PREDICTED = ("label", "probability", "probabilities")  # output keys; input columns of these names get "input_"
+
+
+def _inputs(args: argparse.Namespace) -> list[Any]:
+    from promptlearning.data.user_files import InputRecord, read_inputs
+
+    records = [InputRecord(t, None, {"text": t}) for t in args.texts]
+    if args.file:
+        if Path(args.file).is_dir():
+            raise ConfigError(f"--file {args.file} is a folder; give a CSV, TSV, JSONL or text file")
+        if not Path(args.file).is_file():
+            raise ConfigError(f"--file {args.file} does not exist; give a CSV, TSV, JSONL or text file "
+                              "(one input per line)")
+        records += read_inputs(args.file, text_column=args.text_column or "text", text_b_column=args.text_b_column)
+    elif args.text_column or args.text_b_column:
+        raise ConfigError("--text-column and --text-b-column name columns of --file; give --file FILE.csv")
+    if not records and not args.texts and not sys.stdin.isatty():
+        records = [InputRecord(ln.strip(), None, {"text": ln.strip()}) for ln in sys.stdin.read().splitlines()
+                   if ln.strip()]
+    if not records:
+        raise ConfigError("nothing to classify; give texts as arguments, --file FILE, or lines on stdin")
+    for i, record in enumerate(records, 1):
+        if not record.text.strip():
+            raise DataError(f"input {i} is an empty text; remove it or fill it in")
+    return records
+
+
+def output_format(args: argparse.Namespace) -> str:
+    if args.output_format:
+        return str(args.output_format)
+    if args.json:
+        return "jsonl"
+    if args.output:
+        suffix = Path(args.output).suffix.lower()
+        if suffix not in _BY_SUFFIX:
+            raise ConfigError(f"cannot tell the format of --output {args.output}; name it .csv, .tsv or .jsonl "
+                              "or pass --output-format csv|tsv|jsonl")
+        return _BY_SUFFIX[suffix]
+    return "tsv"
+
+
+def render(records: list[Any], labels: list[str], probs: list[list[float]], fmt: str) -> str:
+    """The predictions as one table: the predicted label and its probability, the input's columns
+    (renamed ``input_<name>`` where they clash with an output key) and, but for TSV, every label's probability."""
+    rows = []
+    for record, row in zip(records, probs, strict=True):
+        best = max(range(len(row)), key=row.__getitem__)
+        carried = {(f"input_{k}" if k in PREDICTED else str(k)): v for k, v in record.fields.items()}
+        rows.append(({"label": labels[best], "probability": round(row[best], 6)}, carried,
+                     dict(zip(labels, row, strict=True))))
+    out = io.StringIO()
+    if fmt == "jsonl":
+        for predicted, carried, each in rows:
+            out.write(json.dumps({**carried, **predicted, "probabilities": each}, ensure_ascii=False) + "\n")
+        return out.getvalue()
+    columns = list(dict.fromkeys(k for _, carried, _ in rows for k in carried))
+    header = ["label", "probability", *columns] + ([] if fmt == "tsv" else [f"p_{label}" for label in labels])
+    writer = csv.writer(out, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+    writer.writerow(header)
+    for predicted, carried, each in rows:
+        values = [predicted["label"], f"{predicted['probability']:.3f}"] + [carried.get(c, "") for c in columns]
+        writer.writerow(values + ([] if fmt == "tsv" else [f"{each[label]:.6f}" for label in labels]))
+    return out.getvalue()
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    fmt = output_format(args)
+    records = _inputs(args)
     model = load_model(args.adapter, args.backbone)
-    texts = list(args.texts) + read_lines(args.file)
-    if not texts and not sys.stdin.isatty():
-        texts = [ln for ln in sys.stdin.read().splitlines() if ln.strip()]
-    if not texts:
-        raise ConfigError("nothing to classify; give texts as arguments, --file FILE, or lines on stdin")
-    probs = model.predict_proba(texts)
-    for text, row in zip(texts, probs.tolist(), strict=True):
-        best = max(range(len(row)), key=row.__getitem__)
-        if args.json:
-            print(json.dumps({"text": text, "label": model.labels[best],
-                              "probabilities": dict(zip(model.labels, row, strict=True))}))
-        else:
-            print(f"{model.labels[best]}\t{row[best]:.3f}\t{text}")
+    texts = [(r.text, r.text_b) if r.text_b is not None else r.text for r in records]
+    probs = model.predict_proba(texts).tolist()
+    cut = getattr(model, "last_truncation", None)
+    if cut is not None and cut.inputs:
+        print(f"note: {cut.describe('input')}", file=sys.stderr)
+    table = render(records, list(model.labels), probs, fmt)
+    if args.output:
+        from promptlearning.fileio import write_text_atomic
+
+        write_text_atomic(Path(args.output), table)
+        print(f"{len(records)} predictions written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(table)
     return 0
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("predict", help="classify texts with a saved adapter")
+    p = sub.add_parser("predict", help="classify texts with a saved adapter", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_adapter_flags(p, required=True)
     p.add_argument("texts", nargs="*", help="texts to classify (else --file or stdin)")
-    p.add_argument("--file", help="text file, one input per line")
-    p.add_argument("--json", action="store_true", help="print JSON lines with every label's probability")
+    p.add_argument("--file", help="CSV, TSV or JSONL file (one input per row) or text file (one per line)")
+    p.add_argument("--text-column", help="column of --file with the text (default: text)")
+    p.add_argument("--text-b-column", help="column of --file with the second text of sentence pairs")
+    p.add_argument("--output", metavar="FILE", help="write the predictions here (format from the extension)")
+    p.add_argument("--output-format", choices=FORMATS,
+                   help="tsv (default: label, probability, input), csv or jsonl (with every label's probability)")
+    p.add_argument("--json", action="store_true", help="same as --output-format jsonl")
     p.set_defaults(func=cmd_predict)
     return p

@@ -272,3 +272,73 @@ def load_user_task(
 def _examples(rows: Sequence[_Row], labels: Sequence[str], path: Path, given: bool) -> list[Example]:
     ids = _label_index(rows, labels, path, given)
     return [Example(text_a=r.text_a, label=i, text_b=r.text_b) for r, i in zip(rows, ids, strict=True)]
+
+
+def load_labelled_file(path: str | Path, labels: Sequence[str], *, text_column: str = "text",
+                       label_column: str = "label", text_b_column: str | None = None) -> list[Example]:
+    """The examples of one labelled file under known label names (a saved adapter's): for evaluating
+    an adapter on a file with no training file at hand. Values must be the names, or indices into them."""
+    cols = _Columns(text_column, label_column, text_b_column)
+    return _examples(_read_rows(path, cols), list(labels), Path(path), given=True)
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """One input to classify: its text (and second text), and every field of its row, carried to the output."""
+
+    text: str
+    text_b: str | None
+    fields: dict[str, Any]
+
+
+def read_inputs(path: str | Path, *, text_column: str = "text", text_b_column: str | None = None) -> list[InputRecord]:
+    """Texts to classify from a CSV, TSV or JSONL file (by extension), each row one input (a quoted
+    cell may span lines); any other file holds one input per non-blank line (column ``text``)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _DELIMITERS and suffix not in _JSON_SUFFIXES:
+        lines = _read_text(path).splitlines()
+        return [InputRecord(line.strip(), None, {"text": line.strip()}) for line in lines if line.strip()]
+    text = _read_text(path)
+    if not text.strip():
+        raise DataError(f"{path} is empty; it needs at least one input")
+    wanted = [("text_column", text_column)] + ([("text_b_column", text_b_column)] if text_b_column else [])
+    out = []
+    for line, fields in _records(path, text, suffix):
+        for arg, column in wanted:
+            if column not in fields:
+                raise _missing_column(path, arg, column, list(fields), line)
+        b = _cell(path, line, fields[text_b_column], "text_b_column", text_b_column) if text_b_column else None
+        out.append(InputRecord(_cell(path, line, fields[text_column], "text_column", text_column), b, fields))
+    if not out:
+        raise DataError(f"{path} has no inputs, only a header; add rows")
+    return out
+
+
+def _records(path: Path, text: str, suffix: str) -> list[tuple[int, dict[str, Any]]]:
+    """(line, column -> value) for every row of a delimited or JSON file."""
+    if suffix in _JSON_SUFFIXES:
+        out = []
+        for line, obj in _json_objects(path, text):
+            if not isinstance(obj, dict):
+                raise DataError(f"{path} line {line} holds a {type(obj).__name__}, not an object; "
+                                "write one JSON object per line")
+            out.append((line, obj))
+        return out
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_DELIMITERS[suffix], strict=True)
+    try:
+        header = [h.strip() for h in next(reader, [])]
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:
+            raise DataError(f"{path}: column {repeated[0]!r} appears more than once in the header; rename the copies")
+        rows = []
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            if len(fields) != len(header):
+                raise DataError(f"{path} line {reader.line_num} has {len(fields)} fields but the header has "
+                                f"{len(header)}; quote fields that contain the delimiter or a line break")
+            rows.append((reader.line_num, dict(zip(header, fields, strict=True))))
+    except csv.Error as exc:
+        raise DataError(f"{path} line {reader.line_num} is malformed ({exc}); check its quotes") from None
+    return rows
