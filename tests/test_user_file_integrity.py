@@ -37,7 +37,7 @@ def test_a_quote_left_open_to_the_end_is_refused(tmp_path: Path) -> None:
 
 def test_a_genuine_multi_line_text_is_kept(tmp_path: Path) -> None:
     task = load_user_task(_write(tmp_path, GOOD + '"Dear team,\nthe film was great",pos\n'), _write(
-        tmp_path, GOOD, "test.csv"))
+        tmp_path, GOOD, "test.csv"), allow_overlap=True)  # the test file repeats the training rows
     assert any("\n" in e.text_a for e in task.pool)
 
 

@@ -34,7 +34,8 @@ def test_csv_with_test_file(tmp_path: Path) -> None:
 def test_tsv_custom_columns_name_description(tmp_path: Path) -> None:
     train = _write(tmp_path / "d.tsv", "id\treview\tstars\n1\tgreat\t5\n2\tawful\t1\n3\tok\t10\n")
     data = load_user_task(
-        train, train, text_column="review", label_column="stars", name="mine", description="Rate it."
+        train, train, text_column="review", label_column="stars", name="mine", description="Rate it.",
+        allow_overlap=True,  # the same file on purpose
     )
     assert data.labels == ["1", "5", "10"]  # integers sort numerically
     assert [e.label for e in data.pool] == [1, 0, 2]
@@ -47,7 +48,7 @@ def test_jsonl_pairs_and_int_labels(tmp_path: Path) -> None:
         {"premise": "c", "hypothesis": "d", "label": 0},
     ]
     train = _jsonl(tmp_path / "nli.jsonl", rows)
-    data = load_user_task(train, train, text_column="premise", text_b_column="hypothesis")
+    data = load_user_task(train, train, text_column="premise", text_b_column="hypothesis", allow_overlap=True)
     assert data.labels == ["0", "1"]
     assert data.pool[0] == Example("a", 1, "b")
 
@@ -56,15 +57,15 @@ def test_json_lines_and_json_array(tmp_path: Path) -> None:
     rows = [{"text": "x", "label": "a"}, {"text": "y", "label": "b"}]
     lines = _jsonl(tmp_path / "lines.json", rows)
     array = _write(tmp_path / "array.json", json.dumps(rows, indent=1))
-    assert load_user_task(lines, lines).pool == load_user_task(array, array).pool
+    assert load_user_task(lines, lines, allow_overlap=True).pool == load_user_task(array, array, allow_overlap=True).pool
 
 
 def test_given_labels_by_name_and_by_index(tmp_path: Path) -> None:
     named = _write(tmp_path / "n.csv", "text,label\nx,positive\n")
-    data = load_user_task(named, named, labels=["negative", "positive"])
+    data = load_user_task(named, named, labels=["negative", "positive"], allow_overlap=True)
     assert data.labels == ["negative", "positive"] and data.pool[0].label == 1
     indexed = _write(tmp_path / "i.csv", "text,label\nx,1\ny,0\n")
-    assert [e.label for e in load_user_task(indexed, indexed, labels=["negative", "positive"]).pool] == [1, 0]
+    assert [e.label for e in load_user_task(indexed, indexed, labels=["negative", "positive"], allow_overlap=True).pool] == [1, 0]
 
 
 def test_no_test_file_splits_a_fixed_part(tmp_path: Path) -> None:

@@ -242,6 +242,8 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
                    help="seed of the few-shot split: 13, 21, 42, 87 or 100 as in LM-BFF (default 13)")
     g.add_argument("--max-test", type=int, default=argparse.SUPPRESS,
                    help="evaluate on a fixed random subset of N test examples")
+    g.add_argument("--allow-overlap", action="store_true", default=argparse.SUPPRESS,
+                   help="score a --test-file that shares texts with --train-file (refused otherwise)")
 
 
 def add_search_flags(p: argparse.ArgumentParser, quiet: bool = True) -> None:

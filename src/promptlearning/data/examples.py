@@ -50,6 +50,17 @@ class TaskData:
         return TaskData(self.name, list(self.labels), self.description, list(self.pool), list(self.test))
 
 
+def overlap_key(example: Example) -> tuple[str, str]:
+    """What makes two examples the same input: their texts, case-folded, whitespace and entities normalised."""
+    return normalize_text(example.text_a).casefold(), normalize_text(example.text_b or "").casefold()
+
+
+def count_overlap(pool: Iterable[Example], test: Iterable[Example]) -> int:
+    """How many test examples have the same (normalised) text as some training example."""
+    seen = {overlap_key(e) for e in pool}
+    return sum(overlap_key(e) in seen for e in test)
+
+
 def label_counts(examples: Iterable[Example], labels: Sequence[str]) -> dict[str, int]:
     """Examples per label name, in label order, zeros included."""
     counts = Counter(ex.label for ex in examples)

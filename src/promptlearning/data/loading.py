@@ -31,6 +31,7 @@ class DataConfig:
     dev_shots: int | None = None
     data_seed: int = 13
     max_test: int | None = None  # evaluate on the first N test examples only (smoke runs)
+    allow_overlap: bool = False  # score a test file that shares texts with the training file (refused otherwise)
 
     def check(self) -> None:
         if not self.task and not self.train_file:
@@ -50,7 +51,7 @@ def load_data(cfg: DataConfig) -> TaskData:
     if cfg.train_file:
         return load_user_task(cfg.train_file, cfg.test_file, text_column=cfg.text_column,
                               label_column=cfg.label_column, text_b_column=cfg.text_b_column,
-                              description=cfg.description)
+                              description=cfg.description, allow_overlap=cfg.allow_overlap)
     assert cfg.task is not None
     return load_task(cfg.task)
 

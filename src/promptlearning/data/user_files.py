@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptlearning.data.examples import Example, TaskData, split_fixed_test
+from promptlearning.data.examples import Example, TaskData, count_overlap, split_fixed_test
 from promptlearning.errors import DataError
 
 _DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
@@ -237,6 +237,7 @@ def load_user_task(
     name: str | None = None,
     description: str | None = None,
     labels: Sequence[str] | None = None,
+    allow_overlap: bool = False,
 ) -> TaskData:
     """A task from a training file (its pool) and an optional test file.
 
@@ -264,6 +265,11 @@ def load_user_task(
         pool, test = split_fixed_test(train)
     else:
         pool, test = train, _examples(test_rows, names, Path(str(test_path)), given)
+        shared = count_overlap(pool, test)
+        if shared and not allow_overlap:
+            raise DataError(f"{shared} of {len(test)} examples in {test_path} also appear in {train_path} (same text "
+                            "after normalising case and spaces), so the test score would be inflated; remove them "
+                            "from one file, or pass --allow-overlap (allow_overlap=True) to score anyway")
     task_name = name or Path(train_path).stem
     text = description or f"Decide which of these labels fits the text: {', '.join(names)}."
     return TaskData(name=task_name, labels=names, description=text, pool=pool, test=test)

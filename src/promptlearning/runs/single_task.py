@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from promptlearning.backbones import DEFAULT_BACKBONE, Backbone, shared_backbone  # noqa: F401
 from promptlearning.data.loading import DataConfig, load_data, make_split, test_subset  # noqa: F401  (re-exported)
 from promptlearning.devices import resolve_device
+from promptlearning.errors import ConfigError
 from promptlearning.fileio import write_json
 from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
@@ -76,6 +77,16 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
+def refuse_untrainable_head(model: PromptModel) -> None:
+    """A method that never trains (fixed_prompt) with a head whose weights mean nothing until trained
+    (a classification head) would either train the head behind the method's back or score with random
+    weights: neither is what was asked, so it is refused, naming the heads that need no training."""
+    if not model.method.needs_training and model.head.needs_training:
+        raise ConfigError(f"method {type(model.method).name} never trains, but head {model.head.kind} "
+                          "has weights that must be trained; use --head verbalizer (a causal LM) or "
+                          "--head label_description (an encoder)")
+
+
 def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbone | None = None,
                    baseline: bool = True, log: Any = print) -> dict[str, Any]:
     """Train one method on one few-shot split and return every number a table needs."""
@@ -92,6 +103,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
         backbone = copy.deepcopy(backbone)  # fine-tuning must not alter the shared frozen copy
     model = PromptModel.build(backbone, cfg.method, data.labels, method_options=cfg.method_options,
                               head=cfg.head, task=data.name, max_length=cfg.max_length, template=cfg.template)
+    refuse_untrainable_head(model)
     train_items, dev_items, test_items = (model.encode(part) for part in (split.train, split.dev, split.test))
     trainable, total = model.num_trainable(), model.num_backbone_parameters()
     log(f"task {data.name}: {len(split.train)} train / {len(split.dev)} dev / {len(split.test)} test, "
