@@ -23,6 +23,7 @@ from promptlearning.cli import (
     listings,
     predict,
     search,
+    serve,
     train,
     transfer,
 )
@@ -68,4 +69,6 @@ COMMANDS: tuple[Command, ...] = (
             "adapt a cross-task adapter to an unseen task in a few steps (or K=0)"),
     Command("search", search.add_parser,
             "search readable or black-box prompts (evolution, rl, cma_es) and the discrete-to-soft hybrid"),
+    Command("serve", serve.add_parser,
+            "serve many adapters of one backbone over HTTP, rows of different adapters batched together"),
 )
