@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import toy_csv
+from tests.meta_toys import toy_tasks  # noqa: F401  (fixture)
 from tests.test_cli import FAST, fails, ok
 
 
@@ -53,3 +54,32 @@ def test_overlap_allowed_when_asked(capsys: pytest.CaptureFixture[str], tmp_path
     data = load_user_task(train, test, allow_overlap=True)
     assert len(data.test) == 3
     ok(capsys, "train", "--train-file", str(train), "--test-file", str(test), *FAST, "--allow-overlap")
+
+
+def test_adapt_warnings_name_the_fix() -> None:
+    from promptlearning.cli.adapt import adapt_warnings
+
+    assert adapt_warnings(["negative", "positive"], False, None, False) == []
+    (labels,) = adapt_warnings(["0", "1"], False, None, False)
+    assert "--label-words" in labels and "0, 1" in labels
+    assert adapt_warnings(["0", "1"], True, None, False) == []  # words given
+    (description,) = adapt_warnings(["spam", "ham"], False, "description", True)
+    assert "--description" in description
+
+
+def test_adapt_warns_on_stderr(toy_tasks: list[str], tmp_path: Path,  # noqa: F811
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    from promptlearning.cli.main import main
+    from promptlearning.runs.multitask import run_multitask
+    from tests.test_meta_core import _cfg
+
+    run_multitask(_cfg(tmp_path), log=lambda *_: None)
+    digits = tmp_path / "digits.csv"
+    digits.write_text("text,label\n" + "".join(f"good great {i},1\nbad awful {i},0\n" for i in range(8)))
+    argv = ["adapt", "--from", str(tmp_path / "run" / "best"), "--train-file", str(digits), "--shots", "2",
+            "--steps", "1", "--max-test", "2", "--quiet"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "warning: the labels 0, 1 carry no meaning" in capsys.readouterr().err
+    assert main([*argv, "--label-words", "{0: [bad], 1: [good]}"]) == 0
+    assert "carry no meaning" not in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,26 @@ def adapt_options(args: argparse.Namespace) -> AdaptOptions:
     return options
 
 
+def labels_carry_no_meaning(labels: list[str]) -> bool:
+    """Label names a head cannot read a meaning into: all numbers or single characters (0/1, a/b)."""
+    return all(name.strip().lstrip("+-").isdigit() or len(name.strip()) <= 1 for name in labels)
+
+
+def adapt_warnings(labels: list[str], has_label_words: bool, task_repr: str | None,
+                   no_description: bool) -> list[str]:
+    """Why an adaptation would likely score at chance, one line each: the heads and task representations
+    read label names and descriptions, so names like 0/1 or a missing description tell them nothing."""
+    out = []
+    if labels_carry_no_meaning(labels) and not has_label_words:
+        example = ", ".join(f"{name}: [word]" for name in labels[:2])
+        out.append(f"the labels {', '.join(labels)} carry no meaning for the head; give words for them with "
+                   f"--label-words \"{{{example}}}\"")
+    if task_repr == "description" and no_description:
+        out.append("this adapter represents a task by its description and your data has none; "
+                   "give one sentence with --description")
+    return out
+
+
 def cmd_adapt(args: argparse.Namespace) -> int:
     from promptlearning.cli.loading import load_model
     from promptlearning.data import load_task, load_user_task
@@ -67,6 +88,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         assert o.train_file is not None
         data = load_user_task(o.train_file, o.test_file, text_column=o.text_column,
                               label_column=o.label_column, description=o.description)
+    for warning in adapt_warnings(data.labels, bool(o.label_words), model.method.task_repr_kind,
+                                  bool(o.train_file) and not o.description):
+        print(f"warning: {warning}", file=sys.stderr)
     served = [t.name for t in model.tasks]
     print(f"adapter {o.adapter} serves {', '.join(served)}; adapting to {data.name} with K={o.shots}")
     result = adapt_to_task(model, data, shots=o.shots, seed=o.data_seed, steps=o.steps, lr=o.lr,
