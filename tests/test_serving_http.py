@@ -202,3 +202,10 @@ def test_cli_refusals_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "NAME=PATH" in capsys.readouterr().err
     assert main(["serve", "--backbone", "tiny-bert", "--adapters-dir", str(tmp_path / "none")]) == 2
     assert "not a folder" in capsys.readouterr().err
+    config = tmp_path / "serve.yaml"
+    config.write_text(f"backbone: tiny-bert\nadapters_dir: {tmp_path / 'gone'}\nmax_batch_size: 8\n")
+    assert main(["serve", "--config", str(config)]) == 2  # the file is read: its adapters_dir is checked
+    assert "gone is not a folder" in capsys.readouterr().err
+    config.write_text("backbone: tiny-bert\nmax_batch_size: many\n")
+    assert main(["serve", "--config", str(config)]) == 2
+    assert "max_batch_size" in capsys.readouterr().err

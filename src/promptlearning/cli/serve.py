@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from typing import Any
 
+from promptlearning.cli.options import add_config_flag, add_dataclass_flags, flat_config
+from promptlearning.configs import option
 from promptlearning.errors import ConfigError
 
 API_KEY_ENV = "PROMPTLEARNING_API_KEY"
@@ -28,8 +31,30 @@ def parse_adapters(specs: list[str]) -> dict[str, str]:
     return out
 
 
-def build(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The engine and the app ``args`` describe (loads the backbone and every --adapter)."""
+@dataclass
+class ServeConfig:
+    """Everything `promptlearning serve` reads, from flags or a --config YAML file (flags win)."""
+
+    backbone: str = option("", "the frozen backbone every adapter was made on (required, no default)")
+    adapter: list[str] = option([], "NAME=PATH adapters to serve (repeatable); PATH inside --adapters-dir if given")
+    adapters_dir: str | None = option(None, "the only folder adapters load from (also at run time, by admins)")
+    host: str = option("127.0.0.1", "address to bind (loopback only by default)")
+    port: int = option(8000, "port to listen on")
+    api_key: str | None = option(None, f"required on every endpoint when set, on admin ones always (or {API_KEY_ENV})")
+    device: str = option("auto", "auto (CUDA when present), cpu or cuda[:N]")
+    max_batch_size: int = option(32, "rows per forward, all adapters together")
+    max_wait_ms: float = option(5.0, "how long the first queued row waits for others")
+    max_texts: int = option(64, "texts per request")
+    max_chars: int = option(2000, "characters per text")
+    max_queue: int = option(1024, "rows waiting, all requests together")
+    timeout_s: float = option(30.0, "seconds from a request's arrival to its answer")
+    max_new_tokens: int = option(64, "the most tokens one generate request may ask")
+    one_adapter_per_batch: bool = option(False, "batch only rows of one adapter together (the baseline)")
+    log_level: str = option("info", "uvicorn's log level: critical, error, warning, info, debug")
+
+
+def build(config: ServeConfig) -> tuple[Any, Any]:
+    """The engine and the app ``config`` describes (loads the backbone and every --adapter)."""
     try:
         from promptlearning.serving.app import create_app
     except ImportError as exc:
@@ -39,29 +64,32 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     from promptlearning.devices import resolve_device
     from promptlearning.serving import PromptServer, ServingLimits
 
-    limits = ServingLimits(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                           max_texts=args.max_texts, max_chars=args.max_chars, max_queue=args.max_queue,
-                           timeout_s=args.timeout_s, max_new_tokens=args.max_new_tokens)
-    adapters = parse_adapters(args.adapter or [])
-    if not adapters and not args.adapters_dir:
+    if not config.backbone:
+        raise ConfigError("give --backbone NAME (the backbone the adapters were made on)")
+    limits = ServingLimits(max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms,
+                           max_texts=config.max_texts, max_chars=config.max_chars, max_queue=config.max_queue,
+                           timeout_s=config.timeout_s, max_new_tokens=config.max_new_tokens)
+    adapters = parse_adapters(config.adapter)
+    if not adapters and not config.adapters_dir:
         raise ConfigError("nothing to serve; give --adapter NAME=PATH (repeatable) or --adapters-dir DIR "
                           "to load adapters at run time")
-    if args.adapters_dir and not os.path.isdir(args.adapters_dir):
-        raise ConfigError(f"--adapters-dir {args.adapters_dir} is not a folder; give the folder holding adapters")
-    backbone = load_backbone(args.backbone)
-    backbone.model.to(resolve_device(args.device))
-    server = PromptServer(backbone, adapters, adapters_dir=args.adapters_dir, limits=limits,
-                          cross_adapter=not args.one_adapter_per_batch)
-    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    if config.adapters_dir and not os.path.isdir(config.adapters_dir):
+        raise ConfigError(f"--adapters-dir {config.adapters_dir} is not a folder; give the folder holding adapters")
+    backbone = load_backbone(config.backbone)
+    backbone.model.to(resolve_device(config.device))
+    server = PromptServer(backbone, adapters, adapters_dir=config.adapters_dir, limits=limits,
+                          cross_adapter=not config.one_adapter_per_batch)
+    api_key = config.api_key or os.environ.get(API_KEY_ENV) or None
     return server, create_app(server, api_key=api_key)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    server, app = build(args)
+    config, _ = flat_config(ServeConfig, args)
+    server, app = build(config)
     import uvicorn
 
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level)
     finally:
         server.close()
     return 0
@@ -70,25 +98,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve many adapters of one backbone over HTTP, rows of different adapters "
                                      "batched together")
-    p.add_argument("--backbone", required=True, help="the frozen backbone every adapter was made on")
-    p.add_argument("--adapter", action="append", metavar="NAME=PATH",
+    add_config_flag(p)
+    add_dataclass_flags(p, ServeConfig, skip=("adapter",))
+    p.add_argument("--adapter", dest="adapter", action="append", metavar="NAME=PATH", default=argparse.SUPPRESS,
                    help="an adapter to serve under NAME (repeatable); PATH is inside --adapters-dir when given")
-    p.add_argument("--adapters-dir", default=None,
-                   help="the only folder adapters are loaded from (also at run time through the admin endpoints)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--api-key", default=None,
-                   help=f"required on every endpoint when set, and for admin endpoints always (or {API_KEY_ENV})")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    p.add_argument("--max-batch-size", type=int, default=32, help="rows per forward, all adapters together")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long the first queued row waits for others")
-    p.add_argument("--max-texts", type=int, default=64, help="texts per request")
-    p.add_argument("--max-chars", type=int, default=2000, help="characters per text")
-    p.add_argument("--max-queue", type=int, default=1024, help="rows waiting, all requests together")
-    p.add_argument("--timeout-s", type=float, default=30.0, help="seconds from a request's arrival to its answer")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="the most tokens one generate request may ask")
-    p.add_argument("--one-adapter-per-batch", action="store_true",
-                   help="batch only rows of the same adapter together (the baseline without cross-adapter batching)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
     return p
