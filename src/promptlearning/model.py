@@ -19,8 +19,8 @@ from torch import nn
 from promptlearning.adapters import (
     WEIGHTS_FILE,
     check_backbone,
+    load_adapter_state,
     load_state_into,
-    load_tensors,
     read_adapter_config,
 )
 from promptlearning.backbones import Backbone, load_backbone
@@ -44,6 +44,14 @@ def check_template(template: Template | None, method: PromptMethod) -> None:
             + (f"use a template with {want} slots, e.g. '[P{want}] {{text_a}}'" if want
                else "remove the [P] slots or use --method p_tuning")
         )
+
+
+DEFAULT_MAX_LENGTH = 128
+
+
+def default_max_length(backbone: Backbone, prompt_positions: int = 0) -> int:
+    """min(128, the backbone's positions less the prompt's): a small model never overflows its positions."""
+    return max(1, min(DEFAULT_MAX_LENGTH, backbone.info.max_positions - prompt_positions))
 
 
 @dataclass
@@ -94,14 +102,17 @@ class PromptModel(nn.Module):
     @classmethod
     def build(cls, backbone: Backbone, method: str, labels: Sequence[str], *,
               method_options: dict[str, Any] | None = None, head: HeadConfig | None = None,
-              task: str | None = None, max_length: int = 128, template: str | None = None,
+              task: str | None = None, max_length: int | None = None, template: str | None = None,
               tasks: Sequence[TaskInfo] | None = None,
               support: dict[str, Sequence[Example]] | None = None) -> PromptModel:
         """Build from names: the usual entry point for library users.
 
         ``tasks`` (with their descriptions) makes a model that serves several tasks; ``support``
-        gives examples per task name for methods that represent a task by its examples."""
+        gives examples per task name for methods that represent a task by its examples.
+        ``max_length`` (input tokens) defaults to :func:`default_max_length`: what fits the backbone."""
         built = build_method(method, backbone, method_options)
+        if max_length is None:
+            max_length = default_max_length(backbone, built.num_prompt_positions)
         model = cls(backbone, built, build_head(head or HeadConfig(), backbone, labels), labels,
                     task=task, max_length=max_length, template=template, tasks=tasks)
         for info in model.tasks:
@@ -179,7 +190,9 @@ class PromptModel(nn.Module):
         if self.method.task_repr_kind is not None and batch.task_repr is None:
             batch = dataclasses.replace(batch, task_repr=self.task_reprs[batch.task_ids.to(self.task_reprs.device)])
         logits = self.head.score(batch, self._run)  # (B, C): the shape the head's `output` declares
-        loss = self.head.loss(logits, batch.labels) if batch.labels is not None else None
+        labels = batch.labels  # a loss only for labels of the head's output kind: (B,) per row, (B, L) per position
+        scored = labels is not None and labels.dim() == logits.dim() - 1
+        loss = self.head.loss(logits, labels) if scored and labels is not None else None
         return ModelOutput(logits, loss)
 
     def _run(self, batch: Batch) -> tuple[torch.Tensor, Any]:
@@ -315,6 +328,6 @@ def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptMod
         raise AdapterError(f"adapter {directory} has an unusable config: {exc}") from exc
     except (KeyError, TypeError) as exc:
         raise AdapterError(f"adapter {directory} config lacks or mistypes {exc}; retrain it") from exc
-    state = load_tensors(directory / WEIGHTS_FILE)
+    state = load_adapter_state(directory)  # ours, or a PEFT folder that `promptlearning export` wrote
     load_state_into(model, state, set(model.trainable_state()), directory / WEIGHTS_FILE)
     return model.to(backbone.input_embeddings().weight.device)

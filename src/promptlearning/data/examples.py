@@ -13,6 +13,9 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from promptlearning.errors import DataError
 
 #: Largest fixed test set carved from a corpus that ships no test split of its own.
 MAX_TEST = 1000
@@ -48,6 +51,109 @@ class TaskData:
     def copy(self) -> TaskData:
         """A copy whose lists can be changed without touching this one (examples are frozen)."""
         return TaskData(self.name, list(self.labels), self.description, list(self.pool), list(self.test))
+
+    @classmethod
+    def from_records(cls, records: Iterable[Any], test: Iterable[Any] | None = None, *, name: str = "task",
+                     labels: Sequence[str] | None = None, description: str | None = None,
+                     text: str = "text", label: str = "label", text_b: str | None = None) -> TaskData:
+        """A task from in-memory records: ``(text, label)`` pairs, ``(text_a, text_b, label)`` triples, or
+        mappings with keys ``text``/``label`` (``text_b``; other names by ``text=``, ``label=``, ``text_b=``).
+
+        Labels are the distinct values (sorted, numerically if all are integers) unless ``labels`` is
+        given; without ``test`` a fixed part of the records is held out, as for a training file alone."""
+        rows = [_record(r, i, text, label, text_b) for i, r in enumerate(records, 1)]
+        test_rows = [_record(r, i, text, label, text_b) for i, r in enumerate(test, 1)] if test is not None else None
+        if not rows:
+            raise DataError("no records; give at least one (text, label) per class")
+        names = [str(x) for x in labels] if labels is not None else infer_labels(r[2] for r in rows)
+        if len(names) < 2:
+            raise DataError(f"only one label ({names}); a classification task needs at least 2")
+        index = {n: i for i, n in enumerate(names)}
+
+        def examples(part: list[tuple[str, str | None, str]], where: str) -> list[Example]:
+            unknown = sorted({r[2] for r in part} - set(index))
+            if unknown:
+                raise DataError(f"{where} has label(s) {unknown[:3]} not among {names}; fix them or pass labels=")
+            return [Example(a, index[y], b) for a, b, y in part]
+
+        pool = examples(rows, "records")
+        if test_rows is None:
+            pool, held = split_fixed_test(pool)
+        else:
+            held = examples(test_rows, "test records")
+        text_desc = description or f"Decide which of these labels fits the text: {', '.join(names)}."
+        return cls(name=name, labels=names, description=text_desc, pool=pool, test=held)
+
+    @classmethod
+    def from_pandas(cls, frame: Any, test: Any = None, *, text: str = "text", label: str = "label",
+                    text_b: str | None = None, **kwargs: Any) -> TaskData:
+        """A task from a pandas DataFrame (and an optional test DataFrame) with the named columns."""
+        def rows(df: Any) -> list[dict[str, Any]]:
+            if not hasattr(df, "to_dict") or not hasattr(df, "columns"):
+                raise DataError(f"from_pandas needs a pandas DataFrame (got {type(df).__name__}); "
+                                "for a list of (text, label) use TaskData.from_records")
+            missing = [c for c in (text, label, text_b) if c is not None and c not in df.columns]
+            if missing:
+                raise DataError(f"the DataFrame has no column {missing[0]!r} (columns: {list(df.columns)}); "
+                                "name the columns with text=, label=")
+            return list(df.to_dict("records"))
+
+        return cls.from_records(rows(frame), rows(test) if test is not None else None, text=text, label=label,
+                                text_b=text_b, **kwargs)
+
+    @classmethod
+    def from_dataset(cls, dataset: Any, test: Any = None, *, text: str = "text", label: str = "label",
+                     text_b: str | None = None, **kwargs: Any) -> TaskData:
+        """A task from a Hugging Face ``datasets.Dataset`` (rows as mappings); a ClassLabel column's names
+        become the label names unless ``labels=`` is given."""
+        if not hasattr(dataset, "features") or not hasattr(dataset, "column_names"):
+            raise DataError(f"from_dataset needs a datasets.Dataset (got {type(dataset).__name__}); "
+                            "for a DataFrame use TaskData.from_pandas")
+        feature = dataset.features.get(label) if hasattr(dataset.features, "get") else None
+        names = getattr(feature, "names", None)
+        if names and "labels" not in kwargs:
+            kwargs["labels"] = list(names)
+
+        def rows(ds: Any) -> list[dict[str, Any]]:
+            out = []
+            for row in ds:
+                row = dict(row)
+                if names and isinstance(row.get(label), int):
+                    row[label] = names[row[label]]
+                out.append(row)
+            return out
+
+        return cls.from_records(rows(dataset), rows(test) if test is not None else None, text=text, label=label,
+                                text_b=text_b, **kwargs)
+
+
+def _record(record: Any, i: int, text: str, label: str, text_b: str | None) -> tuple[str, str | None, str]:
+    """(text_a, text_b, label name) of one in-memory record, checked."""
+    if isinstance(record, dict):
+        missing = [k for k in (text, label, text_b) if k is not None and k not in record]
+        if missing:
+            raise DataError(f"record {i} has no key {missing[0]!r} (keys: {sorted(record)}); "
+                            "name the keys with text=, label=")
+        a, b, y = record[text], record[text_b] if text_b else None, record[label]
+    elif isinstance(record, (tuple, list)) and len(record) in (2, 3):
+        a, b, y = (record[0], None, record[1]) if len(record) == 2 else record
+    else:
+        raise DataError(f"record {i} is {type(record).__name__}; give (text, label), (text_a, text_b, label) "
+                        "or a mapping")
+    if not isinstance(a, str) or not a.strip():
+        raise DataError(f"record {i} has an empty or non-text text ({a!r}); fill it in or drop the record")
+    if y is None or (isinstance(y, float) and y != y) or not str(y).strip():
+        raise DataError(f"record {i} has no label ({y!r}); fill it in or drop the record")
+    return a.strip(), (str(b).strip() if b is not None else None), str(y).strip()
+
+
+def infer_labels(values: Iterable[str]) -> list[str]:
+    """Distinct label values, sorted: numerically if all are integers, else as strings."""
+    distinct = sorted(set(values))
+    try:
+        return sorted(distinct, key=int)
+    except ValueError:
+        return distinct
 
 
 def overlap_key(example: Example) -> tuple[str, str]:

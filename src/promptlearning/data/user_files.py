@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptlearning.data.examples import Example, TaskData, count_overlap, split_fixed_test
+from promptlearning.data.examples import Example, TaskData, count_overlap, infer_labels, split_fixed_test
 from promptlearning.errors import DataError
 
 _DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
@@ -192,12 +192,7 @@ def _read_rows(path: str | Path, cols: _Columns) -> list[_Row]:
 
 
 def _infer_labels(rows: Sequence[_Row]) -> list[str]:
-    """Distinct label values, sorted: numerically if all are integers, else as strings."""
-    values = sorted({r.label for r in rows})
-    try:
-        return sorted(values, key=int)
-    except ValueError:
-        return values
+    return infer_labels(r.label for r in rows)
 
 
 def _label_index(rows: Sequence[_Row], labels: Sequence[str], path: Path, given: bool) -> list[int]:
@@ -246,6 +241,10 @@ def load_user_task(
     must be one of them, or every value an integer index into them. Without a test file,
     a fixed test part (min(1000, 20 %)) is split off the training file by the same seeded
     rule the built-in tasks use."""
+    for given_path in (train_path, test_path):
+        if given_path is not None and not isinstance(given_path, (str, Path)):
+            raise DataError(f"load_user_task reads files; for a {type(given_path).__name__} use "
+                            "TaskData.from_pandas(df, text=..., label=...), from_dataset or from_records")
     cols = _Columns(text_column, label_column, text_b_column)
     train_rows = _read_rows(train_path, cols)
     test_rows = _read_rows(test_path, cols) if test_path is not None else None
