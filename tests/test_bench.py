@@ -28,7 +28,7 @@ tasks: [{{name: toy, train_file: toy.csv}}]
 shots: 4
 seeds: {seeds}
 max_test: 16
-train: {{max_steps: 4, eval_every: 2, eval_batch_size: 8}}
+train: {{max_steps: 4, eval_every: 2, eval_batch_size: 8, train_past_perfect_dev: true}}
 methods: {methods}
 """
 

@@ -28,7 +28,7 @@ def test_non_finite_or_negative_training_values_are_refused(field: str, value: f
 
 def _trainer(backbone: Backbone, out: Path, cls: type[Trainer]) -> Trainer:
     model = PromptModel.build(backbone, "prompt_tuning", ["neg", "pos"], method_options={"num_tokens": 3})
-    cfg = TrainConfig(max_steps=40, eval_every=5, checkpoint_every=5, quiet=True, lr=0.01)
+    cfg = TrainConfig(max_steps=40, eval_every=5, checkpoint_every=5, quiet=True, lr=0.01, train_past_perfect_dev=True)
     return cls(model, cfg, encode(backbone.tokenizer, toy_examples(8, seed=1), 32),
                encode(backbone.tokenizer, toy_examples(4, seed=2), 32), out)
 

@@ -23,7 +23,7 @@ def _trainer(backbone: Backbone, out: Path | None, cls: type[Trainer] = Trainer,
     model = PromptModel.build(backbone, "p_tuning_v2", ["neg", "pos"], method_options={"num_tokens": 3})
     model.head.dropout.p = 0.2  # dropout makes the RNG state matter for exact resume
     cfg = TrainConfig(**{"max_steps": 24, "eval_every": 6, "checkpoint_every": 6, "quiet": True, "lr": 0.05,
-                         **overrides})  # type: ignore[arg-type]
+                         "train_past_perfect_dev": True, **overrides})  # type: ignore[arg-type]
     train = encode(backbone.tokenizer, toy_examples(8, seed=1), 32)
     dev = encode(backbone.tokenizer, toy_examples(4, seed=2), 32)
     return cls(model, cfg, train, dev, out)

@@ -17,7 +17,8 @@ from .conftest import toy_examples
 
 def _fit(backbone: Backbone, out: Path, **overrides: object) -> None:
     model = PromptModel.build(backbone, "prompt_tuning", ["neg", "pos"], method_options={"num_tokens": 3})
-    cfg = TrainConfig(**{"max_steps": 12, "eval_every": 4, "lr": 0.05, "head_lr": 0.02, **overrides})  # type: ignore[arg-type]
+    cfg = TrainConfig(**{"max_steps": 12, "eval_every": 4, "lr": 0.05, "head_lr": 0.02,
+                         "train_past_perfect_dev": True, **overrides})  # type: ignore[arg-type]
     Trainer(model, cfg, encode(backbone.tokenizer, toy_examples(8, seed=1), 32),
             encode(backbone.tokenizer, toy_examples(4, seed=2), 32), out).fit()
 

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from promptlearning.backbones import Backbone, weights_fingerprint
 from promptlearning.errors import AdapterError
 from promptlearning.fileio import atomic_directory, read_json, recover_directory, write_json
+from promptlearning.peft_files import SIDE_CONFIG_FILE, describe_foreign, is_peft_config, read_exported
 from promptlearning.version import __version__
 
 if TYPE_CHECKING:
@@ -70,11 +71,25 @@ def read_adapter_config(directory: Path) -> dict[str, Any]:
         raise AdapterError(f"adapter directory {directory} does not exist; give the folder that train --output wrote")
     if not (directory / CONFIG_FILE).is_file() and (directory / "best" / CONFIG_FILE).is_file():
         raise AdapterError(f"{directory} is a run directory; its adapter is {directory / 'best'}")
+    if not (directory / CONFIG_FILE).exists():
+        raise AdapterError(f"{directory} holds no {CONFIG_FILE}, so it is not an adapter; give the folder that "
+                           "`promptlearning train --output` wrote (its best/) or a PEFT prompt/prefix adapter")
     config = read_json(directory / CONFIG_FILE,
                        lambda why: AdapterError(f"not a usable adapter: {why}; retrain or point to another adapter"))
+    if is_peft_config(config):  # Hugging Face PEFT's: ours only if `promptlearning export` wrote it
+        exported = read_exported(directory)
+        if exported is None:
+            raise AdapterError(describe_foreign(config, directory))
+        return exported[0]
     if not isinstance(config, dict) or config.get("library") != "promptlearning" or "method" not in config:
-        raise AdapterError(f"{directory / CONFIG_FILE} is not a promptlearning adapter config; retrain it")
+        raise AdapterError(describe_foreign(config, directory))
     return config
+
+
+def load_adapter_state(directory: Path) -> dict[str, torch.Tensor]:
+    """The tensors of an adapter folder: ours, or those of a PEFT folder that `promptlearning export` wrote."""
+    exported = read_exported(directory) if (directory / SIDE_CONFIG_FILE).is_file() else None
+    return exported[1] if exported is not None else load_tensors(directory / WEIGHTS_FILE)
 
 
 def check_backbone(config: dict[str, Any], backbone: Backbone, directory: Path) -> None:

@@ -140,7 +140,8 @@ def run_backbone(backbone: Backbone, method: PromptMethod, batch: Batch,
             types = torch.cat([types.new_zeros(ctx.batch_size, prompt_len), types], dim=1)
     kwargs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": mask}
     if backbone.accepts("position_ids"):
-        kwargs["position_ids"] = position_ids_for(backbone, mask)
+        # a method may number the input after its key/value prefix, as PEFT does (prefix_tuning's peft_positions)
+        kwargs["position_ids"] = position_ids_for(backbone, mask) + int(getattr(method, "text_position_offset", 0))
     prefix = method.kv_prefix(ctx) if method.num_prefix_positions else None
     if prefix is not None:
         # a fresh cache on every forward: the model fills it in place

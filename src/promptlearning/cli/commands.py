@@ -18,6 +18,7 @@ from promptlearning.cli import (
     continual,
     demo,
     evaluate,
+    export,
     generate,
     inspect_prompts,
     listings,
@@ -69,6 +70,8 @@ COMMANDS: tuple[Command, ...] = (
             "adapt a cross-task adapter to an unseen task in a few steps (or K=0)"),
     Command("search", search.add_parser,
             "search readable or black-box prompts (evolution, rl, cma_es) and the discrete-to-soft hybrid"),
+    Command("export", export.add_parser,
+            "convert prompt_tuning/prefix_tuning adapters to Hugging Face PEFT's format, or PEFT's to ours"),
     Command("serve", serve.add_parser,
             "serve many adapters of one backbone over HTTP, rows of different adapters batched together"),
 )

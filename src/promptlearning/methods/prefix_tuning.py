@@ -9,6 +9,7 @@ table once and drops the MLP, so inference pays nothing and outputs do not chang
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +33,8 @@ class PrefixTuningConfig(MethodConfig):
     reparam_hidden: int = option(256, "hidden width of the reparameterisation MLP")
     init_std: float = option(0.5, "standard deviation of the initial prefixes (or of the MLP's input table)")
     init_seed: int = option(0, "seed of the initialisation")
+    peft_positions: bool = option(False, "number the input's positions from P, after the prefix, as Hugging Face "
+                                         "PEFT does (set on import from PEFT; needed to export to PEFT)")
 
     def check(self) -> None:
         if self.num_tokens < 1:
@@ -41,6 +44,13 @@ class PrefixTuningConfig(MethodConfig):
 
     def check_backbone(self, info: BackboneInfo) -> None:
         check_prompt_length(self.num_tokens, info, "prefix")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``peft_positions`` only when on: the dict is part of stored bench job keys, which stay as they were."""
+        values = super().to_dict()
+        if not self.peft_positions:
+            del values["peft_positions"]
+        return values
 
 
 @register_method
@@ -69,6 +79,11 @@ class PrefixTuning(PromptMethod):
     @property
     def num_prefix_positions(self) -> int:
         return self.config.num_tokens
+
+    @property
+    def text_position_offset(self) -> int:
+        """Where the input's position ids start (read by the injector): 0, or P as PEFT numbers them."""
+        return self.config.num_tokens if self.config.peft_positions else 0
 
     def flat_prefix(self) -> torch.Tensor:
         """(P, layers * 2 * kv_heads * head_dim), from the MLP or the folded table."""

@@ -25,6 +25,9 @@ class TrainConfig:
     eval_at_start: bool = option(False, "also evaluate on dev before the first step, so the starting state can be "
                                         "the best one (a hybrid started from a good discrete prompt)")
     patience: int = option(0, "stop after N evaluations without dev improvement (0: never stop early)")
+    train_past_perfect_dev: bool = option(False, "keep training after dev accuracy reaches 1.0 (by default the "
+                                                 "run stops there: the kept model, the first best on dev, can no "
+                                                 "longer change, so later steps only cost time)")
     checkpoint_every: int = option(50, "write a resumable checkpoint every N steps (0: only at the end)")
     log_every: int = option(10, "log the training loss every N steps")
     seed: int = option(42, "seed of Python, NumPy and torch (data order, dropout, init)")
@@ -51,7 +54,16 @@ class TrainConfig:
             raise ConfigError("patience and checkpoint_every must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every setting; ``train_past_perfect_dev`` only when turned on.
+
+        The dict is part of every stored bench job's key and of --resume's fingerprint. Stopping at a
+        perfect dev accuracy keeps exactly the model a full run keeps (a later evaluation replaces the kept
+        model only when strictly better), so jobs stored before the setting existed keep their keys, while
+        turning it off (full dev curves, all steps) is a different job."""
+        values = dataclasses.asdict(self)
+        if not self.train_past_perfect_dev:
+            del values["train_past_perfect_dev"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

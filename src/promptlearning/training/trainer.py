@@ -310,6 +310,10 @@ class Trainer:
         if scores["accuracy"] > state["best_dev"]:
             state["best_dev"], state["best_step"], state["bad_evals"] = scores["accuracy"], state["step"], 0
             self._keep_best(state)
+            if not self.config.train_past_perfect_dev and scores["accuracy"] >= 1.0:
+                # only a strictly better score replaces the kept model, and none is better than 1.0
+                state["stopped_early"] = True
+                self._log({"step": state["step"], "event": "early_stop", "reason": "dev accuracy 1.0"})
         else:
             state["bad_evals"] += 1
             if self.config.patience and state["bad_evals"] >= self.config.patience:

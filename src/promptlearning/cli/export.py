@@ -1,0 +1,61 @@
+"""`promptlearning export`: an adapter to Hugging Face PEFT's format, or a PEFT adapter to ours."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from promptlearning.errors import ConfigError
+
+EXPORT_EXAMPLES = """examples:
+  promptlearning export --adapter runs/mr/best --to peft --output mr-peft
+      # then in Python: PeftModel.from_pretrained(AutoModel.from_pretrained(BASE), "mr-peft")
+  promptlearning export --adapter my-peft-prompt --to promptlearning --labels neg,pos \\
+      --backbone minilm-l6 --head verbalizer --output mr-ours
+      # a plain PEFT prompt/prefix adapter: ours needs its labels and a head
+"""
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from promptlearning.runs.peft_interop import export_adapter, import_peft
+
+    if args.to == "peft":
+        if args.labels or args.head:
+            raise ConfigError("--labels and --head are for --to promptlearning; an export to PEFT keeps the adapter's")
+        out = export_adapter(args.adapter, args.output)
+        print(f"wrote PEFT adapter {out} (load it with peft.PeftModel.from_pretrained on the base model; "
+              "promptlearning reads it back as it is)")
+        return 0
+    if not args.labels:
+        raise ConfigError("--to promptlearning needs --labels A,B (a PEFT adapter holds no label names)")
+    labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+    if len(labels) < 2:
+        raise ConfigError(f"--labels needs at least two names, comma-separated (got {args.labels!r})")
+    from promptlearning.backbones import load_backbone
+    from promptlearning.heads.base import HeadConfig
+
+    backbone = load_backbone(args.backbone) if args.backbone else None
+    head = HeadConfig.from_dict({"kind": args.head}) if args.head else None
+    model = import_peft(args.adapter, labels, backbone=backbone, head=head)
+    model.save_pretrained(args.output)
+    print(f"wrote promptlearning adapter {args.output} ({type(model.method).name}, head "
+          f"{model.head.config.to_dict().get('kind')}, labels {', '.join(labels)})")
+    return 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("export", help="convert an adapter to Hugging Face PEFT's format, or a PEFT one to ours",
+                       description="Convert prompt_tuning and prefix_tuning adapters between promptlearning and "
+                                   "Hugging Face PEFT. A folder exported to PEFT also keeps our config and head, so "
+                                   "evaluate, predict and PromptModel.from_pretrained read it directly.",
+                       epilog=EXPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--adapter", required=True, help="the adapter folder to convert")
+    p.add_argument("--to", required=True, choices=["peft", "promptlearning"], help="the format to write")
+    p.add_argument("--output", required=True, help="the folder to write (replaced only if it holds an adapter)")
+    p.add_argument("--labels", default=None, help="--to promptlearning: the label names, comma-separated")
+    p.add_argument("--head", default=None, help="--to promptlearning: the head kind (default: the backbone's "
+                                                "usual one; verbalizer and label_description work untrained)")
+    p.add_argument("--backbone", default=None, help="--to promptlearning: the backbone (default: the base model "
+                                                    "the PEFT config names)")
+    p.set_defaults(func=cmd_export)
+    return p
