@@ -121,6 +121,11 @@ def test_the_cli_exports_and_imports(bert: Backbone, tmp_path: Path, monkeypatch
                  "--backbone", "tiny-bert", "--output", str(tmp_path / "back")]) == 0
     back = PromptModel.from_pretrained(tmp_path / "back", backbone=bert)
     assert back.labels == ["no", "yes"] and type(back.method).name == "prompt_tuning"
+    (tmp_path / "export.yaml").write_text(f"adapter: {tmp_path / 'ours'}\nto: peft\n")
+    assert main(["export", "--config", str(tmp_path / "export.yaml"), "--output", str(tmp_path / "p2")]) == 0
+    assert (tmp_path / "p2" / "adapter_model.safetensors").is_file()
+    assert main(["export", "--adapter", str(tmp_path / "ours"), "--to", "peft"]) == 2  # no --output: one line
+    assert "export needs --output" in capsys.readouterr().err
     capsys.readouterr()
 
 

@@ -16,9 +16,32 @@ EXPORT_EXAMPLES = """examples:
 """
 
 
+OPTIONS = ("adapter", "to", "output", "labels", "head", "backbone")
+
+
+def _merged(args: argparse.Namespace) -> argparse.Namespace:
+    """``--config`` YAML under the flags: a flag given wins; unknown keys and missing required ones are refused."""
+    from promptlearning.cli.options import config_file
+
+    values = config_file(args)
+    unknown = sorted(set(values) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown export option(s) {', '.join(unknown)} in --config; valid: {', '.join(OPTIONS)}")
+    merged = {k: getattr(args, k) if getattr(args, k) is not None else values.get(k) for k in OPTIONS}
+    if isinstance(merged["labels"], list):
+        merged["labels"] = ",".join(str(x) for x in merged["labels"])
+    missing = [k for k in ("adapter", "to", "output") if not merged[k]]
+    if missing:
+        raise ConfigError(f"export needs --{missing[0]} (or {missing[0]}: in --config)")
+    if merged["to"] not in ("peft", "promptlearning"):
+        raise ConfigError(f"--to must be peft or promptlearning (got {merged['to']!r})")
+    return argparse.Namespace(**merged)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from promptlearning.runs.peft_interop import export_adapter, import_peft
 
+    args = _merged(args)
     if args.to == "peft":
         if args.labels or args.head:
             raise ConfigError("--labels and --head are for --to promptlearning; an export to PEFT keeps the adapter's")
@@ -44,18 +67,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
+    from promptlearning.cli.options import add_config_flag
+
     p = sub.add_parser("export", help="convert an adapter to Hugging Face PEFT's format, or a PEFT one to ours",
                        description="Convert prompt_tuning and prefix_tuning adapters between promptlearning and "
                                    "Hugging Face PEFT. A folder exported to PEFT also keeps our config and head, so "
                                    "evaluate, predict and PromptModel.from_pretrained read it directly.",
                        epilog=EXPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--adapter", required=True, help="the adapter folder to convert")
-    p.add_argument("--to", required=True, choices=["peft", "promptlearning"], help="the format to write")
-    p.add_argument("--output", required=True, help="the folder to write (replaced only if it holds an adapter)")
+    p.add_argument("--adapter", help="the adapter folder to convert (required)")
+    p.add_argument("--to", choices=["peft", "promptlearning"], help="the format to write (required)")
+    p.add_argument("--output", help="the folder to write, replaced only if it holds an adapter (required)")
     p.add_argument("--labels", default=None, help="--to promptlearning: the label names, comma-separated")
     p.add_argument("--head", default=None, help="--to promptlearning: the head kind (default: the backbone's "
                                                 "usual one; verbalizer and label_description work untrained)")
     p.add_argument("--backbone", default=None, help="--to promptlearning: the backbone (default: the base model "
                                                     "the PEFT config names)")
+    add_config_flag(p)
     p.set_defaults(func=cmd_export)
     return p
