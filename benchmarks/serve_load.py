@@ -31,8 +31,8 @@ from promptlearning.backbones import Backbone
 from promptlearning.serving import PromptServer, ServingLimits
 from promptlearning.serving.app import create_app
 
-WORDS = ["the", "film", "was", "a", "great", "ride", "with", "fine", "acting", "and", "dull", "middle", "part",
-         "that", "drags", "on", "too", "long", "but", "end", "makes", "up", "for", "it", "somehow"]
+WORDS = ["the", "film", "was", "a", "great", "ride", "with", "fine", "acting", "and", "a", "dull", "middle", "part",
+         "that", "drags", "on", "too", "long", "but", "the", "end", "makes", "up", "for", "it", "somehow"]  # as run
 
 
 def make_adapters(backbone: Backbone, root: Path, count: int, tokens: int) -> dict[str, Path]:
