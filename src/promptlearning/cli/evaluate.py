@@ -18,6 +18,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from promptlearning.training.metrics import evaluate
 
     model = load_model(args.adapter, args.backbone)
+    if model.head.output == "token_labels":  # a tagger: scored word by word (cli.tag)
+        from promptlearning.cli.tag import evaluate_tagging
+
+        return evaluate_tagging(model, args)
     values = experiment_values(args, skip=("adapter", "backbone", "split"))
     data_values = values["data"]
     if "test_file" in data_values and not {"task", "train_file"} & set(data_values):

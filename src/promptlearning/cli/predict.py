@@ -91,6 +91,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     fmt = output_format(args)
     records = _inputs(args)
     model = load_model(args.adapter, args.backbone)
+    if model.head.output == "token_labels":  # a tagger: word/TAG per word (cli.tag)
+        from promptlearning.cli.tag import predict_tagging
+
+        return predict_tagging(model, records, fmt, args.output)
     texts = [(r.text, r.text_b) if r.text_b is not None else r.text for r in records]
     probs = model.predict_proba(texts).tolist()
     cut = getattr(model, "last_truncation", None)

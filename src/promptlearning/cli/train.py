@@ -23,6 +23,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = experiment_config(experiment_values(args, skip=("no_baseline",)))
     if args.resume and not cfg.output_dir:
         raise ConfigError("--resume needs --output, the directory of the run to continue")
+    from promptlearning.cli.tag import tagging_run, train_tagging
+
+    if tagging_run(cfg):  # one tag per word (a tagging task or head): runs.tagging drives it
+        return train_tagging(args)
     if cfg.tasks:
         from promptlearning.runs.multitask import run_multitask
 

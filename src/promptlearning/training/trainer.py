@@ -110,7 +110,9 @@ def _digest(items: list[Encoded]) -> str:
     """sha256 of tokenised rows (ids, segment ids, label, task, template slots), in order."""
     h = hashlib.sha256()
     for e in items:
-        h.update(repr((e.input_ids, e.token_type_ids, e.label, e.task_id, e.slots)).encode())
+        row = (e.input_ids, e.token_type_ids, e.label, e.task_id, e.slots)
+        tags = getattr(e, "tags", None)  # per-position labels of tagged rows (absent from older digests)
+        h.update(repr(row if tags is None else (*row, tags)).encode())
     return h.hexdigest()[:32]
 
 
@@ -174,6 +176,10 @@ class Trainer:
     def extra_record(self) -> dict[str, Any]:
         """Extra values logged with every dev evaluation (e.g. gate probabilities)."""
         return {}
+
+    def dev_scores(self) -> dict[str, Any]:
+        """The dev set's scores; ``accuracy`` picks the best step (a tagger scores words, not rows)."""
+        return evaluate(self.model, self.dev_items, self.config.eval_batch_size)
 
     # ------------------------------------------------------------------ the loop
     def rows_at(self, step: int) -> list[int]:
@@ -300,7 +306,7 @@ class Trainer:
             state["best_step"], state["best_dev"] = state["step"], 0.0
             self._keep_best(state)
             return
-        scores = evaluate(self.model, self.dev_items, self.config.eval_batch_size)
+        scores = self.dev_scores()
         record = {"step": state["step"], "dev_accuracy": scores["accuracy"], "dev_macro_f1": scores["macro_f1"],
                   **self.extra_record()}
         state["history"].append(record)
