@@ -7,6 +7,8 @@ typo in a config file never turns into a silent default or a traceback deep in a
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from typing import Any, ClassVar, TypeVar
@@ -130,9 +132,55 @@ def build(cls: type[T], values: Any, where: str = "options") -> T:
     for name, value in values.items():
         if not _matches(value, kinds[name]):
             raise ConfigError(f"{where.rstrip('s')} {name} must be {_describe(kinds[name])} (got {value!r})")
+        if isinstance(value, float) and not math.isfinite(value):  # YAML's .nan and .inf, --option x=.inf
+            raise ConfigError(f"{where.rstrip('s')} {name} must be a finite number (got {value!r})")
+        check_by_name(name, value)
     converted = {k: float(v) if _accepts_float_not_int(kinds[k]) and isinstance(v, int) else v
                  for k, v in values.items()}
     return cls(**converted)
+
+
+MAX_SEED = 2**32 - 1  # NumPy's limit; torch's is higher
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_by_name(name: str, value: Any) -> None:
+    """Checks every config class gets for fields of these names, whoever wrote the class: a seed
+    (``seed``, ``*_seed``) is an integer in [0, 2**32), a ``device`` is auto, cpu, mps, cuda or cuda:N,
+    a ``max_length`` holds an input (see :func:`check_max_length`)."""
+    if value is None or isinstance(value, bool):
+        return
+    named = f"{name} (--{name.replace('_', '-')})"
+    if (name == "seed" or name.endswith("_seed")) and isinstance(value, int) and not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{named} must be a whole number from 0 to {MAX_SEED} (got {value})")
+    if name == "device" and isinstance(value, str) and not DEVICE.match(value):
+        raise ConfigError(f"{named} must be auto, cpu, cuda, cuda:N or mps (got {value!r})")
+    if name == "max_length":
+        check_max_length(value, named)
+
+
+MIN_MAX_LENGTH = 8
+MAX_MAX_LENGTH = 1 << 20  # far above any model's positions; beyond it the tokenizers overflow
+"""The shortest input a run accepts, in tokens: below it the special tokens and a template leave no room for
+the text itself (``--max-length 5`` trained on the first three words of every input)."""
+
+
+def check_max_length(value: Any, flag: str = "--max-length") -> None:
+    """Refuse a max input length that cannot hold an input (None: the default, always fine)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return  # None is the default; another type is refused by build() naming the type
+    if value < MIN_MAX_LENGTH:
+        raise ConfigError(f"{flag} must be at least {MIN_MAX_LENGTH} tokens to hold an input (got {value!r}); "
+                          "the default fits most tasks")
+    if value > MAX_MAX_LENGTH:
+        raise ConfigError(f"{flag} {value} is longer than any model reads; drop it to use the backbone's own limit")
+
+
+def check_at_least(minimum: float, **values: Any) -> None:
+    """Refuse each given number below ``minimum`` (None means "not set" and passes), naming its flag."""
+    for name, value in values.items():
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= minimum):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a number >= {minimum:g} (got {value!r})")
 
 
 @dataclasses.dataclass

@@ -7,10 +7,13 @@ lines. Errors a user can cause raise PromptLearningError subclasses, which the C
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
+
+from promptlearning.errors import ConfigError
 
 BENCH_EXAMPLES = """examples:
   promptlearning bench benchmarks/suites/smoke.yaml
@@ -29,13 +32,37 @@ def default_store(suite: Any) -> Path:
     return Path(suite.store) if suite.store else Path("runs") / "bench" / suite.name
 
 
+def check_store_folder(store_dir: Path) -> None:
+    """A results store is a folder: refuse a file (or a path below one) before anything runs."""
+    for path in (store_dir, *store_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ConfigError(f"--store {store_dir}: {path} is a file; give a folder for the results store")
+            return
+
+
+def worker_counts(workers: int, threads: int | None, jobs: int) -> tuple[int, int | None]:
+    """``--workers`` beyond the suite's jobs would start idle processes: at most one per job. ``--threads``
+    beyond the machine's cores only makes threads wait on each other: refused."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1 (got {workers})")
+    cores = os.cpu_count() or 1
+    if threads is not None and not 1 <= threads <= cores:
+        raise ConfigError(f"--threads must be between 1 and this machine's {cores} cores (got {threads})")
+    return min(workers, max(jobs, 1)), threads
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from promptlearning.bench.runner import run_bench
     from promptlearning.bench.store import ResultStore, store_path
     from promptlearning.bench.suite import load_suite
 
+    if Path(args.suite).is_dir():
+        raise ConfigError(f"{args.suite} is a folder; give a suite YAML file (see benchmarks/suites/)")
     suite = load_suite(args.suite)
     store_dir = Path(args.store) if args.store else default_store(suite)
+    check_store_folder(store_dir)
+    workers, threads = worker_counts(args.workers, args.threads, len(suite.jobs))
     if args.dry_run:
         status = {job.key: "new" for job in suite.jobs}
         if store_path(store_dir).is_file():  # a dry run never creates a store
@@ -50,7 +77,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     log = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
     try:
-        counts = run_bench(suite, store_dir, workers=args.workers, threads=args.threads, retry_failed=args.retry_failed,
+        counts = run_bench(suite, store_dir, workers=workers, threads=threads, retry_failed=args.retry_failed,
                            command=_command_line(), log=log, verbose=args.verbose)
     except KeyboardInterrupt:
         print(f"interrupted; finished runs are in {store_dir}, the running job is pending again: "
@@ -62,7 +89,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from promptlearning.bench.report import build_report
 
         print(f"report: {build_report(store_dir)}")
-    return 0 if counts["failed"] == 0 else 1
+    not_run = counts["pending"] + counts["running"]
+    if not_run:  # a worker died (killed, out of memory) before running them: the sweep is not complete
+        print(f"error: {not_run} job(s) were not run (a worker stopped early); run the same command to resume",
+              file=sys.stderr)
+    return 0 if counts["failed"] == 0 and not not_run else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:

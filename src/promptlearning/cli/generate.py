@@ -9,6 +9,10 @@ from promptlearning.cli.loading import load_model
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from promptlearning.configs import check_at_least, check_by_name
+
+    check_by_name("seed", args.seed)  # before the model loads: a bad value costs nothing
+    check_at_least(1, max_new_tokens=args.max_new_tokens)
     model = load_model(args.adapter, args.backbone)
     outs = model.generate(args.texts, max_new_tokens=args.max_new_tokens, do_sample=args.sample,
                           temperature=args.temperature, top_k=args.top_k, seed=args.seed)

@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from promptlearning.cli.loading import load_model, read_lines
+from promptlearning.cli.loading import load_model
+from promptlearning.cli.options import read_text_file
 
 INSPECT_EXAMPLES = """examples:
   promptlearning inspect runs/mr/best                         # a learned prompt: nearest tokens per position
@@ -19,7 +20,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from promptlearning.runs.inspect_prompts import format_reports, inspect_prompts
 
     model = load_model(args.adapter, args.backbone)
-    reports = inspect_prompts(model, list(args.text or []) + read_lines(args.file), k=args.top)
+    lines = read_text_file(args.file, "--file", "a text file with one input per line").splitlines() if args.file else []
+    reports = inspect_prompts(model, list(args.text or []) + [ln for ln in lines if ln.strip()], k=args.top)
     if args.json:
         print(json.dumps({"adapter": str(args.adapter), "method": type(model.method).name,
                           "sites": [r.to_dict() for r in reports]}))

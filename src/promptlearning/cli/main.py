@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from typing import NoReturn
 
 from promptlearning.cli.commands import COMMANDS
 from promptlearning.cli.options import experiment_from  # noqa: F401  (its old home: scripts import it from here)
@@ -30,6 +31,15 @@ EXAMPLES = """examples:
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose refusals are one line naming the fix, like every other error of the CLI
+    (argparse's own print the usage block first). Sub-commands' parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(2, f"error: {text}; see `{self.prog} --help`\n")
+
+
 def build_parser(only: Iterable[str] | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``only``, just those commands get their options, the others a
     placeholder carrying their one-line summary.
@@ -39,7 +49,7 @@ def build_parser(only: Iterable[str] | None = None) -> argparse.ArgumentParser:
     listings answer at once."""
     from promptlearning.version import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="promptlearning",
         description="Adapt a frozen pretrained transformer to text tasks by learning small prompts.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,23 +81,81 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
     arguments = sys.argv[1:] if argv is None else list(argv)
+    undecodable = next((a for a in arguments if _not_utf8(a)), None)
+    if undecodable is not None:
+        shown = undecodable.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        print(f"error: the argument {shown!r} is not valid UTF-8 text; re-encode it (e.g. with iconv -t utf-8)",
+              file=sys.stderr)
+        return 2
     parser = build_parser(only=_command_named(arguments))
     args = parser.parse_args(arguments)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        _flush_stdout()  # a full or failing output fails here, in one line, not at the interpreter's exit
+        return code
     except PromptLearningError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `promptlearning methods | head`: the reader left, which is not an error
+        _silence_stdout()
+        return 0
+    except OSError as exc:  # the system refused a read or write (a full disk or output, a device error)
+        print(f"error: {_os_error_line(exc)}", file=sys.stderr)
+        _silence_stdout()
         return 2
     except KeyboardInterrupt:
         print("interrupted; saved adapters and checkpoints are intact (a killed train continues with --resume)",
               file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `promptlearning methods | head`: the reader left, which is not an error
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
-        return 0
+
+
+def _not_utf8(text: str) -> bool:
+    """Whether an argument held bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class StdoutError(OSError):
+    """The standard output refused what the command printed (a full disk, ``> /dev/full``)."""
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise StdoutError(exc.errno, exc.strerror) from exc
+
+
+def _os_error_line(exc: OSError) -> str:
+    why = exc.strerror or str(exc) or type(exc).__name__
+    if isinstance(exc, StdoutError):
+        return f"cannot write to the standard output ({why}); free space where it goes, or send it elsewhere"
+    if exc.filename:
+        return f"cannot use {exc.filename} ({why}); check the path, its permissions and the free space"
+    return f"cannot write ({why}); free space where the output goes (the standard output or --output)"
+
+
+def _silence_stdout() -> None:
+    """Point a failing standard output at /dev/null, so the interpreter's final flush adds no second error."""
+    try:
+        sys.stdout.flush()
+        return
+    except (OSError, ValueError):
+        pass
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture): replace the object
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the interpreter exits
 
 
 if __name__ == "__main__":  # pragma: no cover

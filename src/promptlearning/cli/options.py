@@ -62,12 +62,26 @@ def comma_list(text: Any) -> list[str]:
     return [t.strip() for t in str(text).split(",") if t.strip()]
 
 
+def read_text_file(path: str, flag: str, what: str = "a UTF-8 text file") -> str:
+    """The text of the file a flag names; a missing path, a folder, unreadable or non-UTF-8 bytes are
+    refused in one line naming the flag (every command reads its input files through this)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{flag} {path} does not exist; give {what}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{flag} {path} is a folder; give {what}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{flag} {path} is not UTF-8 (byte {exc.start}); save it as UTF-8 (e.g. iconv -t utf-8)"
+                          ) from None
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path} cannot be read ({exc.strerror or exc}); give {what}") from None
+
+
 def read_yaml(path: str) -> dict[str, Any]:
     """The mapping in a ``--config`` file (empty for an empty file)."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist; check the --config path") from exc
+        data = yaml.safe_load(read_text_file(path, "--config", "a YAML file of option: value"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML ({type(exc).__name__}); fix its syntax") from exc
     if data is None:

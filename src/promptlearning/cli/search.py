@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 from promptlearning.cli.options import (
@@ -25,6 +24,7 @@ from promptlearning.cli.options import (
     merge_options,
     parse_label_words,
     parse_options,
+    read_text_file,
 )
 from promptlearning.errors import ConfigError
 
@@ -52,11 +52,8 @@ def _seed_prompts(args: argparse.Namespace, prompts: Any) -> list[str] | None:
     if args.seed_prompt:
         prompts = list(args.seed_prompt)
     if args.seed_prompts_file:
-        try:
-            lines = Path(args.seed_prompts_file).read_text().splitlines()
-        except OSError as exc:
-            raise ConfigError(f"--seed-prompts-file {args.seed_prompts_file} cannot be read ({exc.strerror}); "
-                              "check the path") from exc
+        lines = read_text_file(args.seed_prompts_file, "--seed-prompts-file",
+                               "a text file of prompts with {text_a}, one per line").splitlines()
         prompts = (prompts or []) + [ln.replace("\\n", "\n") for ln in lines if ln.strip()]
     return prompts
 

@@ -17,6 +17,7 @@ Two comparisons, each optional:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 
 from promptlearning.backbones import DEFAULT_BACKBONE, Backbone
-from promptlearning.configs import option
+from promptlearning.configs import check_at_least, check_max_length, option
 from promptlearning.data import few_shot_split, get_task, load_task
 from promptlearning.data.batching import Encoded
 from promptlearning.data.task_info import REPR_KINDS, TaskInfo, task_representation
@@ -67,6 +68,10 @@ class ContinualConfig:
     def __post_init__(self) -> None:
         if self.shots < 1 or self.steps < 1 or self.num_tokens < 1 or self.top_k < 1:
             raise ConfigError("shots, steps, num_tokens and top_k must be >= 1")
+        check_at_least(1, batch_size=self.batch_size, eval_every=self.eval_every, max_test=self.max_test)
+        check_max_length(self.max_length)
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a positive number (got {self.lr!r})")
         if self.repr_kind not in REPR_KINDS:
             raise ConfigError(f"unknown task representation {self.repr_kind!r}; choose one of: {', '.join(REPR_KINDS)}")
         if self.init not in INITS:
@@ -190,6 +195,8 @@ def run_continual(tasks: Sequence[str], config: ContinualConfig | None = None, *
     library_dir = Path(cfg.library) if cfg.library else (out / "library" if out else None)
     if library_dir is None:
         raise ConfigError("continual learning needs a place for its prompt library; give --library DIR or --output DIR")
+    if out is not None:
+        check_output_folder(out)
     library = PromptLibrary.open(library_dir)
     library.check_backbone(backbone)
     runner = _Runner(cfg, backbone)
@@ -243,6 +250,16 @@ def run_continual(tasks: Sequence[str], config: ContinualConfig | None = None, *
         write_json(out / "continual.json", {"config": dataclasses.asdict(cfg), "result": result.to_dict()})
         (out / "continual.md").write_text(text + "\n")
     return result
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse, before any training, an output path that is a file or lies below one (the tables could not be
+    written after the run)."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ConfigError(f"--output {out}: {path} is a file; give a folder")
+            return
 
 
 def _matrix(title: str, names: list[str], values: list[list[float]]) -> list[str]:

@@ -10,6 +10,7 @@ to the head, its representation to the method, and a few steps on K examples ada
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,14 @@ def adapt_to_task(model: PromptModel, data: TaskData, *, shots: int, seed: int =
     ``label_words`` gives phrases for some or all labels (the verbaliser scores them, the
     label-description head encodes them): a user's file often has labels like ``0``/``1``
     that say nothing to either head."""
+    from promptlearning.configs import check_at_least
     from promptlearning.data import FewShotSplit
     from promptlearning.runs.single_task import test_subset
 
+    check_at_least(0, shots=shots, steps=steps)
+    check_at_least(1, max_test=max_test)
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"--lr must be a positive number (got {lr!r})")
     info = task_info(data, description)
     if label_words:
         unknown = sorted(set(label_words) - set(info.labels))

@@ -98,6 +98,9 @@ class PromptLibrary:
         """Read a library; a directory without an index is a new, empty library when ``create``."""
         root = Path(directory)
         index = root / INDEX_FILE
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"{root} is a file, not a prompt library folder; give a folder (a new one starts an "
+                              "empty library)")
         if not index.exists():
             if root.is_dir() and (root / ENTRIES_DIR).is_dir() and any((root / ENTRIES_DIR).iterdir()):
                 raise _corrupt(index, "is missing but the library holds entries")
@@ -113,7 +116,7 @@ class PromptLibrary:
         entries = []
         for record in data["entries"]:
             try:
-                entry_dir = root / str(record["dir"])
+                entry_dir = _inside(root, str(record["dir"]), index)
                 entries.append(LibraryEntry(TaskInfo.from_dict(record["task"]), str(record["repr_kind"]),
                                             _read_repr(entry_dir / REPR_FILE), entry_dir, str(record.get("method", "")),
                                             {str(k): float(v) for k, v in dict(record.get("metrics") or {}).items()}))
@@ -168,7 +171,7 @@ class PromptLibrary:
             while entry_dir.exists():  # an orphan left by a crash before its index update: keep it, go around
                 entry_dir = entry_dir.with_name(entry_dir.name + "_")
         rep = representation.detach().float().cpu().contiguous()  # (D,)
-        with atomic_directory(entry_dir) as tmp:
+        with atomic_directory(entry_dir, marker_files=(REPR_FILE, ADAPTER_DIR)) as tmp:
             save_file({"representation": rep}, str(tmp / REPR_FILE))
             model.save_pretrained(tmp / ADAPTER_DIR, extra={"task": task.name, "library": str(self.directory)})
         entry = LibraryEntry(task, repr_kind, rep, entry_dir, type(model.method).name, dict(metrics or {}))
@@ -209,6 +212,16 @@ class PromptLibrary:
     def load_model(self, name: str, backbone: Backbone | None = None) -> PromptModel:
         """The stored adapter of a task, ready to evaluate."""
         return PromptModel.from_pretrained(self.get(name).adapter, backbone=backbone)
+
+
+def _inside(root: Path, relative: str, index: Path) -> Path:
+    """An entry's folder, which must lie in the library's entries/ folder: an index naming any other place
+    (``../elsewhere``, an absolute path, a link out) is refused, so nothing outside is read or written."""
+    entries = (root / ENTRIES_DIR).resolve()
+    path = root / relative
+    if Path(relative).is_absolute() or not path.resolve().is_relative_to(entries) or path.resolve() == entries:
+        raise _corrupt(index, f"names an entry folder outside {root / ENTRIES_DIR} ({relative!r})")
+    return path
 
 
 def _read_repr(path: Path) -> torch.Tensor:

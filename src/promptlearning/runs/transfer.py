@@ -18,6 +18,7 @@ Either is compared with the same training from the usual initialisation (``scrat
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 
 from promptlearning.backbones import Backbone
-from promptlearning.configs import option
+from promptlearning.configs import check_at_least, check_max_length, option
 from promptlearning.data import TaskData, few_shot_split, get_task, list_tasks, load_task
 from promptlearning.data.examples import Example
 from promptlearning.data.task_info import TaskInfo, cosine_ranking, task_representation
@@ -35,6 +36,7 @@ from promptlearning.fileio import write_json
 from promptlearning.methods.prompt_attention import PromptAttention, load_source_prompt
 from promptlearning.methods.protocols import soft_prompt_of
 from promptlearning.model import PromptModel
+from promptlearning.runs.continual import check_output_folder
 from promptlearning.training import TrainConfig, Trainer
 from promptlearning.training.metrics import evaluate
 
@@ -67,6 +69,10 @@ class TransferConfig:
             raise ConfigError(f"unknown transfer variant {self.variant!r}; choose one of: {', '.join(VARIANTS)}")
         if min(self.shots, self.steps, self.probe_steps) < 1:
             raise ConfigError("shots, steps and probe_steps must be >= 1")
+        check_at_least(1, batch_size=self.batch_size, eval_every=self.eval_every, max_test=self.max_test)
+        check_max_length(self.max_length)
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a positive number (got {self.lr!r})")
 
 
 @dataclass
@@ -155,6 +161,8 @@ def run_transfer(target: str, sources: Sequence[str | Path], config: TransferCon
     get_task(target)
     if not sources:
         raise ConfigError("no source adapters; give one or more prompt_tuning adapters with --source DIR")
+    if cfg.output_dir:
+        check_output_folder(Path(cfg.output_dir))
     if backbone is None:
         from promptlearning.adapters import read_adapter_config
 
