@@ -97,9 +97,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return predict_tagging(model, records, fmt, args.output)
     texts = [(r.text, r.text_b) if r.text_b is not None else r.text for r in records]
     probs = model.predict_proba(texts).tolist()
-    cut = getattr(model, "last_truncation", None)
-    if cut is not None and cut.inputs:
-        print(f"note: {cut.describe('input')}", file=sys.stderr)
     table = render(records, list(model.labels), probs, fmt)
     if args.output:
         from promptlearning.fileio import write_text_atomic
