@@ -56,9 +56,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from promptlearning.bench.runner import run_bench
     from promptlearning.bench.store import ResultStore, store_path
     from promptlearning.bench.suite import load_suite
+    from promptlearning.cli.options import read_text_file
 
-    if Path(args.suite).is_dir():
-        raise ConfigError(f"{args.suite} is a folder; give a suite YAML file (see benchmarks/suites/)")
+    read_text_file(args.suite, "suite", "a suite YAML file (see benchmarks/suites/)")  # missing, a folder, not UTF-8
     suite = load_suite(args.suite)
     store_dir = Path(args.store) if args.store else default_store(suite)
     check_store_folder(store_dir)
