@@ -91,6 +91,17 @@ def test_a_full_standard_output_is_one_line_on_stderr() -> None:
     assert "No space left" in lines[0]
 
 
+def test_non_utf8_lines_on_stdin_are_one_line(tmp_path: Path, toy_file: Path) -> None:
+    assert main(["train", "--train-file", str(toy_file), "--backbone", "tiny-bert", "--shots", "4", "--max-steps", "1",
+                 "--quiet", "--no-baseline", "--output", str(tmp_path / "run")]) == 0
+    proc = subprocess.run([sys.executable, "-m", "promptlearning.cli.main", "predict", "--adapter",
+                           str(tmp_path / "run" / "best")], input=LATIN1, capture_output=True, timeout=300,
+                          env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin", "LC_ALL": "C", "OMP_NUM_THREADS": "1"})
+    err = proc.stderr.decode()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "not UTF-8" in lines[0], err
+
+
 # ---------------------------------------------------------------------------- values
 @pytest.mark.parametrize(("values", "named"), [
     ({"lr": float("nan")}, "finite"), ({"lr": float("inf")}, "finite"), ({"seed": -1}, "seed"),

@@ -10,6 +10,7 @@ with no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the argument {shown!r} is not valid UTF-8 text; re-encode it (e.g. with iconv -t utf-8)",
               file=sys.stderr)
         return 2
+    _strict_stdin()
     parser = build_parser(only=_command_named(arguments))
     args = parser.parse_args(arguments)
     if not getattr(args, "func", None):
@@ -102,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `promptlearning methods | head`: the reader left, which is not an error
         _silence_stdout()
         return 0
+    except UnicodeDecodeError as exc:  # input read as text that is not UTF-8 (lines piped to stdin)
+        print(f"error: the input is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+              "re-encode it (e.g. with iconv -t utf-8)", file=sys.stderr)
+        return 2
     except OSError as exc:  # the system refused a read or write (a full disk or output, a device error)
         print(f"error: {_os_error_line(exc)}", file=sys.stderr)
         _silence_stdout()
@@ -110,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; saved adapters and checkpoints are intact (a killed train continues with --resume)",
               file=sys.stderr)
         return 130
+
+
+def _strict_stdin() -> None:
+    """Read piped input as strict UTF-8: under a C or POSIX locale Python would smuggle undecodable bytes
+    in as lone surrogates, which fail later, deep in a tokenizer, with a traceback."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # not a text stream (a test's), or closed
+        sys.stdin.reconfigure(encoding="utf-8", errors="strict")  # type: ignore[union-attr]
 
 
 def _not_utf8(text: str) -> bool:
