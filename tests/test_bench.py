@@ -185,6 +185,20 @@ def test_bench_runs_records_measurements_and_skips_done_jobs(tmp_path: Path,
     assert bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)["done"] == 4
 
 
+def test_a_sweep_leaves_the_callers_torch_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--threads is for the sweep: run from Python, it must not change later work in the process (tests)."""
+    import torch
+
+    seen: list[int] = []
+    monkeypatch.setattr(bench, "execute_job", lambda job, log=None, workdir=None: (
+        seen.append(torch.get_num_threads()), {"test_accuracy": 0.5})[1])
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    bench.run_bench(load_suite(write_suite(tmp_path, seeds="[1]")), tmp_path / "store", threads=other,
+                    log=lambda _: None)
+    assert seen == [other, other] and torch.get_num_threads() == before
+
+
 def test_interrupt_puts_the_job_back_and_a_rerun_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     suite = load_suite(write_suite(tmp_path))
     real = bench.execute_job

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from promptlearning.backbones import Backbone
 from promptlearning.bench import runner as bench
 from promptlearning.bench.kinds import KINDS, get_kind, kind_of
 from promptlearning.bench.report import build_report
 from promptlearning.bench.store import ResultStore
-from promptlearning.bench.suite import Job, load_suite
+from promptlearning.bench.suite import Job, Suite, load_suite
 from promptlearning.errors import ConfigError
 
 from .meta_toys import toy_tasks  # noqa: F401  (fixture)
@@ -42,6 +44,28 @@ methods:
   - {label: prompt_transfer, method: prompt_tuning, method_options: {num_tokens: 2}, trained_on: nearest_task}
 report:
   - {table: heldout_summary, out: summary.md}
+"""
+
+CURVES = """
+name: toy_curves
+store: store
+kind: heldout
+adapt: prompt
+backbone: tiny-bert
+protocol: cross_domain
+tasks: [toy_phones]
+train_tasks: [toy_movies, toy_films]
+shots: [0, 2]
+seeds: [1]
+max_test: 8
+train: {max_steps: 2, train_shots: 4, adapt_steps: 4, eval_every: 2}
+methods:
+  - {label: meta, method: prompt_tuning, method_options: {num_tokens: 2},
+     meta: {meta_algorithm: reptile, inner_steps: 1, inner_lr: 1.0, tasks_per_step: 1, support_shots: 2}}
+  - {label: vocab, method: prompt_tuning, method_options: {num_tokens: 2, init: vocab}, trained_on: target}
+  - {label: random, method: prompt_tuning, method_options: {num_tokens: 2, init: random}, trained_on: target}
+report:
+  - {table: meta_convergence, out: curves.md}
 """
 
 SEARCH = """
@@ -85,7 +109,9 @@ def _run_twice(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> tu
 
     monkeypatch.setattr(bench, "execute_job", counting)
     counts = bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)
-    assert counts == {"pending": 0, "running": 0, "done": len(suite.jobs), "failed": 0}
+    with ResultStore(tmp_path / "store") as store:  # a failed job names its error, not only a count
+        errors = [f"{r['label']}: {r['error']}" for r in store.rows("failed")]
+    assert counts == {"pending": 0, "running": 0, "done": len(suite.jobs), "failed": 0}, errors
     assert sorted(ran) == sorted(job.key for job in suite.jobs)  # each job ran exactly once
     monkeypatch.setattr(bench, "execute_job", _never)
     assert bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)["done"] == len(suite.jobs)
@@ -113,9 +139,74 @@ def test_heldout_kind_end_to_end(toy_tasks: list[str], tmp_path: Path,  # noqa: 
     assert "## toy_phones" in summary and "| multitask_prompt |" in summary
 
 
+def test_heldout_curves_from_three_starts_end_to_end(toy_tasks: list[str], tmp_path: Path,  # noqa: F811
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """adapt: prompt: one row per (task, K, seed, start) with the dev curve from step 0; K = 0 has nothing to tune."""
+    rows, path = _run_twice(tmp_path, CURVES, monkeypatch)
+    assert sorted((r["label"], r["shots"]) for r in rows) == [("meta", 2), ("random", 2), ("vocab", 2)]
+    for r in rows:
+        # dev at step 0, then every eval_every steps to adapt_steps, even past a perfect dev score
+        assert [step for step, _ in r["result"]["curve"]] == [0, 2, 4]
+        assert all(0 <= acc <= 1 for _, acc in r["result"]["curve"]) and 0 <= r["result"]["test_accuracy"] <= 1
+        assert r["config"]["adapt"] == "prompt" and r["result"]["machine"]["torch"]
+    meta = next(r for r in rows if r["label"] == "meta")
+    assert meta["result"]["train_tasks"] == ["toy_movies", "toy_films"]
+    assert len(list((tmp_path / "store" / "artifacts").glob("cross-*"))) == 1  # the start, trained once and kept
+    build_report(path)
+    table = (tmp_path / "curves.md").read_text()
+    assert "Complete units (task × seed × K with all three starts): 1;" in table
+    assert "| 2 | meta |" in table and "| 2 | random |" in table
+    assert "steps to the random start's best" in table
+
+
+def test_a_prompt_start_is_the_trained_prompt(bert: Backbone, toy_tasks: list[str],  # noqa: F811
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The curve of a trained start begins from that start's prompt (not the method's initialisation)."""
+    import torch
+
+    from promptlearning.bench.kinds import heldout_task
+    from promptlearning.training import Trainer
+
+    config = next(j.config for j in load_suite_text(CURVES).jobs if j.label == "vocab")
+    start = torch.full((2, bert.info.hidden_size), 0.25)
+    seen: list[torch.Tensor] = []
+    fit = Trainer.fit
+
+    def spy(self: Trainer) -> object:
+        seen.append(self.model.method.soft_prompt())
+        return fit(self)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    heldout_task.adaptation_curve(bert, config, start)
+    assert torch.equal(seen[0], start)
+    heldout_task.adaptation_curve(bert, config)  # no start: the method's own (seeded) initialisation
+    assert not torch.equal(seen[1], start)
+
+
+def load_suite_text(text: str) -> Suite:
+    """The suite a YAML text describes (its tasks must be registered)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "suite.yaml"
+        path.write_text(text)
+        return load_suite(path)
+
+
 def test_prompt_search_kind_end_to_end(toy_tasks: list[str], tmp_path: Path,  # noqa: F811
                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptlearning.search import hybrid
+
+    built: list[str] = []
+    recipe = hybrid.hybrid_experiment
+
+    def spy(cfg: Any, prompt: str, tokenizer: Any, init: str = "ids") -> Any:
+        built.append(init)
+        return recipe(cfg, prompt, tokenizer, init)
+
+    monkeypatch.setattr(hybrid, "hybrid_experiment", spy)  # the job uses the library's recipe, not a copy
     rows, path = _run_twice(tmp_path, SEARCH, monkeypatch)
+    assert built == ["ids"]
     results = {r["label"]: r["result"] for r in rows}
     assert set(results) == {"fixed_prompt", "evolution", "hybrid", "transfer:toy_movies>toy_phones:evolution"}
     assert results["evolution"]["forwards"] <= 24
@@ -139,6 +230,16 @@ def test_every_kind_has_a_module_with_expand_and_execute() -> None:
     ("kind: heldout\ntasks: [mr]\nseeds: [1]\nshots: [0]\nmethods: [linear_probe]\n", "label and method"),
     ("kind: prompt_search\ntasks: [mr]\nseeds: [1]\nmethods: [{label: h, hybrid: evolution}]\n", "needs a search"),
     ("tasks: [mr]\nseeds: [1]\nmethods: [linear_probe]\nreport: [{table: nope, out: x.md}]\n", "unknown report table"),
+    ("tasks: [mr]\nseeds: [1]\nmethods: [linear_probe]\nreport: [{table: fewshot, out: x.md, colour: red}]\n",
+     "unknown key.*colour.*valid: .*methods, title"),
+    ("kind: heldout\nadapt: sideways\ntasks: [mr]\nseeds: [1]\nshots: [4]\nmethods: [{label: a, method: prompt_tuning}]\n",
+     "adapt must be one of"),
+    ("kind: heldout\ntasks: [mr]\nseeds: [1]\nshots: [4]\ntrain: {eval_every: 5}\n"
+     "methods: [{label: a, method: prompt_tuning}]\n", "eval_every is for adapt: prompt"),
+    ("kind: heldout\nadapt: prompt\ntasks: [mr]\nseeds: [1]\nshots: [4]\n"
+     "methods: [{label: f, method: fixed_prompt, trained_on: none}]\n", "needs a prompt to start from"),
+    ("kind: heldout\nadapt: prompt\ntasks: [mr]\nseeds: [1]\nshots: [0]\n"
+     "methods: [{label: a, method: prompt_tuning, trained_on: target}]\n", "list shots above 0"),
 ])
 def test_bad_kind_suites_raise_one_line_errors(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "suite.yaml"

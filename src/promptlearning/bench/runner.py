@@ -195,6 +195,7 @@ def run_bench(suite: Suite, store_dir: str | Path, *, workers: int = 1, threads:
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:  # `kill` stops a sweep as cleanly as Ctrl-C (signals only reach the main thread)
         signal.signal(signal.SIGTERM, _raise_interrupt)
+    before = torch.get_num_threads()
     try:
         if workers == 1:
             torch.set_num_threads(threads)
@@ -203,6 +204,7 @@ def run_bench(suite: Suite, store_dir: str | Path, *, workers: int = 1, threads:
         else:
             _run_workers(store_file, keys, workers, threads, log, verbose)
     finally:
+        torch.set_num_threads(before)  # a sweep run from Python (a test, a notebook) leaves the caller's setting
         if main_thread:
             signal.signal(signal.SIGINT, handlers[0])
             signal.signal(signal.SIGTERM, handlers[1])

@@ -53,14 +53,18 @@ class Suite:
 
 
 def _check_report(value: Any, path: Path) -> None:
-    """``report:`` lists {table, out, produced_by}: a published table, its file, and the command its rows came from."""
-    from promptlearning.bench.tables import ENTRY_KEYS, TABLES
+    """``report:`` lists {table, out, ...}: a published table, its file, and the table's own options."""
+    from promptlearning.bench.tables import TABLES, entry_keys
 
     for item in as_list(value, "report", path):
-        if not isinstance(item, dict) or set(item) - set(ENTRY_KEYS) or "table" not in item or "out" not in item:
+        if not isinstance(item, dict) or "table" not in item or "out" not in item:
             raise fail(path, f"each report entry is a mapping {{table: NAME, out: FILE}} (got {item!r})")
         if item["table"] not in TABLES:
             raise fail(path, f"unknown report table {item['table']!r}; choose one of: {', '.join(sorted(TABLES))}")
+        unknown = sorted(set(item) - set(entry_keys(item["table"])))
+        if unknown:
+            raise fail(path, f"unknown key(s) {', '.join(unknown)} in the {item['table']} report entry; "
+                             f"valid: {', '.join(entry_keys(item['table']))}")
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -81,7 +81,7 @@ def _inherit(values: dict[str, Any], from_dir: str) -> str:
 def cmd_hybrid(args: argparse.Namespace) -> int:
     from promptlearning.backbones import shared_backbone
     from promptlearning.runs.single_task import run_experiment
-    from promptlearning.search.hybrid import hybrid_method_options
+    from promptlearning.search.hybrid import hybrid_experiment
 
     values = experiment_values(args, skip=("from_dir", "prompt", "init", "no_baseline"))
     prompt = _inherit(values, args.from_dir) if args.from_dir else args.prompt
@@ -90,10 +90,8 @@ def cmd_hybrid(args: argparse.Namespace) -> int:
     values.setdefault("max_length", 96)
     cfg = experiment_config(values)
     backbone = shared_backbone(cfg.backbone)
-    soft, options = hybrid_method_options(str(prompt), backbone.tokenizer, args.init, seed=cfg.train.seed)
-    cfg.method, cfg.method_options, cfg.template = "p_tuning", options, soft
-    cfg.train.eval_at_start = True  # the found prompt itself competes for best-on-dev: tuning can only help
-    print(f"discrete prompt {prompt!r} -> soft template {soft!r} ({args.init} init)")
+    cfg = hybrid_experiment(cfg, str(prompt), backbone.tokenizer, args.init)  # dev scored at step 0 too
+    print(f"discrete prompt {prompt!r} -> soft template {cfg.template!r} ({args.init} init)")
     result = run_experiment(cfg, resume=args.resume, backbone=backbone, baseline=not args.no_baseline)
     forwards = result["steps"] * cfg.train.batch_size
     print(f"forward passes: {forwards} forward+backward in training, plus {len(result['dev_curve'])} dev evaluations")

@@ -10,14 +10,21 @@ Each literal part is tokenised exactly as the template renders it, so the tokens
 and embeddings are those of the discrete prompt and the hybrid's first forward *is* the
 discrete prompt's forward; training then moves the vectors off the vocabulary. The same
 soft template with ``init=vocab`` or ``init=random`` is the comparison on equal terms.
+
+:func:`hybrid_experiment` is the whole recipe, used by ``promptlearning search hybrid`` and by
+the bench's prompt-search jobs alike.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 from promptlearning.data.templates import Template, tokenize
 from promptlearning.errors import ConfigError
+
+if TYPE_CHECKING:  # the run layer sits beside search: only its type is named here
+    from promptlearning.runs.single_task import ExperimentConfig
 
 HYBRID_INITS = ("ids", "vocab", "random")
 
@@ -56,3 +63,15 @@ def hybrid_method_options(template: str, tokenizer: Any, init: str = "ids", seed
     if init == "ids":
         options["init_ids"] = ids
     return soft, options
+
+
+def hybrid_experiment(cfg: ExperimentConfig, prompt: str, tokenizer: Any, init: str = "ids") -> ExperimentConfig:
+    """``cfg`` turned into the hybrid (``init=ids``) or one of its controls (``vocab``, ``random``).
+
+    The method becomes ``p_tuning`` over the soft template made from ``prompt`` (its init seeded
+    by the training seed), and dev is scored before the first step too, so best-on-dev keeps the
+    starting prompt (the discrete one, for the hybrid) when tuning does not beat it. Data,
+    backbone, head and every other training setting stay the caller's."""
+    soft, options = hybrid_method_options(prompt, tokenizer, init, seed=cfg.train.seed)
+    return dataclasses.replace(cfg, method="p_tuning", method_options=options, template=soft,
+                               train=dataclasses.replace(cfg.train, eval_at_start=True))

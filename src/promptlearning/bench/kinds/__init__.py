@@ -23,7 +23,7 @@ from promptlearning.errors import UnknownNameError
 KINDS = {
     "experiment": "experiment",        # one training run per job (`promptlearning train`)
     "peft": "peft",                    # the same, through Hugging Face PEFT (peft:* methods of experiment suites)
-    "heldout": "heldout_task",         # train on source tasks, adapt and evaluate on a held-out task at K shots
+    "heldout": "heldout_task",         # train on source tasks, adapt to a held-out task at K shots (or its dev curve)
     "prompt_search": "prompt_search",  # discrete/black-box search, the hybrid and its soft controls, transfer
 }
 #: kinds a suite file may name in ``kind:`` (peft jobs come from experiment suites' ``peft:*`` methods)

@@ -10,6 +10,17 @@ One job is (held-out task, method, K, seed). How the method meets the held-out t
 - ``nearest_task``: prompt transfer: the single-task prompt (K = 16) of the training task whose
   description encoding is nearest the held-out task's, then adapted like ``train_tasks``.
 
+How it is adapted is the suite's ``adapt``:
+
+- ``model`` (the default): the trained model itself takes the task on (``adapt_steps`` of its own
+  training; ``target`` trains ``max_steps`` from scratch);
+- ``prompt``: only the method's soft prompt is kept: a fresh single-task model of the same method
+  starts from it (``target``: from the method's own initialisation, seeded by the job's seed),
+  is tuned ``adapt_steps`` on the K examples, and its dev accuracy is recorded at step 0 and
+  every ``eval_every`` steps. The row keeps that curve: how fast each start converges
+  (``benchmarks/suites/meta_convergence_sweep.yaml``: a meta-learned start against vocabulary
+  and random ones). K = 0 has nothing to tune and is left out.
+
 What a cross-task training produced is kept under the store's ``artifacts/`` and reused by
 every (held-out task, K) job that shares it, so a sweep trains each source model once, as
 the old ``benchmarks/meta_loto.py`` did. Example suite::
@@ -40,13 +51,14 @@ from pathlib import Path
 from typing import Any
 
 from promptlearning.bench.jobs import Job, as_list, canonical_json, check_backbone, fail, ints, job_key
-from promptlearning.errors import PromptLearningError, UnknownNameError
+from promptlearning.errors import ConfigError, PromptLearningError, UnknownNameError
 
 SUITE_KEYS = ("name", "description", "store", "kind", "report", "backbone", "tasks", "train_tasks", "protocol",
-              "shots", "seeds", "max_test", "head", "train", "methods")
+              "shots", "seeds", "max_test", "head", "train", "methods", "adapt")
 METHOD_KEYS = ("label", "method", "method_options", "meta", "trained_on", "train")
 TRAINED_ON = ("none", "target", "train_tasks", "nearest_task")
-TRAIN_KEYS = ("max_steps", "adapt_steps", "train_shots")
+ADAPT = ("model", "prompt")
+TRAIN_KEYS = ("max_steps", "adapt_steps", "train_shots", "eval_every")
 #: training of the source model: the settings a cross-task run was always made with
 CROSS_EVAL_EVERY, CROSS_MAX_TEST, SINGLE_EVAL_EVERY, SOURCE_SHOTS = 20, 100, 10, 16
 
@@ -69,13 +81,19 @@ def _entries(raw: dict[str, Any], path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _train(raw: dict[str, Any], entry: dict[str, Any], path: Path) -> dict[str, int]:
+def _train(raw: dict[str, Any], entry: dict[str, Any], path: Path, adapt: str) -> dict[str, int]:
     train = {**(raw.get("train") or {}), **(entry.get("train") or {})}
     unknown = sorted(set(train) - set(TRAIN_KEYS))
     if unknown or not all(isinstance(v, int) and v >= 0 for v in train.values()):
         raise fail(path, f"train of a heldout suite takes integers {', '.join(TRAIN_KEYS)}"
                          + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
-    return {"max_steps": 100, "adapt_steps": 30, "train_shots": SOURCE_SHOTS, **train}
+    if adapt == "model" and "eval_every" in train:
+        raise fail(path, "train.eval_every is for adapt: prompt (the recorded dev curve); remove it or set "
+                         "adapt: prompt")
+    if adapt == "prompt" and train.get("eval_every", 1) < 1:
+        raise fail(path, "train.eval_every must be at least 1")
+    defaults = {"max_steps": 100, "adapt_steps": 30, "train_shots": SOURCE_SHOTS}
+    return {**defaults, **({"eval_every": 5} if adapt == "prompt" else {}), **train}
 
 
 def _method(entry: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -109,6 +127,9 @@ def expand(raw: dict[str, Any], path: Path) -> list[Job]:
     shots, seeds = ints(raw.get("shots"), "shots", path), ints(raw.get("seeds"), "seeds", path)
     max_test = raw.get("max_test", 300)
     protocol = str(raw.get("protocol", "leave_one_task_out" if chosen == "others" else "held_out"))
+    adapt = str(raw.get("adapt", "model"))
+    if adapt not in ADAPT:
+        raise fail(path, f"adapt must be one of {', '.join(ADAPT)} (got {adapt!r})")
     try:
         head = HeadConfig.from_dict({"kind": "label_description", **(raw.get("head") or {})}).to_dict()
     except PromptLearningError as exc:
@@ -118,9 +139,16 @@ def expand(raw: dict[str, Any], path: Path) -> list[Job]:
         train_tasks = [t for t in registered if t != target] if chosen == "others" else [str(t) for t in chosen]
         for entry in _entries(raw, path):
             role, label = entry.get("trained_on", "train_tasks"), str(entry["label"])
-            train = _train(raw, entry, path)
+            train = _train(raw, entry, path, adapt)
+            if adapt == "prompt" and role == "none":
+                raise fail(path, f"method {label!r}: adapt: prompt needs a prompt to start from; trained_on: none "
+                                 "has none")
+            if adapt == "prompt" and not any(k > 0 for k in shots):
+                raise fail(path, "adapt: prompt tunes on the K examples; list shots above 0")
+            # K = 0: the untouched start; only a model adapted as a whole (and not trained on the target) has one
+            ks = [0] if role == "none" else [k for k in shots if k > 0 or (adapt == "model" and role != "target")]
             for seed in [None] if role == "none" else seeds:
-                for k in [0] if role == "none" else [k for k in shots if k > 0 or role != "target"]:
+                for k in ks:
                     config: dict[str, Any] = {
                         "kind": "heldout", "protocol": protocol, "heldout_task": target, "task_name": target,
                         "label": label, "backbone": backbone, "head": head, "trained_on": role,
@@ -130,6 +158,10 @@ def expand(raw: dict[str, Any], path: Path) -> list[Job]:
                         config["meta"] = dict(entry["meta"])
                     if role == "none":
                         config |= {"template": "handwritten", "train": {"seed": None}}
+                    elif adapt == "prompt":  # a key of its own, so the jobs of adapt: model keep theirs
+                        config["adapt"] = adapt
+                        config["train"] = {"seed": seed, **train} if role != "target" else {
+                            "seed": seed, "adapt_steps": train["adapt_steps"], "eval_every": train["eval_every"]}
                     elif role == "target":
                         config["train"] = {"seed": seed, "max_steps": train["max_steps"]}
                     else:
@@ -256,9 +288,57 @@ def _nearest(backbone: Any, c: dict[str, Any], workdir: Path) -> tuple[Any, dict
                    "trainable_params": model.num_trainable(), "train_tasks": [source]}
 
 
+def adaptation_curve(backbone: Any, c: dict[str, Any], start: Any = None) -> dict[str, Any]:
+    """``adapt: prompt``: a fresh model of the job's method on the held-out task, started from ``start``
+    (a soft prompt; None: the method's own initialisation, seeded by the job's seed), tuned on the K
+    examples with dev accuracy at step 0 and every ``eval_every`` steps; best-on-dev is kept for test."""
+    from promptlearning.data import few_shot_split, load_task
+    from promptlearning.data.task_info import TaskInfo
+    from promptlearning.heads.base import HeadConfig
+    from promptlearning.methods.protocols import SoftPrompt
+    from promptlearning.model import PromptModel
+    from promptlearning.runs.single_task import test_subset
+    from promptlearning.training import TrainConfig, Trainer
+    from promptlearning.training.metrics import evaluate
+
+    seed, train = c["train"]["seed"], c["train"]
+    data = load_task(c["heldout_task"])
+    split = few_shot_split(data, int(c["data"]["shots"]), seed)
+    model = PromptModel.build(backbone, c["method"], data.labels,
+                              method_options={**c["method_options"], "init_seed": seed}, head=HeadConfig(**c["head"]),
+                              task=data.name, tasks=[TaskInfo(data.name, data.labels, data.description)])
+    if start is not None:
+        if not isinstance(model.method, SoftPrompt):
+            raise ConfigError(f"adapt: prompt starts {c['method']} from a soft prompt, which it does not have; "
+                              "choose a method with one (prompt_tuning) or adapt: model")
+        model.method.set_soft_prompt(start)
+    dev = model.encode(split.dev)
+    first = evaluate(model, dev)["accuracy"]
+    # the whole curve is the row's point: the run goes on past a perfect dev score (the kept model is the same)
+    fit = Trainer(model, TrainConfig(max_steps=train["adapt_steps"], eval_every=train["eval_every"], seed=seed,
+                                     quiet=True, train_past_perfect_dev=True), model.encode(split.train), dev).fit()
+    test = evaluate(model, model.encode(test_subset(split.test, c["data"]["max_test"])))["accuracy"]
+    return {"curve": [[0, first]] + [[h["step"], h["dev_accuracy"]] for h in fit.history], "test_accuracy": test,
+            "adapt_seconds": fit.train_seconds}
+
+
+def _start(backbone: Any, c: dict[str, Any], workdir: Path) -> tuple[Any, dict[str, Any]]:
+    """The soft prompt an ``adapt: prompt`` job starts from (None for ``target``) and what its row records."""
+    from promptlearning.methods.protocols import SoftPrompt
+
+    if c["trained_on"] == "target":
+        return None, {}
+    trained, extra = (_cross if c["trained_on"] == "train_tasks" else _nearest)(backbone, c, workdir)
+    if not isinstance(trained.method, SoftPrompt):
+        raise ConfigError(f"adapt: prompt starts from the trained method's soft prompt; {c['method']} has none "
+                          "(choose prompt_tuning, or adapt: model)")
+    return trained.method.soft_prompt(), extra
+
+
 def execute(job: Job, log: Any = lambda _: None, workdir: Path | None = None) -> dict[str, Any]:
     """Run one held-out-task job; ``workdir`` keeps the source models (default: runs/bench/artifacts)."""
     from promptlearning.backbones import shared_backbone
+    from promptlearning.bench.measure import machine_info
     from promptlearning.data import load_task
     from promptlearning.runs.multitask import adapt_to_task
 
@@ -267,12 +347,18 @@ def execute(job: Job, log: Any = lambda _: None, workdir: Path | None = None) ->
     backbone = shared_backbone(c["backbone"])
     role, k, target = c["trained_on"], int(c["data"]["shots"]), c["heldout_task"]
     if role == "none":
-        return _fixed(backbone, c)
-    if role == "target":
+        row = _fixed(backbone, c)
+    elif c.get("adapt") == "prompt":
+        start, extra = _start(backbone, c, workdir)
+        row = {**adaptation_curve(backbone, c, start), **extra}
+    elif role == "target":
         started = time.perf_counter()
         _, accuracy = single_task(backbone, c, target, k)
-        return {"test_accuracy": accuracy, "seconds": time.perf_counter() - started}
-    trained, extra = (_cross if role == "train_tasks" else _nearest)(backbone, c, workdir)
-    r = adapt_to_task(copy.deepcopy(trained), load_task(target), shots=k, seed=c["train"]["seed"],
-                      steps=c["train"]["adapt_steps"], max_test=c["data"]["max_test"], quiet=True, log=lambda *_: None)
-    return {"test_accuracy": r["after"], "before": r["before"], "adapt_seconds": r["adapt_seconds"], **extra}
+        row = {"test_accuracy": accuracy, "seconds": time.perf_counter() - started}
+    else:
+        trained, extra = (_cross if role == "train_tasks" else _nearest)(backbone, c, workdir)
+        r = adapt_to_task(copy.deepcopy(trained), load_task(target), shots=k, seed=c["train"]["seed"],
+                          steps=c["train"]["adapt_steps"], max_test=c["data"]["max_test"], quiet=True,
+                          log=lambda *_: None)
+        row = {"test_accuracy": r["after"], "before": r["before"], "adapt_seconds": r["adapt_seconds"], **extra}
+    return row | {"machine": machine_info()}  # where it ran: what a published table states

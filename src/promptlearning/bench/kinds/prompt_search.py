@@ -6,8 +6,9 @@ Per (task, seed) a suite of this kind runs each of its ``methods``, one job each
 - ``{label, search: STRATEGY, options: {...}}``: :func:`promptlearning.search.runner.run_search`
   under the suite's forward-pass ``budget``, scored on the dev split;
 - ``{label, hybrid: STRATEGY, init: ids|vocab|random}``: the search's best prompt turned into a
-  soft template by :func:`promptlearning.search.hybrid.hybrid_method_options` and tuned by
-  gradient (``init: ids`` is the hybrid, ``vocab``/``random`` its controls on equal terms);
+  soft template and tuned by gradient, the library's recipe
+  (:func:`promptlearning.search.hybrid.hybrid_experiment`; ``init: ids`` is the hybrid,
+  ``vocab``/``random`` its controls on equal terms);
 
 and ``transfer: {from: TASK, to: [..], strategies: [..]}`` evaluates the prompt a search found
 on ``from`` (same seed) on other tasks, beside their own hand-written prompt. A search's
@@ -191,21 +192,19 @@ def _test(data: dict[str, Any], split: Any) -> list[Any]:
 def _hybrid(c: dict[str, Any], backbone: Any, workdir: Path) -> dict[str, Any]:
     from promptlearning.heads.base import HeadConfig
     from promptlearning.runs.single_task import ExperimentConfig, run_experiment
-    from promptlearning.search.hybrid import hybrid_method_options
+    from promptlearning.search.hybrid import hybrid_experiment
     from promptlearning.training import TrainConfig
 
     found = searched(c, c["data"], backbone, workdir)
     t = c["train"]
-    soft, options = hybrid_method_options(found["template"], backbone.tokenizer, c["init"], seed=t["seed"])
-    exp = ExperimentConfig(data=_data_config(c["data"]), backbone=c["backbone"], method="p_tuning",
-                           method_options=options, head=HeadConfig(**c["head"]), template=soft,
-                           max_length=c["max_length"],
-                           # dev is scored at step 0 too, so best-on-dev can keep the starting prompt (the
-                           # discrete one, for the hybrid) when tuning does not help it: the library's recipe
-                           train=TrainConfig(max_steps=t["max_steps"], eval_every=max(1, t["max_steps"] // 2),
-                                             lr=t["lr"], batch_size=t["batch_size"],
-                                             eval_batch_size=t["eval_batch_size"], seed=t["seed"], quiet=True,
-                                             checkpoint_every=0, eval_at_start=True))
+    base = ExperimentConfig(data=_data_config(c["data"]), backbone=c["backbone"], head=HeadConfig(**c["head"]),
+                            max_length=c["max_length"],
+                            train=TrainConfig(max_steps=t["max_steps"], eval_every=max(1, t["max_steps"] // 2),
+                                              lr=t["lr"], batch_size=t["batch_size"],
+                                              eval_batch_size=t["eval_batch_size"], seed=t["seed"], quiet=True,
+                                              checkpoint_every=0))
+    exp = hybrid_experiment(base, found["template"], backbone.tokenizer, c["init"])
+    soft = exp.template
     result = run_experiment(exp, backbone=backbone, baseline=False, log=lambda _: None)
     result.pop("_model")
     n_dev = len(_split(c["data"]).dev)
@@ -218,6 +217,7 @@ def _hybrid(c: dict[str, Any], backbone: Any, workdir: Path) -> dict[str, Any]:
 
 def execute(job: Job, log: Any = lambda _: None, workdir: Path | None = None) -> dict[str, Any]:
     from promptlearning.backbones import shared_backbone
+    from promptlearning.bench.measure import machine_info
     from promptlearning.training.metrics import evaluate
 
     c = job.config
@@ -243,5 +243,6 @@ def execute(job: Job, log: Any = lambda _: None, workdir: Path | None = None) ->
                "handwritten_test_accuracy": evaluate(own, own.encode(test), 16)["accuracy"], "forwards": 0,
                "wall_seconds": time.perf_counter() - started}
     row["load_avg_1m"] = os.getloadavg()[0]
+    row["machine"] = machine_info()  # where it ran: what the published table states
     return row
 

@@ -20,6 +20,7 @@ import torch
 
 from promptlearning.bench.heldout import SENTIMENT_TASKS as SENTIMENT
 from promptlearning.bench.kinds import kind_of
+from promptlearning.bench.tables import machine_text
 
 TRANSFER = "prompt_transfer"
 CROSS_TASK = ("multitask_prompt", "hyperprompt", "meta_init_reptile")
@@ -36,6 +37,14 @@ class Settings:
     max_test: int
     shots: list[int]
     command: str
+    machine: str
+
+
+def _describe(m: dict[str, Any]) -> str:
+    """A machine a row recorded ({}: the one building the table, for rows that recorded none)."""
+    threads = m.get("torch_threads", torch.get_num_threads())
+    return (f"{m.get('gpu') or m.get('cpu') or platform.machine() + ' CPU'}, torch {m.get('torch', torch.__version__)}, "
+            f"{'one thread' if threads == 1 else f'{threads} threads'}")
 
 
 def legacy_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +68,8 @@ def write(rows: list[dict[str, Any]], out: Path, entry: dict[str, Any], suite: s
                     adapt_steps=adapted[0]["train"]["adapt_steps"] if adapted else 0,
                     single_steps=single[0]["train"]["max_steps"] if single else 0,
                     max_test=configs[0]["data"]["max_test"], shots=sorted({int(r["shots"]) for r in mine}),
-                    command=str(entry.get("produced_by") or f"promptlearning bench benchmarks/suites/{suite}.yaml"))
+                    command=str(entry.get("produced_by") or f"promptlearning bench benchmarks/suites/{suite}.yaml"),
+                    machine=machine_text(mine, entry, _describe, fallback=_describe({})))
     write_markdown([legacy_row(r) for r in mine], rows, out, args)
     return [out]
 
@@ -81,8 +91,7 @@ def write_markdown(rows: list[dict[str, Any]], store_rows: list[dict[str, Any]],
     methods = ["fixed_prompt", "prompt_tuning_single", TRANSFER, *CROSS_TASK, "finetune (classification head)"]
     ks = sorted({r["K"] for r in rows})
     lines = [f"# {'Cross-domain' if args.cross_domain else 'Leave-one-task-out'}: cross-task methods on unseen tasks", "",
-             f"Machine: {platform.machine()} CPU, torch {torch.__version__}, one thread, other benchmark processes "
-             "running beside it. Backbone MiniLM-L6, label-description head everywhere (no per-task weights).",
+             f"Machine: {args.machine}. Backbone MiniLM-L6, label-description head everywhere (no per-task weights).",
              f"Command: `{args.command}`", "",
              *(["Trained on mr and rt (movie reviews) only; cr, nyt and tweets share their labels but not their "
                 "domain.", ""] if args.cross_domain else []),

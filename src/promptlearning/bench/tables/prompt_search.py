@@ -14,6 +14,7 @@ from typing import Any
 
 from promptlearning.bench.kinds import kind_of
 from promptlearning.bench.measure import cpu_model
+from promptlearning.bench.tables import machine_text
 
 ORDER = ["fixed_prompt", "evolution", "rl", "cma_es", "hybrid", "soft_random", "soft_vocab"]
 
@@ -50,7 +51,7 @@ def write(rows: list[dict[str, Any]], out: Path, entry: dict[str, Any], suite: s
                     shots=data["shots"], dev_shots=data["dev_shots"], max_test=data["max_test"],
                     max_length=configs[0]["max_length"], budget=configs[0]["budget"],
                     steps=hybrid["train"]["max_steps"] if hybrid else 0, lr=hybrid["train"]["lr"] if hybrid else 0.0,
-                    cpu=cpu_model())
+                    cpu=machine_text(mine, entry, lambda m: str(m.get('gpu') or m.get('cpu')), fallback=cpu_model()))
     command = str(entry.get("produced_by") or f"promptlearning bench benchmarks/suites/{suite}.yaml")
     target = out.with_suffix("")
     write_report([legacy_row(r) for r in mine], target, args, command)

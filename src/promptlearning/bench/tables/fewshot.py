@@ -1,0 +1,71 @@
+"""A few-shot results table (``fewshot16_classic.md``, ``smollm2_verbalizer.md``) from an experiment suite's rows.
+
+Methods x tasks of test accuracy (mean ± std over seeds, n per cell), the mean over tasks,
+trainable parameters (with their share of the backbone) and seconds per training step, both
+medians over the method's runs. Entry options: ``methods`` (the labels to show, in order;
+default: every label of the suite) and ``title``; one suite can so publish several tables
+from one store, e.g. the classic methods and the family methods run under one protocol.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from promptlearning.bench.kinds import kind_of
+from promptlearning.bench.tables import machine_text
+
+OPTIONS = ("methods", "title")
+
+
+def _one(values: list[Any]) -> str:
+    """A setting the rows share, or all of them when they differ."""
+    return "/".join(str(v) for v in dict.fromkeys(values))
+
+
+def _describe(m: dict[str, Any]) -> str:
+    return (f"{m.get('gpu') or m.get('cpu') or '?'}, {m.get('torch_threads', '?')} CPU threads; torch "
+            f"{m.get('torch', '?')}; promptlearning {m.get('promptlearning', '?')}")
+
+
+def write(rows: list[dict[str, Any]], out: Path, entry: dict[str, Any], suite: str) -> list[Path]:
+    mine = [r for r in rows if r["suite"] == suite and kind_of(r["config"]) in ("experiment", "peft") and r["result"]]
+    order = [str(m) for m in entry.get("methods") or dict.fromkeys(r["label"] for r in mine)]
+    mine = [r for r in mine if r["label"] in order]
+    if not mine:
+        out.write_text(f"# {suite}: no runs of {', '.join(order) or 'any method'} in this store yet\n")
+        return [out]
+    configs = [r["config"] for r in mine]
+    tasks = list(dict.fromkeys(r["task"] for r in mine))
+    methods = [m for m in order if any(r["label"] == m for r in mine)]
+    lrs = {c["train"].get("lr") for c in configs}
+    lr = "the method's default learning rate" if lrs == {None} else f"learning rate {_one(sorted(lrs, key=str))}"
+    command = str(entry.get("produced_by") or f"promptlearning bench benchmarks/suites/{suite}.yaml")
+    lines = [f"# {entry.get('title') or suite} ({_one([c['data']['shots'] for c in configs])} shots per class, "
+             f"{_one([c['backbone'] for c in configs])})", "",
+             f"Test accuracy, mean ± std over the LM-BFF data seeds (n per cell in brackets); "
+             f"{_one([c['train']['max_steps'] for c in configs])} steps, batch "
+             f"{_one([c['train']['batch_size'] for c in configs])}, {lr}, best-on-dev checkpoint.", "",
+             f"Machine: {machine_text(mine, entry, _describe)}.", "",
+             f"Command: `{command}`", "",
+             "| method | " + " | ".join(tasks) + " | mean | trainable params | s/step |",
+             "|---|" + "---:|" * (len(tasks) + 3)]
+    for m in methods:
+        cells, means = [], []
+        for t in tasks:
+            acc = [r["result"]["test_accuracy"] for r in mine if r["label"] == m and r["task"] == t]
+            if acc:
+                sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+                cells.append(f"{100 * statistics.mean(acc):.1f} ± {100 * sd:.1f} ({len(acc)})")
+                means.append(statistics.mean(acc))
+            else:
+                cells.append("–")
+        results = [r["result"] for r in mine if r["label"] == m]
+        params = statistics.median(r["trainable_params"] for r in results)
+        share = statistics.median(r["trainable_share"] for r in results)
+        sps = statistics.median(r["seconds_per_step"] for r in results)
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {100 * statistics.mean(means):.1f} | "
+                     f"{int(params):,} ({100 * share:.2f}%) | {sps:.3f} |")
+    out.write_text("\n".join(lines) + "\n")
+    return [out]

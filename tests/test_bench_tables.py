@@ -1,0 +1,75 @@
+"""Published tables: every one regenerates byte for byte from its suite's store; the tables' own options."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promptlearning.bench.store import ResultStore
+from promptlearning.bench.suite import load_suite
+from promptlearning.bench.tables import table_module, write_table
+from promptlearning.errors import ConfigError
+
+ROOT = Path(__file__).parents[1]
+PUBLISHED = [(path, entry) for path in sorted(ROOT.glob("benchmarks/suites/*.yaml"))
+             for entry in load_suite(path).raw.get("report") or []]
+#: files a table reads beside its output (measured by a timing script, not stored in the store)
+SIDECARS = {"spt": ["spt_step_time.json"]}
+
+
+@pytest.mark.parametrize("path, entry", PUBLISHED, ids=lambda x: x.stem if isinstance(x, Path) else x["out"])
+def test_published_tables_regenerate_from_their_stores(path: Path, entry: dict[str, Any], tmp_path: Path) -> None:
+    """The committed Markdown is what the stored rows give today, on any machine (hours of compute, never rerun)."""
+    suite = load_suite(path)
+    assert suite.store is not None, f"{path.name} publishes a table but names no store"
+    shutil.copy(suite.store / "results.sqlite", tmp_path / "results.sqlite")  # reading must not touch the tracked one
+    with ResultStore(tmp_path) as store:
+        rows = [r for r in store.rows("done") if r["result"]]
+    published = (path.parent / entry["out"]).resolve()
+    (tmp_path / "suites").mkdir()
+    for name in SIDECARS.get(entry["table"], []):
+        shutil.copy(published.parent / name, tmp_path / name)
+    written = write_table({**entry, "out": f"../{published.name}"}, rows, tmp_path / "suites" / path.name, suite.name)
+    assert written[0] == tmp_path / published.name
+    assert written[0].read_text() == published.read_text()
+
+
+def _row(label: str, task: str, seed: int, acc: float, machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    config = {"runner": "promptlearning", "method": label, "backbone": "tiny-bert", "data": {"shots": 4},
+              "train": {"max_steps": 10, "batch_size": 8, "lr": None, "seed": seed}}
+    result = {"test_accuracy": acc, "trainable_params": 10, "trainable_share": 0.001, "seconds_per_step": 0.5,
+              **({"machine": machine} if machine else {})}
+    return {"suite": "s", "label": label, "task": task, "seed": seed, "shots": 4, "config": config, "result": result}
+
+
+def test_fewshot_table_shows_the_entry_methods_in_order(tmp_path: Path) -> None:
+    rows = [_row("a", "t1", 1, 0.5), _row("a", "t1", 2, 0.7), _row("b", "t1", 1, 0.9), _row("b", "t2", 1, 0.8),
+            _row("c", "t1", 1, 0.1)]
+    out = tmp_path / "table.md"
+    table_module("fewshot").write(rows, out, {"methods": ["b", "a"], "title": "Toy", "machine": "a box"}, "s")
+    text = out.read_text()
+    assert text.startswith("# Toy (4 shots per class, tiny-bert)\n")
+    assert "Machine: a box." in text and "Command: `promptlearning bench benchmarks/suites/s.yaml`" in text
+    lines = [x for x in text.splitlines() if x.startswith("| ") and not x.startswith("| method")]
+    assert [x.split(" | ")[0] for x in lines] == ["| b", "| a"]  # c is not listed; order is the entry's
+    assert lines[1] == "| a | 60.0 ± 14.1 (2) | – | 60.0 | 10 (0.10%) | 0.500 |"  # a never ran on t2
+
+
+def test_fewshot_table_states_the_machines_the_rows_recorded(tmp_path: Path) -> None:
+    box = {"cpu": "Box CPU", "torch_threads": 1, "torch": "9.9", "promptlearning": "0.0"}
+    out = tmp_path / "table.md"
+    table_module("fewshot").write([_row("a", "t1", 1, 0.5, box)], out, {}, "s")
+    assert "Machine: Box CPU, 1 CPU threads; torch 9.9; promptlearning 0.0." in out.read_text()
+    table_module("fewshot").write([_row("a", "t1", 1, 0.5)], out, {}, "s")
+    assert "Machine: not recorded." in out.read_text()
+
+
+def test_convergence_table_refuses_a_reference_that_is_not_a_start(tmp_path: Path) -> None:
+    row = _row("vocab", "t1", 1, 0.5)
+    row["config"] |= {"kind": "heldout", "adapt": "prompt", "heldout_task": "t1", "trained_on": "target"}
+    row["result"]["curve"] = [[0, 0.5], [5, 0.75]]
+    with pytest.raises(ConfigError, match="reference 'random' is not one of its starts; choose one of: vocab"):
+        table_module("meta_convergence").write([row], tmp_path / "c.md", {}, "s")
