@@ -27,11 +27,6 @@ from .conftest import NEGATIVE, POSITIVE
 from .resume_helper import Cut, assert_same_files, cli_killed_then_resumed, run_interrupted_then_resumed
 
 SEARCH_STEPS, RETRAIN_STEPS = 6, 6
-# runs.single_task.run_experiment resumes the retraining even when the kill came before its first checkpoint, which
-# the trainer refuses ("holds no checkpoint"); the retraining must start at its step 0 then (a one-line change there,
-# `trainer.fit(resume=resume and (out / "checkpoint").is_dir())` after a search). Strict: passes once it lands.
-NEEDS_RETRAIN_START = pytest.mark.xfail(strict=True, reason="run_experiment resumes a retraining that has no "
-                                                            "checkpoint yet (runs/single_task.py)")
 
 
 @pytest.fixture
@@ -89,7 +84,6 @@ def _interrupted(monkeypatch: pytest.MonkeyPatch, toy_file: Path, root: Path, cu
     return result.calls
 
 
-@NEEDS_RETRAIN_START
 def test_spt_killed_inside_the_search_resumes_from_the_search_checkpoint(
         monkeypatch: pytest.MonkeyPatch, toy_file: Path, tmp_path: Path) -> None:
     calls = _interrupted(monkeypatch, toy_file, tmp_path, Cut.at_step(BilevelTrainer, 3))
@@ -97,14 +91,12 @@ def test_spt_killed_inside_the_search_resumes_from_the_search_checkpoint(
     assert calls == {"whole": SEARCH_STEPS, "cut": 4, "resumed": SEARCH_STEPS - 2}
 
 
-@NEEDS_RETRAIN_START
 def test_spt_killed_before_the_first_search_checkpoint_starts_the_search_afresh(
         monkeypatch: pytest.MonkeyPatch, toy_file: Path, tmp_path: Path) -> None:
     calls = _interrupted(monkeypatch, toy_file, tmp_path, Cut.at_step(BilevelTrainer, 1))
     assert calls == {"whole": SEARCH_STEPS, "cut": 2, "resumed": SEARCH_STEPS}
 
 
-@NEEDS_RETRAIN_START
 def test_spt_killed_before_the_retrainings_first_checkpoint_keeps_the_search(
         monkeypatch: pytest.MonkeyPatch, toy_file: Path, tmp_path: Path) -> None:
     # cut in the retraining's step 1 (its first checkpoint comes after step 2): the search is not run again
@@ -118,7 +110,6 @@ def test_spt_killed_inside_the_retraining_resumes_from_its_checkpoint(
     assert calls == {"whole": RETRAIN_STEPS, "cut": 4, "resumed": RETRAIN_STEPS - 2}
 
 
-@NEEDS_RETRAIN_START
 def test_spt_sigkilled_inside_the_search_resumes_identically(monkeypatch: pytest.MonkeyPatch, toy_file: Path,
                                                              tmp_path: Path) -> None:
     # the 4th search step is step 3: killed after the checkpoint of step 2, with nothing flushed or cleaned up

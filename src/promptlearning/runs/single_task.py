@@ -125,7 +125,8 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
     out = Path(cfg.output_dir) if cfg.output_dir else None
     run_info: dict[str, Any] = {"task": data.name, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
     strategy = select_strategy(sections, several_tasks=False, method=model.method)
-    if strategy.searches_architecture:
+    searched = strategy.searches_architecture
+    if searched:
         # a searchable method (SPT): search the layers, then rebuild and retrain the fixed model plainly
         from promptlearning.training.layer_selection import search_layers
 
@@ -154,7 +155,10 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
     else:
         trainer = strategy.make_trainer(TrainerInputs(model, cfg.train, train_items, dev_items, out, run_info,
                                                       sections, [split.train], log))
-        fit = trainer.fit(resume=resume)
+        # after SPT's search a resumed run may have been killed before the retraining's first checkpoint:
+        # the search resumed above, the retraining then starts afresh
+        retrain_fresh = searched and (out is None or not (out / "checkpoint").is_dir())
+        fit = trainer.fit(resume=resume and not retrain_fresh)
     dev = evaluate(model, dev_items, cfg.train.eval_batch_size)
     test = evaluate(model, test_items, cfg.train.eval_batch_size)
     result.update({"dev_accuracy": dev["accuracy"], "test_accuracy": test["accuracy"],
