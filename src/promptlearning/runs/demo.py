@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from promptlearning.runs.single_task import DataConfig, ExperimentConfig, run_experiment
 from promptlearning.model import PromptModel
+from promptlearning.runs.single_task import DataConfig, ExperimentConfig, run_experiment
 from promptlearning.training import TrainConfig
 
 EXAMPLES = (

@@ -223,10 +223,10 @@ def build_peft_model(name: str, options: dict[str, Any], backbone: Any, head_con
 
 def run_peft_experiment(cfg: Any, *, log: Any = print) -> dict[str, Any]:
     """The PEFT twin of :func:`promptlearning.runs.single_task.run_experiment` (same result keys)."""
-    from promptlearning.training.metrics import evaluate, majority_accuracy
     from promptlearning.runs.single_task import load_data, make_split, shared_backbone
     from promptlearning.seeding import seed_everything
     from promptlearning.training import Trainer
+    from promptlearning.training.metrics import evaluate, majority_accuracy
 
     started = time.perf_counter()
     options = resolve_options(cfg.method, cfg.method_options)
