@@ -86,7 +86,31 @@ def _describe(job: Job) -> str:
     return f"{job.task} {job.label} K={c['data']['shots']} seed {c['train'].get('seed')}"
 
 
-def run_one(store: ResultStore, job: Job, owner: str, log: Log, verbose: bool = False) -> str:
+class Pace:
+    """How long this worker's jobs took, for the time-left estimate on each progress line."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.jobs = 0
+
+    def add(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.jobs += 1
+
+    def left(self, counts: dict[str, int]) -> str:
+        """``, about N min left`` from the mean job time, the jobs not finished and the workers running them."""
+        if not self.jobs:
+            return ""
+        unfinished = counts.get("pending", 0) + counts.get("running", 0)
+        if not unfinished:
+            return ""
+        workers = max(1, counts.get("running", 0))
+        seconds = self.seconds / self.jobs * unfinished / workers
+        return f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
+
+
+def run_one(store: ResultStore, job: Job, owner: str, log: Log, verbose: bool = False,
+            pace: Pace | None = None) -> str:
     """Run a claimed job and record it; returns its final status. Ctrl-C puts it back."""
     started = time.perf_counter()
     try:
@@ -102,11 +126,14 @@ def run_one(store: ResultStore, job: Job, owner: str, log: Log, verbose: bool = 
         return "failed"
     store.finish(job.key, owner, result)
     counts = store.counts()
+    if pace is not None:
+        pace.add(time.perf_counter() - started)
     numbers = "".join(f" {name} {result[key]:.4f}" for name, key in (("test", "test_accuracy"), ("dev", "dev_accuracy"))
                       if isinstance(result.get(key), float))
     per_step = f", {result['seconds_per_step']:.3f} s/step" if result.get("seconds_per_step") is not None else ""
+    left = pace.left(counts) if pace is not None else ""
     log(f"[{counts['done'] + counts['failed']}/{sum(counts.values())}] {_describe(job)}:{numbers} "
-        f"({time.perf_counter() - started:.0f} s{per_step})")
+        f"({time.perf_counter() - started:.0f} s{per_step}{left})")
     return "done"
 
 
@@ -114,9 +141,10 @@ def work_loop(store: ResultStore, keys: list[str], log: Log, verbose: bool = Fal
     """Claim and run jobs of this suite until none is left."""
     owner = new_owner()
     done = {"done": 0, "failed": 0}
+    pace = Pace()
     try:
         while (job := store.claim(owner, keys)) is not None:
-            done[run_one(store, job, owner, log, verbose)] += 1
+            done[run_one(store, job, owner, log, verbose, pace)] += 1
     except KeyboardInterrupt:
         # the interrupt may land between a claim's commit and the job's start: free all we hold
         store.release_owner_prefix(owner, interrupted=True)

@@ -45,7 +45,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     examples = data.test if args.split == "test" else getattr(make_split(cfg.data, data), args.split)
     if cfg.data.max_test is not None and args.split == "test":
         examples = test_subset(examples, cfg.data.max_test)
-    scores = evaluate(model, model.encode(examples))
+    scores = evaluate(model, model.encode(examples), progress=True)
     print(json.dumps({"task": data.name, "split": args.split, **scores}))
     return 0
 
@@ -68,7 +68,7 @@ def _evaluate_file(model: Any, split: str, data: dict[str, Any]) -> int:
         from promptlearning.data.loading import test_subset
 
         examples = test_subset(examples, int(data["max_test"]))
-    scores = evaluate(model, model.encode(examples))
+    scores = evaluate(model, model.encode(examples), progress=True)
     print(json.dumps({"task": Path(str(data["test_file"])).stem, "split": "test", **scores}))
     return 0
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
+from tqdm.auto import tqdm
 
 from promptlearning.data.batching import Encoded, batches
 
@@ -37,8 +39,9 @@ def majority_accuracy(train_labels: Sequence[int], gold: Sequence[int]) -> float
 
 
 @torch.no_grad()
-def predict_encoded(model: PromptModel, items: Sequence[Encoded], batch_size: int = 64) -> list[int]:
-    """Predicted class per example, in the order given.
+def predict_encoded(model: PromptModel, items: Sequence[Encoded], batch_size: int = 64,
+                    progress: bool = False) -> list[int]:
+    """Predicted class per example, in the order given (``progress``: a bar with the time left on a terminal).
 
     Examples run shortest first so each batch pads to a similar length: on a test set of mixed
     lengths this skips much of the padding compute, and masking (with positions taken from the
@@ -48,9 +51,13 @@ def predict_encoded(model: PromptModel, items: Sequence[Encoded], batch_size: in
     model.eval()
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
     sorted_preds: list[int] = []
+    bar = tqdm(total=len(items), desc="evaluate", unit="example", disable=not (progress and _is_terminal()),
+               dynamic_ncols=True)
     for batch in batches(items, batch_size, model.pad_id, model.left_pad, order=order):
         batch.labels = None  # no loss needed to predict
         sorted_preds.extend(model(batch.to(model.device)).logits.argmax(-1).tolist())
+        bar.update(len(batch))
+    bar.close()
     preds = [0] * len(items)
     for i, p in zip(order, sorted_preds, strict=True):
         preds[i] = p
@@ -58,8 +65,16 @@ def predict_encoded(model: PromptModel, items: Sequence[Encoded], batch_size: in
     return preds
 
 
-def evaluate(model: PromptModel, items: Sequence[Encoded], batch_size: int = 64) -> dict[str, float]:
-    """Accuracy and macro-F1 of the model on tokenised examples."""
-    preds = predict_encoded(model, items, batch_size)
+def _is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def evaluate(model: PromptModel, items: Sequence[Encoded], batch_size: int = 64,
+             progress: bool = False) -> dict[str, float]:
+    """Accuracy and macro-F1 of the model on tokenised examples (``progress``: see :func:`predict_encoded`)."""
+    preds = predict_encoded(model, items, batch_size, progress)
     gold = [x.label for x in items]
     return {"accuracy": accuracy(preds, gold), "macro_f1": macro_f1(preds, gold, getattr(model, "num_classes", len(model.labels))), "n": len(gold)}
