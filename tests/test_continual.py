@@ -131,3 +131,13 @@ def test_continual_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
     assert message in err[0]
+
+
+def test_progress_says_the_time_so_far_and_left(tmp_path: Path, bert: Backbone,
+                                                toy_tasks: list[str]) -> None:  # noqa: F811
+    lines: list[str] = []
+    run_continual(toy_tasks, _config(tmp_path, scratch=False), backbone=bert, log=lines.append)
+    timing = [line.strip() for line in lines if "s so far" in line]
+    assert len(timing) == len(toy_tasks)
+    assert all("left for" in line for line in timing[:-1]) and "left" not in timing[-1]
+    assert "2 more task(s)" in timing[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,7 @@ def run_continual(tasks: Sequence[str], config: ContinualConfig | None = None, *
     seq_accuracy: list[list[float]] = []
     shared: torch.Tensor | None = None  # the sequential baseline's prompt
     heads: dict[str, dict[str, torch.Tensor]] = {}
+    started = time.perf_counter()
     for i, name in enumerate(names):
         runner.prepare(name)
         info = runner.info[name]
@@ -242,6 +244,10 @@ def run_continual(tasks: Sequence[str], config: ContinualConfig | None = None, *
             + (f", from scratch {row.scratch_accuracy:.4f}" if row.scratch_accuracy is not None else "")
             + (f", sequential {row.sequential_accuracy:.4f}" if row.sequential_accuracy is not None else "")
             + f"; earlier tasks now: {', '.join(f'{n} {a:.4f}' for n, a in zip(names, accuracy[-1], strict=False))}")
+        elapsed = time.perf_counter() - started
+        left = elapsed / (i + 1) * (len(names) - i - 1)
+        log(f"    {elapsed:.0f} s so far" + (f", about {left:.0f} s left for {len(names) - i - 1} more task(s)"
+                                            if i + 1 < len(names) else ""))
     result = ContinualResult(names, rows, accuracy, seq_accuracy if cfg.sequential else None, str(library_dir))
     text = format_result(result)
     log(text)
