@@ -194,3 +194,12 @@ def test_transfer_command(tmp_path: Path, bert: Backbone, llama: Backbone, capsy
         assert main(["transfer", *argv, *fast]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_progress_names_each_run_and_estimates_the_second(tmp_path: Path, bert: Backbone,
+                                                          toy_tasks: list[str]) -> None:  # noqa: F811
+    sources = [_source(tmp_path, bert, "toy_phones", 1)]
+    lines: list[str] = []
+    run_transfer("toy_films", sources, TransferConfig(**FAST), backbone=bert, log=lines.append)  # type: ignore[arg-type]
+    runs = [line for line in lines if line.startswith("training toy_films")]
+    assert len(runs) == 2 and "run 1 of 2" in runs[0] and "run 2 of 2" in runs[1] and "s left" in runs[1]

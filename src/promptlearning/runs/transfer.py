@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,12 +189,18 @@ def run_transfer(target: str, sources: Sequence[str | Path], config: TransferCon
         # the sources are read and checked already: hand their prompts in rather than have the method reread them
         model = trainer.build("prompt_attention", {"num_sources": len(ranked), "num_tokens": length})
         attention_method(model).set_source_prompts([(s.task, s.prompt) for s in ranked])
+    runs = 2 if cfg.scratch else 1
+    log(f"training {target} from the source prompt(s) ({cfg.variant}; run 1 of {runs})")
+    started = time.perf_counter()
     result["transfer_accuracy"] = trainer.score(trainer.fit(model))
+    took = time.perf_counter() - started
     if cfg.variant == "attention":
         result["mean_attention"] = mean_attention(model, tgt.test)
         log("mean attention over the target's test inputs: "
             + ", ".join(f"{k} {v:.3f}" for k, v in result["mean_attention"].items()))
     if cfg.scratch:
+        log(f"training {target} from scratch for comparison (run 2 of 2; the first took {took:.0f} s, "
+            f"so about {took:.0f} s left)")
         result["scratch_accuracy"] = trainer.score(trainer.fit(trainer.build("prompt_tuning", {"num_tokens": length})))
     log(format_transfer(result))
     if cfg.output_dir:
