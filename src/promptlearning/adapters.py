@@ -34,7 +34,7 @@ _SHAPE_KEYS = ("model_type", "num_layers", "hidden_size", "num_heads", "vocab_si
 
 
 def adapter_config(model: PromptModel) -> dict[str, Any]:
-    return {
+    config = {
         "format": FORMAT,
         "library": "promptlearning",
         "version": __version__,
@@ -49,6 +49,9 @@ def adapter_config(model: PromptModel) -> dict[str, Any]:
         "task_templates": model.task_templates,
         "backbone": model.backbone.info.to_dict(),
     }
+    if getattr(model, "truncation", "head") != "head":  # saved only when set, so older configs stay as they were
+        config["truncation"] = model.truncation
+    return config
 
 
 def save_tensors(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:

@@ -28,6 +28,7 @@ from promptlearning.data.batching import Batch, batches, encode
 from promptlearning.data.examples import Example
 from promptlearning.data.task_info import TaskInfo
 from promptlearning.data.templates import Template
+from promptlearning.data.truncation import TruncationCount, check_truncation
 from promptlearning.errors import AdapterError, ConfigError, PromptLearningError, UnknownNameError
 from promptlearning.heads.base import Head, HeadConfig, build_head
 from promptlearning.injection import run_backbone
@@ -89,6 +90,7 @@ class PromptModel(nn.Module):
         self.labels = list(labels)
         self.task = task if task is not None else (tasks[0].name if len(tasks) > 1 else None)
         self.max_length = max_length
+        self.truncation = "head"  # which part of an over-long input is kept (data.truncation); saved when not head
         self.tasks: list[TaskInfo] = []
         self.task_reprs: torch.Tensor
         self.register_buffer("task_reprs", torch.zeros(0, backbone.info.hidden_size))  # (T, H)
@@ -104,7 +106,7 @@ class PromptModel(nn.Module):
               method_options: dict[str, Any] | None = None, head: HeadConfig | None = None,
               task: str | None = None, max_length: int | None = None, template: str | None = None,
               tasks: Sequence[TaskInfo] | None = None,
-              support: dict[str, Sequence[Example]] | None = None) -> PromptModel:
+              support: dict[str, Sequence[Example]] | None = None, truncation: str = "head") -> PromptModel:
         """Build from names: the usual entry point for library users.
 
         ``tasks`` (with their descriptions) makes a model that serves several tasks; ``support``
@@ -117,6 +119,7 @@ class PromptModel(nn.Module):
                     task=task, max_length=max_length, template=template, tasks=tasks)
         for info in model.tasks:
             model.set_task_representation(info.name, (support or {}).get(info.name))
+        model.truncation = check_truncation(truncation)
         return model
 
     # ------------------------------------------------------------------ tasks
@@ -224,21 +227,23 @@ class PromptModel(nn.Module):
             return self.task_templates.get(self.tasks[task_id].name, self.template)
         return self.template
 
-    def encode(self, examples: Sequence[Example], task_id: int = 0) -> list[Any]:
+    def encode(self, examples: Sequence[Example], task_id: int = 0, count: TruncationCount | None = None) -> list[Any]:
+        """Tokenised rows of ``examples`` for task ``task_id``; ``count`` (if given) records what truncation cut."""
         template = self._templates.get(task_id, self._template)
-        return encode(self.backbone.tokenizer, examples, self.max_length, task_id, template)
+        return encode(self.backbone.tokenizer, examples, self.max_length, task_id, template, self.truncation, count)
 
     @torch.no_grad()
     def predict_proba(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 32,
-                      task: str | None = None) -> torch.Tensor:
-        """Class probabilities (N, C) for raw texts or (text_a, text_b) pairs, for one served task."""
+                      task: str | None = None, count: TruncationCount | None = None) -> torch.Tensor:
+        """Class probabilities (N, C) for raw texts or (text_a, text_b) pairs, for one served task
+        (``count``, if given, records what truncation cut)."""
         task_id = self.task_index(task)
         num = len(self.tasks[task_id].labels)
         examples = [Example(t[0], 0, t[1]) if isinstance(t, tuple) else Example(t, 0) for t in texts]
         was_training = self.training
         self.eval()
         out = []
-        for batch in batches(self.encode(examples, task_id), batch_size, self.pad_id, self.left_pad):
+        for batch in batches(self.encode(examples, task_id, count), batch_size, self.pad_id, self.left_pad):
             batch.labels = None  # no loss needed; template slots and task data stay (predict must equal evaluate)
             out.append(self(batch.to(self.device)).logits[:, :num].float().softmax(-1).cpu())
         self.train(was_training)
@@ -324,6 +329,7 @@ def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptMod
         model = PromptModel(backbone, method, head, config["labels"], task=config.get("task"),
                             max_length=int(config.get("max_length", 128)), template=config.get("template"),
                             tasks=tasks, task_templates=saved_task_templates(config, head, tasks))
+        model.truncation = check_truncation(str(config.get("truncation", "head")))
     except PromptLearningError as exc:
         raise AdapterError(f"adapter {directory} has an unusable config: {exc}") from exc
     except (KeyError, TypeError) as exc:

@@ -96,7 +96,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         return predict_tagging(model, records, fmt, args.output)
     texts = [(r.text, r.text_b) if r.text_b is not None else r.text for r in records]
-    probs = model.predict_proba(texts).tolist()
+    from promptlearning.data.truncation import TruncationCount
+
+    cut = TruncationCount()
+    probs = model.predict_proba(texts, count=cut).tolist()
+    if cut.cut:
+        print(f"note: {cut.cut} of {cut.inputs} inputs ({cut.dropped:,} tokens dropped) were longer than the adapter's max_length {model.max_length} and cut, "
+              f"keeping the {model.truncation}", file=sys.stderr)
     table = render(records, list(model.labels), probs, fmt)
     if args.output:
         from promptlearning.fileio import write_text_atomic

@@ -112,6 +112,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="method option, repeatable, e.g. --option num_tokens=20 --option layers=[3,4,5]")
     p.add_argument("--backbone", default=argparse.SUPPRESS, help="packaged name, local directory or hub id")
     p.add_argument("--max-length", type=int, default=argparse.SUPPRESS, help="max input tokens (default 64)")
+    p.add_argument("--truncation", choices=("head", "tail", "head+tail"), default=argparse.SUPPRESS,
+                   help="which part of an input longer than --max-length is kept: its start (head, default), its end "
+                        "(tail), or a quarter from the start and the rest from the end (head+tail); saved in the "
+                        "adapter, so evaluate and predict cut the same way")
     p.add_argument("--head", choices=head_kinds(), default=argparse.SUPPRESS,
                    help="classification (pooled linear layer, default) or verbalizer (LM-head scores of label words; "
                         "needs a causal LM such as smollm2-135m)")

@@ -14,7 +14,9 @@ from typing import Any
 import torch
 
 from promptlearning.data.examples import Example
-from promptlearning.data.templates import Template
+from promptlearning.data.templates import Template, special_tokens
+from promptlearning.data.truncation import TruncationCount, check_truncation, keep
+from promptlearning.errors import ConfigError
 
 
 @dataclass
@@ -47,23 +49,49 @@ class Encoded:
 
 
 def encode(tokenizer: Any, examples: Sequence[Example], max_length: int, task_id: int = 0,
-           template: Template | None = None) -> list[Encoded]:
-    """Tokenise examples once (pairs keep both parts; truncation takes from the longest)."""
+           template: Template | None = None, truncation: str = "head",
+           count: TruncationCount | None = None) -> list[Encoded]:
+    """Tokenise examples once. Over-long inputs keep the part ``truncation`` names (pairs: from the
+    longer text first, each keeping its head); ``count``, if given, records what was cut."""
+    check_truncation(truncation)
     if not examples:
         return []
     if template is not None:
-        rendered = [template.render(tokenizer, e, max_length) for e in examples]
+        rendered = [template.render(tokenizer, e, max_length, truncation, count) for e in examples]
         return [Encoded(tuple(ids), None, e.label, task_id, tuple(slots))
                 for (ids, slots), e in zip(rendered, examples, strict=True)]
     texts_a = [e.text_a for e in examples]
     pairs = any(e.text_b is not None for e in examples)
     texts_b = [e.text_b or "" for e in examples] if pairs else None
-    out = tokenizer(texts_a, texts_b, truncation=True, max_length=max_length)
-    types = out.get("token_type_ids")
-    return [
-        Encoded(tuple(ids), tuple(types[i]) if types is not None else None, e.label, task_id)
-        for i, (ids, e) in enumerate(zip(out["input_ids"], examples, strict=True))
-    ]
+    if pairs and truncation != "head":
+        raise ConfigError(f"--truncation {truncation} works on single texts; sentence pairs keep each text's head "
+                          "(drop --truncation or use single texts)")
+    if truncation == "head":
+        out = tokenizer(texts_a, texts_b, truncation=True, max_length=max_length)
+        if count is not None:
+            full = tokenizer(texts_a, texts_b, truncation=False)["input_ids"]
+            for before, after in zip(full, out["input_ids"], strict=True):
+                count.add(len(before), len(after))
+        types = out.get("token_type_ids")
+        return [
+            Encoded(tuple(ids), tuple(types[i]) if types is not None else None, e.label, task_id)
+            for i, (ids, e) in enumerate(zip(out["input_ids"], examples, strict=True))
+        ]
+    prefix, suffix = special_tokens(tokenizer)
+    room = max_length - len(prefix) - len(suffix)
+    full = tokenizer(texts_a, truncation=False)
+    types = full.get("token_type_ids")
+    out_items = []
+    for i, (ids, e) in enumerate(zip(full["input_ids"], examples, strict=True)):
+        ids = list(ids)
+        if len(ids) > max_length:
+            body = ids[len(prefix):len(ids) - len(suffix)]
+            ids = list(prefix) + keep(body, room, truncation) + list(suffix)
+        if count is not None:
+            count.add(len(full["input_ids"][i]), len(ids))
+        row_types = tuple(types[i][:len(ids)]) if types is not None else None
+        out_items.append(Encoded(tuple(ids), row_types, e.label, task_id))
+    return out_items
 
 
 def collate(items: Sequence[Encoded], pad_id: int, left_pad: bool = False) -> Batch:

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from promptlearning.data.examples import Example
+from promptlearning.data.truncation import TruncationCount, keep
 from promptlearning.errors import ConfigError
 
 _TOKEN = re.compile(r"\{text_a\}|\{text_b\}|\[P(\d*)\]")
@@ -64,8 +65,12 @@ class Template:
     def uses_text_b(self) -> bool:
         return any(p.kind == "text_b" for p in self.parts)
 
-    def render(self, tokenizer: Any, example: Example, max_length: int) -> tuple[list[int], list[int]]:
-        """Token ids and, per position, the pseudo-token index it holds (-1 for ordinary tokens)."""
+    def render(self, tokenizer: Any, example: Example, max_length: int, truncation: str = "head",
+               count: TruncationCount | None = None) -> tuple[list[int], list[int]]:
+        """Token ids and, per position, the pseudo-token index it holds (-1 for ordinary tokens).
+
+        Inputs too long for ``max_length`` lose tokens from the longer one first; ``truncation`` says
+        which part each keeps, and ``count`` (if given) records what was cut."""
         prefix, suffix = special_tokens(tokenizer)
         lead = {"text_a": _lead(self.parts, "text_a"), "text_b": _lead(self.parts, "text_b")}
         texts = {"text_a": tokenize(tokenizer, lead["text_a"] + example.text_a),
@@ -76,9 +81,14 @@ class Template:
         if budget < 1:
             raise ConfigError(f"template {self.text!r} leaves no room for the input within {max_length} tokens; "
                               "raise --max-length or shorten the template")
-        while len(texts["text_a"]) + len(texts["text_b"]) > budget:  # cut the longer input first
-            longer = "text_a" if len(texts["text_a"]) >= len(texts["text_b"]) else "text_b"
-            texts[longer] = texts[longer][:-1]
+        before = len(texts["text_a"]) + len(texts["text_b"])
+        sizes = {k: len(v) for k, v in texts.items()}
+        while sizes["text_a"] + sizes["text_b"] > budget:  # cut the longer input first
+            longer = "text_a" if sizes["text_a"] >= sizes["text_b"] else "text_b"
+            sizes[longer] -= 1
+        texts = {k: keep(v, sizes[k], truncation) for k, v in texts.items()}
+        if count is not None:
+            count.add(before, sizes["text_a"] + sizes["text_b"])
         ids, slots = list(prefix), [-1] * len(prefix)
         pseudo = 0
         for part in self.parts:

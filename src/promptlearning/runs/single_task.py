@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from promptlearning.backbones import DEFAULT_BACKBONE, Backbone, shared_backbone  # noqa: F401
 from promptlearning.data.loading import DataConfig, load_data, make_split, test_subset  # noqa: F401  (re-exported)
+from promptlearning.data.truncation import TruncationCount
 from promptlearning.devices import resolve_device
 from promptlearning.errors import ConfigError
 from promptlearning.fileio import write_json
@@ -72,9 +73,22 @@ class ExperimentConfig:
     max_length: int = 64
     template: str | None = None
     output_dir: str | None = None
+    truncation: str = "head"  # which part of an over-long input is kept: head, tail or head+tail
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if out["truncation"] == "head":  # absent at its default: stored job keys and fingerprints stay as they were
+            del out["truncation"]
+        return out
+
+
+def report_truncation(counts: dict[str, TruncationCount], max_length: int, mode: str, log: Any) -> None:
+    """One line when inputs were cut: how many per split and how many tokens, and what to change."""
+    if not any(c.cut for c in counts.values()):
+        return
+    parts = ", ".join(c.describe(part) for part, c in counts.items() if c.inputs)
+    log(f"truncation: {parts} were longer than --max-length {max_length} and cut, keeping the {mode}; "
+        "raise --max-length or choose --truncation head|tail|head+tail")
 
 
 def refuse_untrainable_head(model: PromptModel) -> None:
@@ -102,9 +116,13 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
     if get_method(cfg.method).trains_backbone:
         backbone = copy.deepcopy(backbone)  # fine-tuning must not alter the shared frozen copy
     model = PromptModel.build(backbone, cfg.method, data.labels, method_options=cfg.method_options,
-                              head=cfg.head, task=data.name, max_length=cfg.max_length, template=cfg.template)
+                              head=cfg.head, task=data.name, max_length=cfg.max_length, template=cfg.template,
+                              truncation=cfg.truncation)
     refuse_untrainable_head(model)
-    train_items, dev_items, test_items = (model.encode(part) for part in (split.train, split.dev, split.test))
+    counts = {part: TruncationCount() for part in ("train", "dev", "test")}
+    train_items, dev_items, test_items = (model.encode(rows, count=counts[part]) for part, rows in
+                                          (("train", split.train), ("dev", split.dev), ("test", split.test)))
+    report_truncation(counts, model.max_length, cfg.truncation, log)
     trainable, total = model.num_trainable(), model.num_backbone_parameters()
     log(f"task {data.name}: {len(split.train)} train / {len(split.dev)} dev / {len(split.test)} test, "
         f"labels {data.labels}; method {cfg.method}; backbone {backbone.info.name}")
@@ -135,7 +153,8 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
             f"{[round(p, 3) for p in found.final_gates]}) in {found.search_seconds:.1f} s")
         options = {**cfg.method_options, "selected_layers": found.chosen_layers}
         model = PromptModel.build(backbone, cfg.method, data.labels, method_options=options, head=cfg.head,
-                                  task=data.name, max_length=cfg.max_length, template=cfg.template)
+                                  task=data.name, max_length=cfg.max_length, template=cfg.template,
+                                  truncation=cfg.truncation)
         trainable = model.num_trainable()
         run_info.update({"chosen_layers": found.chosen_layers, "gate_history": found.gate_history,
                          "search_seconds": found.search_seconds})
