@@ -91,3 +91,15 @@ def test_predict_says_how_many_inputs_it_cut(tmp_path: Path, capsys: pytest.Capt
     assert main(["predict", "--adapter", str(folder), "--backbone", "tiny-bert", LONG, "great"]) == 0
     err = capsys.readouterr().err
     assert "note: 1 of 2 inputs (" in err and "keeping the tail" in err
+
+
+def test_a_tagging_run_refuses_another_truncation_instead_of_ignoring_it() -> None:
+    from promptlearning.data.loading import DataConfig
+    from promptlearning.heads import HeadConfig
+    from promptlearning.runs.tagging import check_tagging_config
+
+    cfg = ExperimentConfig(data=DataConfig(task="pos_wsj"), head=HeadConfig(kind="token_classification"))
+    check_tagging_config(cfg)
+    with pytest.raises(ConfigError, match="drop --truncation"):
+        check_tagging_config(ExperimentConfig(data=DataConfig(task="pos_wsj"),
+                                              head=HeadConfig(kind="token_classification"), truncation="tail"))

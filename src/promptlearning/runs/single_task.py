@@ -101,6 +101,14 @@ def refuse_untrainable_head(model: PromptModel) -> None:
                           "--head label_description (an encoder)")
 
 
+def backbone_for(method: str, backbone: Backbone) -> Backbone:
+    """The backbone a run of ``method`` may use: a private copy when the method trains its weights
+    (fine-tuning must not alter the frozen copy every other run shares), else the shared one."""
+    from promptlearning.methods import get_method
+
+    return copy.deepcopy(backbone) if get_method(method).trains_backbone else backbone
+
+
 def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbone | None = None,
                    baseline: bool = True, log: Any = print) -> dict[str, Any]:
     """Train one method on one few-shot split and return every number a table needs."""
@@ -111,10 +119,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
     split = make_split(cfg.data, data)
     backbone = backbone or shared_backbone(cfg.backbone)
     seed_everything(cfg.train.seed)
-    from promptlearning.methods import get_method
-
-    if get_method(cfg.method).trains_backbone:
-        backbone = copy.deepcopy(backbone)  # fine-tuning must not alter the shared frozen copy
+    backbone = backbone_for(cfg.method, backbone)
     model = PromptModel.build(backbone, cfg.method, data.labels, method_options=cfg.method_options,
                               head=cfg.head, task=data.name, max_length=cfg.max_length, template=cfg.template,
                               truncation=cfg.truncation)

@@ -10,7 +10,6 @@ sentences, K of them for training and K for dev, scored word by word.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from collections import Counter
@@ -37,7 +36,7 @@ from promptlearning.errors import ConfigError, DataError
 from promptlearning.fileio import write_json
 from promptlearning.heads.base import OutputKind
 from promptlearning.model import PromptModel
-from promptlearning.runs.single_task import ExperimentConfig
+from promptlearning.runs.single_task import ExperimentConfig, backbone_for
 from promptlearning.seeding import seed_everything
 from promptlearning.training.strategies import PLAIN, check_requests, sections_of, select_strategy
 from promptlearning.training.token_metrics import evaluate_tagged, tag_scores
@@ -105,6 +104,9 @@ def check_tagging_config(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"task {cfg.data.task!r} labels whole texts, not words; the token_classification head "
                           f"needs a tagging task ({', '.join(tagged_task_names())}) or --train-file with CoNLL or "
                           "word/TAG lines")
+    if cfg.truncation != "head":
+        raise ConfigError(f"--truncation {cfg.truncation} chooses the part of a text that is kept; a tagged sentence "
+                          "keeps its first words (the words cut are counted as errors): drop --truncation")
     check_requests(sections_of(cfg), several_tasks=False)
 
 
@@ -117,10 +119,7 @@ def run_tagging(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbo
     split = tagged_split(cfg.data, data)
     backbone = backbone or shared_backbone(cfg.backbone)
     seed_everything(cfg.train.seed)
-    from promptlearning.methods import get_method
-
-    if get_method(cfg.method).trains_backbone:
-        backbone = copy.deepcopy(backbone)  # fine-tuning must not alter the shared frozen copy
+    backbone = backbone_for(cfg.method, backbone)
     model = PromptModel.build(backbone, cfg.method, data.tags, method_options=cfg.method_options, head=cfg.head,
                               task=data.name, max_length=cfg.max_length, template=cfg.template)
     strategy = select_strategy(sections_of(cfg), several_tasks=False, method=model.method)
