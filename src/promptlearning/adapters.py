@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from promptlearning.backbones import Backbone, weights_fingerprint
 from promptlearning.errors import AdapterError
-from promptlearning.fileio import atomic_directory, read_json, recover_directory, write_json
+from promptlearning.fileio import atomic_directory, read_json, read_safetensors, recover_directory, write_json
 from promptlearning.peft_files import SIDE_CONFIG_FILE, describe_foreign, is_peft_config, read_exported
 from promptlearning.version import __version__
 
@@ -110,12 +109,7 @@ def check_backbone(config: dict[str, Any], backbone: Backbone, directory: Path) 
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise AdapterError(f"{path} is missing; the adapter is incomplete, retrain or restore it")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise AdapterError(f"{path} is corrupt ({str(exc).splitlines()[0]}); retrain or restore the adapter") from exc
+    return read_safetensors(path, "the adapter is incomplete, retrain or restore it", "retrain or restore the adapter")
 
 
 def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], expected: set[str], where: Path) -> None:

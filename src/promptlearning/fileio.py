@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from promptlearning.errors import ConfigError
+from promptlearning.errors import AdapterError, ConfigError
 
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>old|tmp)-(?P<pid>\d+)(-.*)?$")
 
@@ -181,3 +181,18 @@ def read_json(path: Path, on_error: Callable[[str], Exception]) -> Any:
         raise on_error(f"{path} is a folder, not a file") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise on_error(f"{path} is not valid JSON ({exc.__class__.__name__})") from exc
+
+
+def read_safetensors(path: Path, missing_fix: str, corrupt_fix: str) -> dict[str, Any]:
+    """The tensors of an adapter's safetensors file, or one AdapterError naming the file and the fix.
+
+    (safetensors, and so torch, is imported here rather than at the top: this module is on the CLI's start-up path.)"""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise AdapterError(f"{path} is missing; {missing_fix}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AdapterError(f"{path} is corrupt ({str(exc).splitlines()[0]}); {corrupt_fix}") from exc

@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from promptlearning.errors import AdapterError
-from promptlearning.fileio import atomic_directory, read_json, write_json
+from promptlearning.fileio import atomic_directory, read_json, read_safetensors, write_json
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -79,12 +78,7 @@ def read_peft_config(directory: Path) -> dict[str, Any]:
 
 
 def _load(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise AdapterError(f"{path} is missing; the adapter is incomplete: copy the whole folder")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise AdapterError(f"{path} is corrupt ({str(exc).splitlines()[0]}); copy the adapter again") from exc
+    return read_safetensors(path, "the adapter is incomplete: copy the whole folder", "copy the adapter again")
 
 
 def peft_method(config: dict[str, Any], directory: Path) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
