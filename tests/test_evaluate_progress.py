@@ -18,7 +18,7 @@ def _scores(bert: Backbone, toy: list[Example], progress: bool) -> dict[str, flo
 def test_a_terminal_gets_a_bar_over_the_examples(bert: Backbone, toy: list[Example],
                                                  capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "_is_terminal", lambda: True)
+    monkeypatch.setattr(metrics, "stderr_is_terminal", lambda: True)
     quiet = _scores(bert, toy, progress=False)
     assert capsys.readouterr().err == ""
     shown = _scores(bert, toy, progress=True)
@@ -29,6 +29,6 @@ def test_a_terminal_gets_a_bar_over_the_examples(bert: Backbone, toy: list[Examp
 
 def test_piped_output_gets_no_redraws(bert: Backbone, toy: list[Example], capsys: pytest.CaptureFixture[str],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "_is_terminal", lambda: False)
+    monkeypatch.setattr(metrics, "stderr_is_terminal", lambda: False)
     _scores(bert, toy, progress=True)
     assert capsys.readouterr().err == ""

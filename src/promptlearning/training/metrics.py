@@ -51,7 +51,7 @@ def predict_encoded(model: PromptModel, items: Sequence[Encoded], batch_size: in
     model.eval()
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
     sorted_preds: list[int] = []
-    bar = tqdm(total=len(items), desc="evaluate", unit="example", disable=not (progress and _is_terminal()),
+    bar = tqdm(total=len(items), desc="evaluate", unit="example", disable=not (progress and stderr_is_terminal()),
                dynamic_ncols=True)
     for batch in batches(items, batch_size, model.pad_id, model.left_pad, order=order):
         batch.labels = None  # no loss needed to predict
@@ -65,7 +65,8 @@ def predict_encoded(model: PromptModel, items: Sequence[Encoded], batch_size: in
     return preds
 
 
-def _is_terminal() -> bool:
+def stderr_is_terminal() -> bool:
+    """Whether progress goes to a terminal (a bar) rather than a log file or pipe (lines, or nothing)."""
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from promptlearning.training.checkpoint import (
     save_checkpoint,
 )
 from promptlearning.training.config import TrainConfig
-from promptlearning.training.metrics import evaluate
+from promptlearning.training.metrics import evaluate, stderr_is_terminal
 
 BEST_DIR = "best"
 CHECKPOINT_DIR = "checkpoint"
@@ -114,13 +113,6 @@ def _digest(items: list[Encoded]) -> str:
         tags = getattr(e, "tags", None)  # per-position labels of tagged rows (absent from older digests)
         h.update(repr(row if tags is None else (*row, tags)).encode())
     return h.hexdigest()[:32]
-
-
-def _is_terminal() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 #: run_info keys that say which data and teachers a run uses (others, like a search's timings, are reports)
@@ -219,7 +211,7 @@ class Trainer:
         self.model.train()
         params = [p for g in groups for p in g["params"]]
         # a bar on a terminal; in a log file one line per evaluation instead of hundreds of redraws
-        self._log_lines = not cfg.quiet and not _is_terminal()
+        self._log_lines = not cfg.quiet and not stderr_is_terminal()
         self._started, self._start_step = time.perf_counter(), state["step"]
         bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=cfg.quiet or self._log_lines, desc="train",
                    unit="step", dynamic_ncols=True)
