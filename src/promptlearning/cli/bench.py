@@ -20,6 +20,7 @@ BENCH_EXAMPLES = """examples:
   promptlearning bench benchmarks/suites/fewshot16.yaml --workers 2        # resumes where it stopped
   promptlearning bench my_suite.yaml --store runs/my_suite --dry-run
   promptlearning report runs/my_suite
+  promptlearning report runs/my_suite --csv results.csv      # every row, without SQL
 """
 
 
@@ -99,7 +100,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from promptlearning.bench.report import build_report
 
+    if args.csv is not None or args.json is not None:
+        return _export(args)
     print(f"report: {build_report(args.suite_dir, command=_command_line())}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """``--csv``/``--json``: the store's rows, instead of report.md (stdout stays clean for a pipe)."""
+    from promptlearning.bench.rows_export import STDOUT, export_rows
+
+    if args.csv == STDOUT and args.json == STDOUT:
+        raise ConfigError("--csv - and --json - both ask for standard output; send one of them to a file")
+    location = Path(args.suite_dir)
+    if location.suffix in (".yaml", ".yml"):
+        from promptlearning.bench.suite import load_suite
+
+        location = default_store(load_suite(location))
+    for where in export_rows(location, csv_target=args.csv, json_target=args.json):
+        if where != "standard output":
+            print(f"wrote {where}", file=sys.stderr)
     return 0
 
 
@@ -131,6 +151,11 @@ def add_report_parser(sub: Any) -> argparse.ArgumentParser:
         "report", help="write report.md and PNG plots from a suite's results store",
         description="Build SUITE_DIR/report.md (tables: mean ± std over seeds, per task and averaged; prompt "
                     "effectiveness, convergence speed, compute overhead) and PNG plots from SUITE_DIR/results.sqlite.")
-    p.add_argument("suite_dir", help="directory holding results.sqlite (the bench's --store)")
+    p.add_argument("suite_dir", help="directory holding results.sqlite (the bench's --store), or a suite file")
+    p.add_argument("--csv", metavar="FILE", default=None,
+                   help="write every row of the store as CSV to FILE ('-': standard output) instead of report.md")
+    p.add_argument("--json", metavar="FILE", default=None,
+                   help="write every row of the store as a JSON list to FILE ('-': standard output) instead of "
+                        "report.md")
     p.set_defaults(func=cmd_report)
     return p
