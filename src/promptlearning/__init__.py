@@ -27,6 +27,11 @@ _PUBLIC: dict[str, str] = {
     "list_methods": "promptlearning.methods",
     "register_method": "promptlearning.methods",
     "PromptModel": "promptlearning.model",
+    "TrainConfig": "promptlearning.training",
+    "Trainer": "promptlearning.training",
+    "TrainerCallback": "promptlearning.training",
+    "TrainingProgress": "promptlearning.training",
+    "TrainResult": "promptlearning.training",
 }
 
 if TYPE_CHECKING:
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
     from promptlearning.heads.base import HeadConfig
     from promptlearning.methods import MethodConfig, PromptMethod, build_method, list_methods, register_method
     from promptlearning.model import PromptModel
+    from promptlearning.training import TrainConfig, Trainer, TrainerCallback, TrainingProgress, TrainResult
 
 
 def __getattr__(name: str) -> Any:
@@ -60,6 +66,11 @@ __all__ = [
     "PromptMethod",
     "PromptModel",
     "TaskInfo",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "TrainerCallback",
+    "TrainingProgress",
     "__version__",
     "build_method",
     "list_backbones",

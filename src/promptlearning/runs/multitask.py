@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
 from promptlearning.seeding import seed_everything
 from promptlearning.training import TrainConfig, Trainer
+from promptlearning.training.callbacks import TrainerCallback
 from promptlearning.training.metrics import evaluate
 from promptlearning.training.strategies import TrainerInputs, sections_of, select_strategy
 
@@ -43,7 +45,8 @@ def cross_task_head(head: HeadConfig, log: Any) -> HeadConfig:
     return head
 
 
-def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print) -> dict[str, Any]:
+def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print,
+                  callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
     """Train ``cfg.method`` over ``cfg.tasks`` at once and evaluate it on each task's test set."""
     from promptlearning.runs.single_task import load_data, make_split, shared_backbone
 
@@ -73,7 +76,7 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print) -> dict[s
     out = Path(cfg.output_dir) if cfg.output_dir else None
     run_info: dict[str, Any] = {"tasks": names, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
     trainer = strategy.make_trainer(TrainerInputs(model, cfg.train, train_items, dev_items, out, run_info, sections,
-                                                  [s.train for s in splits], log))
+                                                  [s.train for s in splits], log, callbacks))
     fit = trainer.fit(resume=resume)
     accuracy = {}
     for i, split in enumerate(splits):

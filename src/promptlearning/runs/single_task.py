@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from promptlearning.heads.base import HeadConfig
 from promptlearning.model import PromptModel
 from promptlearning.seeding import seed_everything
 from promptlearning.training import TrainConfig, TrainResult
+from promptlearning.training.callbacks import TrainerCallback
 from promptlearning.training.distill import DistillConfig
 from promptlearning.training.gate_search import SearchConfig
 from promptlearning.training.meta_learning import MetaConfig
@@ -110,8 +112,11 @@ def backbone_for(method: str, backbone: Backbone) -> Backbone:
 
 
 def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbone | None = None,
-                   baseline: bool = True, log: Any = print) -> dict[str, Any]:
-    """Train one method on one few-shot split and return every number a table needs."""
+                   baseline: bool = True, log: Any = print,
+                   callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """Train one method on one few-shot split and return every number a table needs.
+
+    ``callbacks`` see the training of the final model (after SPT's layer search, its retraining)."""
     started = time.perf_counter()
     sections = sections_of(cfg)
     check_requests(sections, several_tasks=False)  # before anything loads
@@ -178,7 +183,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
             model.save_pretrained(out / "best", extra={"task": data.name})
     else:
         trainer = strategy.make_trainer(TrainerInputs(model, cfg.train, train_items, dev_items, out, run_info,
-                                                      sections, [split.train], log))
+                                                      sections, [split.train], log, callbacks))
         # after SPT's search a resumed run may have been killed before the retraining's first checkpoint:
         # the search resumed above, the retraining then starts afresh
         retrain_fresh = searched and (out is None or not (out / "checkpoint").is_dir())

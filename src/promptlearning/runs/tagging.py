@@ -38,6 +38,7 @@ from promptlearning.heads.base import OutputKind
 from promptlearning.model import PromptModel
 from promptlearning.runs.single_task import ExperimentConfig, backbone_for
 from promptlearning.seeding import seed_everything
+from promptlearning.training.callbacks import TrainerCallback
 from promptlearning.training.strategies import PLAIN, check_requests, sections_of, select_strategy
 from promptlearning.training.token_metrics import evaluate_tagged, tag_scores
 from promptlearning.training.token_trainer import TokenTrainer
@@ -111,7 +112,8 @@ def check_tagging_config(cfg: ExperimentConfig) -> None:
 
 
 def run_tagging(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbone | None = None,
-                baseline: bool = True, log: Any = print) -> dict[str, Any]:
+                baseline: bool = True, log: Any = print,
+                callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
     """Train one method with a token-labelling head on one few-shot tagging split; every number a table needs."""
     started = time.perf_counter()
     check_tagging_config(cfg)
@@ -148,7 +150,7 @@ def run_tagging(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbo
             f"(most frequent training tag {result['majority_test_accuracy']:.4f})")
     out = Path(cfg.output_dir) if cfg.output_dir else None
     run_info = {"task": data.name, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
-    fit = TokenTrainer(model, cfg.train, train_items, dev_items, out, run_info).fit(resume=resume)
+    fit = TokenTrainer(model, cfg.train, train_items, dev_items, out, run_info, callbacks).fit(resume=resume)
     dev = evaluate_tagged(model, dev_items, cfg.train.eval_batch_size)
     test = evaluate_tagged(model, test_items, cfg.train.eval_batch_size)
     result.update({"dev_accuracy": dev["accuracy"], "test_accuracy": test["accuracy"],

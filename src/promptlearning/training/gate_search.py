@@ -12,6 +12,7 @@ model that keeps only the current top-K layers.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from promptlearning.data.batching import Batch, Encoded, batches
 from promptlearning.errors import ConfigError, TrainingError
 from promptlearning.methods.protocols import LayerGates, layer_gates_of
 from promptlearning.model import PromptModel
+from promptlearning.training.callbacks import TrainerCallback
 from promptlearning.training.checkpoint import optimizer_tensors, restore_optimizer
 from promptlearning.training.config import TrainConfig
 from promptlearning.training.trainer import Trainer
@@ -78,8 +80,8 @@ class BilevelTrainer(Trainer):
 
     def __init__(self, model: PromptModel, config: TrainConfig, search: SearchConfig, train: list[Encoded],
                  val: list[Encoded], dev: list[Encoded], output_dir: str | Path | None = None,
-                 run_info: dict[str, Any] | None = None) -> None:
-        super().__init__(model, config, train, dev, output_dir, run_info)
+                 run_info: dict[str, Any] | None = None, callbacks: Sequence[TrainerCallback] = ()) -> None:
+        super().__init__(model, config, train, dev, output_dir, run_info, callbacks)
         self.search = search
         self.gates: LayerGates = layer_gates_of(model.method, "the bi-level gate search")
         self.arch_params = self.gates.architecture_parameters()

@@ -28,6 +28,7 @@ from promptlearning.data.examples import Example
 from promptlearning.errors import ConfigError
 from promptlearning.methods.base import PromptMethod
 from promptlearning.model import PromptModel
+from promptlearning.training.callbacks import TrainerCallback
 from promptlearning.training.config import TrainConfig
 from promptlearning.training.distill import DistillConfig, DistillTrainer, load_teachers
 from promptlearning.training.gate_search import BilevelTrainer, SearchConfig, split_for_search
@@ -61,6 +62,7 @@ class TrainerInputs:
     sections: Mapping[str, Any] = field(default_factory=dict)  # the run's strategy options, by section
     examples: Sequence[Sequence[Example]] = ()  # each task's training examples (teachers re-encode them)
     log: Callable[[str], Any] = print
+    callbacks: Sequence[TrainerCallback] = ()  # hooks on the run's progress (trackers, pruning)
 
 
 def _always(shape: RunShape) -> bool:
@@ -101,7 +103,7 @@ class TrainerStrategy:
             return self.build(self, inputs)
         extra = {self.section: self.options(inputs.sections)} if self.section else {}
         return self.trainer(inputs.model, inputs.config, inputs.train, inputs.dev, inputs.output_dir,
-                            run_info=inputs.run_info, **extra)
+                            run_info=inputs.run_info, callbacks=inputs.callbacks, **extra)
 
 
 # ---------------------------------------------------------------------------- builders that need more than options
@@ -111,7 +113,7 @@ def _build_bilevel(strategy: TrainerStrategy, inputs: TrainerInputs) -> Trainer:
     weights, val = split_for_search(inputs.train, search.val_fraction, len(inputs.model.labels), inputs.config.seed)
     config = dataclasses.replace(inputs.config, max_steps=search.search_steps or inputs.config.max_steps)
     return BilevelTrainer(inputs.model, config, search, weights, val, inputs.dev, inputs.output_dir,
-                          run_info=inputs.run_info)
+                          run_info=inputs.run_info, callbacks=inputs.callbacks)
 
 
 def _build_distillation(strategy: TrainerStrategy, inputs: TrainerInputs) -> Trainer:
@@ -124,7 +126,7 @@ def _build_distillation(strategy: TrainerStrategy, inputs: TrainerInputs) -> Tra
                f"{distill.distill_temperature:g}): " + ", ".join(f"{t.task} <- {t.path}" for t in teachers))
     return DistillTrainer(model, inputs.config, inputs.train, inputs.dev, inputs.output_dir,
                           run_info=inputs.run_info, multitask=MULTI_TASK.options(inputs.sections),
-                          distill=distill, teachers=teachers)
+                          distill=distill, teachers=teachers, callbacks=inputs.callbacks)
 
 
 def _build_meta(strategy: TrainerStrategy, inputs: TrainerInputs) -> Trainer:
@@ -132,7 +134,7 @@ def _build_meta(strategy: TrainerStrategy, inputs: TrainerInputs) -> Trainer:
     inputs.log(f"meta-learning: {meta.meta_algorithm}, {meta.inner_steps} inner steps, "
                f"{meta.tasks_per_step} episodes per step")
     return MetaTrainer(inputs.model, inputs.config, inputs.train, inputs.dev, inputs.output_dir,
-                       run_info=inputs.run_info, meta=meta)
+                       run_info=inputs.run_info, meta=meta, callbacks=inputs.callbacks)
 
 
 def _has_gates(shape: RunShape) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from promptlearning.data.batching import Batch, Encoded
 from promptlearning.data.token_batching import TokenEncoded, collate_tagged
 from promptlearning.model import PromptModel
+from promptlearning.training.callbacks import TrainerCallback
 from promptlearning.training.config import TrainConfig
 from promptlearning.training.token_metrics import evaluate_tagged
 from promptlearning.training.trainer import Trainer
@@ -26,9 +27,9 @@ class TokenTrainer(Trainer):
 
     def __init__(self, model: PromptModel, config: TrainConfig, train: Sequence[TokenEncoded],
                  dev: Sequence[TokenEncoded], output_dir: str | Path | None = None,
-                 run_info: dict[str, Any] | None = None) -> None:
+                 run_info: dict[str, Any] | None = None, callbacks: Sequence[TrainerCallback] = ()) -> None:
         rows: list[Encoded] = list(train)
-        super().__init__(model, config, rows, list(dev), output_dir, run_info)
+        super().__init__(model, config, rows, list(dev), output_dir, run_info, callbacks)
         self.tagged_train, self.tagged_dev = list(train), list(dev)
 
     def batch_at(self, step: int) -> Batch:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from promptlearning.devices import accelerator_for
 from promptlearning.errors import TrainingError
 from promptlearning.model import PromptModel
 from promptlearning.seeding import seed_everything
+from promptlearning.training.callbacks import TrainerCallback, TrainingProgress
 from promptlearning.training.checkpoint import (
     load_checkpoint,
     restore_optimizer,
@@ -50,6 +51,7 @@ class TrainResult:
     seconds_per_step: float
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    stop_reason: str | None = None  # why a run stopped before max_steps (patience, dev 1.0, a callback)
 
 
 def parameter_groups(model: PromptModel, config: TrainConfig) -> list[dict[str, Any]]:
@@ -127,7 +129,8 @@ class Trainer:
     """Train a PromptModel's method and head on tokenised few-shot data."""
 
     def __init__(self, model: PromptModel, config: TrainConfig, train: list[Encoded], dev: list[Encoded],
-                 output_dir: str | Path | None = None, run_info: dict[str, Any] | None = None) -> None:
+                 output_dir: str | Path | None = None, run_info: dict[str, Any] | None = None,
+                 callbacks: Sequence[TrainerCallback] = ()) -> None:
         if not train:
             raise TrainingError("the training set is empty; give a task or file with examples")
         self.model = model
@@ -138,6 +141,26 @@ class Trainer:
         self.run_info = run_info or {}
         self.accelerator = accelerator_for(config.device)
         self.device = self.accelerator.device
+        self.callbacks = list(callbacks)
+        self._state: dict[str, Any] = {}
+        self._stop_requested: str | None = None
+
+    # ------------------------------------------------------------------ the callback API
+    @property
+    def progress(self) -> TrainingProgress:
+        """Where the run stands (what a callback may read)."""
+        state = self._state
+        return TrainingProgress(step=state.get("step", 0), max_steps=self.config.max_steps,
+                                best_dev=state.get("best_dev", -1.0), best_step=state.get("best_step", -1),
+                                stopped_early=state.get("stopped_early", False))
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the run to stop after the step under way (a callback's way to prune or stop a run)."""
+        self._stop_requested = reason
+
+    def _callback(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
     # ------------------------------------------------------------------ hooks for strategies
     def training_step(self, batch: Batch, step: int) -> torch.Tensor:
@@ -197,8 +220,8 @@ class Trainer:
             raise TrainingError("nothing to train: the method and head have no trainable parameters")
         optimizer = torch.optim.AdamW(groups, lr=groups[0]["lr"])
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.max_steps, cfg.warmup_ratio))
-        state: dict[str, Any] = {"step": 0, "best_dev": -1.0, "best_step": -1, "bad_evals": 0, "history": [], "train_seconds": 0.0,
-                 "stopped_early": False}
+        state: dict[str, Any] = {"step": 0, "best_dev": -1.0, "best_step": -1, "bad_evals": 0, "history": [],
+                                 "train_seconds": 0.0, "stopped_early": False}
         if not cfg.quiet:
             tqdm.write(f"optimizer groups: {describe_groups(groups)}")
         if resume:
@@ -208,6 +231,8 @@ class Trainer:
         elif self.output_dir is not None:
             self._metrics_path().parent.mkdir(parents=True, exist_ok=True)
             self._metrics_path().write_text("")
+        self._state = state
+        self._callback("on_train_begin")
         self.model.train()
         params = [p for g in groups for p in g["params"]]
         # a bar on a terminal; in a log file one line per evaluation instead of hundreds of redraws
@@ -236,12 +261,15 @@ class Trainer:
                 state["step"] = step + 1
                 bar.update(1)
                 self._last_loss = loss.item()
+                self._callback("on_step", {"step": state["step"], "loss": self._last_loss,
+                                           "lr": schedule.get_last_lr()[0]})
                 if state["step"] % cfg.log_every == 0 or state["step"] == cfg.max_steps:
                     self._log({"step": state["step"], "loss": round(loss.item(), 6), "lr": schedule.get_last_lr()[0]})
                     best = f"{state['best_dev']:.3f}" if state["best_step"] >= 0 else "-"
                     bar.set_postfix(loss=f"{loss.item():.4f}", best_dev=best)
                 if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.max_steps:
                     self._evaluate(state)
+                self._honour_stop_request(state)
                 if self.output_dir is not None and (
                     (cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0)
                     or state["step"] == cfg.max_steps or state["stopped_early"]
@@ -251,11 +279,24 @@ class Trainer:
             bar.close()
         self._restore_best()
         seconds = state["train_seconds"]
-        return TrainResult(best_dev=state["best_dev"], best_step=state["best_step"], steps=state["step"],
-                           train_seconds=seconds, seconds_per_step=seconds / max(1, state["step"]),
-                           history=state["history"], stopped_early=state["stopped_early"])
+        result = TrainResult(best_dev=state["best_dev"], best_step=state["best_step"], steps=state["step"],
+                             train_seconds=seconds, seconds_per_step=seconds / max(1, state["step"]),
+                             history=state["history"], stopped_early=state["stopped_early"],
+                             stop_reason=state.get("stop_reason"))
+        self._callback("on_train_end", result)
+        return result
 
     # ------------------------------------------------------------------ pieces
+    def _honour_stop_request(self, state: dict[str, Any]) -> None:
+        """End the run after this step when a callback asked for it (logged with its reason)."""
+        reason, self._stop_requested = self._stop_requested, None
+        if reason is not None and not state["stopped_early"]:
+            self._stop_early(state, reason)
+
+    def _stop_early(self, state: dict[str, Any], reason: str) -> None:
+        state["stopped_early"], state["stop_reason"] = True, reason
+        self._log({"step": state["step"], "event": "early_stop", "reason": reason})
+
     def _print_progress(self, state: dict[str, Any], dev: float) -> None:
         """The log-file form of the progress bar: step, loss, dev, best so far and time left."""
         done = state["step"] - self._start_step
@@ -310,18 +351,18 @@ class Trainer:
             self._keep_best(state)
             if not self.config.train_past_perfect_dev and scores["accuracy"] >= 1.0:
                 # only a strictly better score replaces the kept model, and none is better than 1.0
-                state["stopped_early"] = True
-                self._log({"step": state["step"], "event": "early_stop", "reason": "dev accuracy 1.0"})
+                self._stop_early(state, "dev accuracy 1.0")
         else:
             state["bad_evals"] += 1
             if self.config.patience and state["bad_evals"] >= self.config.patience:
-                state["stopped_early"] = True
-                self._log({"step": state["step"], "event": "early_stop"})
+                self._stop_early(state, f"no dev improvement in {self.config.patience} evaluations (patience)")
+        self._callback("on_evaluate", record)
 
     def _keep_best(self, state: dict[str, Any]) -> None:
         if self.output_dir is not None:
             self.model.save_pretrained(self.output_dir / BEST_DIR,
                                        extra={"step": state["step"], "dev_accuracy": state["best_dev"], **self.run_info})
+            self._callback("on_save", self.output_dir / BEST_DIR, "best")
         else:
             self._best_state = {k: v.clone() for k, v in self.model.trainable_state().items()}
 
@@ -368,6 +409,7 @@ class Trainer:
         save_checkpoint(self.output_dir / CHECKPOINT_DIR, self.model.trainable_state(), optimizer,
                         {"state": state, "run": self._fingerprint(), "strategy": extra_meta},
                         {f"strategy.{k}": v for k, v in extra_tensors.items()})
+        self._callback("on_save", self.output_dir / CHECKPOINT_DIR, "checkpoint")
 
     def _resume(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> dict[str, Any]:
         from promptlearning.adapters import load_state_into
