@@ -33,7 +33,7 @@ _SHAPE_KEYS = ("model_type", "num_layers", "hidden_size", "num_heads", "vocab_si
 
 
 def adapter_config(model: PromptModel) -> dict[str, Any]:
-    config = {
+    config: dict[str, Any] = {
         "format": FORMAT,
         "library": "promptlearning",
         "version": __version__,
@@ -50,7 +50,31 @@ def adapter_config(model: PromptModel) -> dict[str, Any]:
     }
     if getattr(model, "truncation", "head") != "head":  # saved only when set, so older configs stay as they were
         config["truncation"] = model.truncation
+    dtype = backbone_dtype(model.backbone)
+    if dtype != "float32":  # likewise: evaluate and predict load the backbone in this dtype unless told otherwise
+        config["backbone"]["dtype"] = dtype
     return config
+
+
+def backbone_dtype(backbone: Backbone) -> str:
+    """The dtype name (float32, bfloat16, float16) the backbone's weights are held in."""
+    return str(backbone.input_embeddings().weight.dtype).removeprefix("torch.")
+
+
+def _same_weights(saved: dict[str, Any], backbone: Backbone) -> bool | None:
+    """Whether the saved weights fingerprint matches the live backbone; None when it cannot be told.
+
+    The fingerprint hashes embedding rows at the dtype they were held in. A live backbone in
+    float32 can be rounded to the saved dtype (bfloat16 or float16) and compared exactly; a live
+    backbone in a narrower dtype than the saved one cannot be widened back, so that is None."""
+    weight = backbone.input_embeddings().weight
+    saved_dtype = str(saved.get("dtype", "float32"))
+    live = backbone_dtype(backbone)
+    if saved_dtype == live:
+        return saved.get("fingerprint") == weights_fingerprint(weight)
+    if live == "float32" and saved_dtype in ("bfloat16", "float16"):
+        return saved.get("fingerprint") == weights_fingerprint(weight.to(getattr(torch, saved_dtype)))
+    return None
 
 
 def save_tensors(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -99,7 +123,12 @@ def check_backbone(config: dict[str, Any], backbone: Backbone, directory: Path) 
     have = backbone.info.to_dict()
     mismatched = [k for k in _SHAPE_KEYS if saved.get(k) != have.get(k)]
     # recomputed from the live weights: a modified copy of the same model is another backbone
-    if saved.get("fingerprint") != weights_fingerprint(backbone.input_embeddings().weight):
+    same = _same_weights(saved, backbone)
+    if same is None and not mismatched:
+        raise AdapterError(f"adapter {directory} was trained on {saved.get('name')!r} in {saved.get('dtype', 'float32')}, "
+                           f"which cannot be checked against weights held in {backbone_dtype(backbone)}; "
+                           f"load it with --dtype {saved.get('dtype', 'float32')}")
+    if not same:
         mismatched.append("weights")
     if mismatched:
         raise AdapterError(

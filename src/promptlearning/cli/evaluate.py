@@ -17,12 +17,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from promptlearning.runs.single_task import load_data, make_split, test_subset
     from promptlearning.training.metrics import evaluate
 
-    model = load_model(args.adapter, args.backbone)
+    model = load_model(args.adapter, args.backbone, dtype=args.dtype)
     if model.head.output == "token_labels":  # a tagger: scored word by word (cli.tag)
         from promptlearning.cli.tag import evaluate_tagging
 
         return evaluate_tagging(model, args)
-    values = experiment_values(args, skip=("adapter", "backbone", "split"))
+    values = experiment_values(args, skip=("adapter", "backbone", "split", "dtype"))
     data_values = values["data"]
     if "test_file" in data_values and not {"task", "train_file"} & set(data_values):
         return _evaluate_file(model, args.split, data_values)

@@ -89,7 +89,7 @@ def cmd_hybrid(args: argparse.Namespace) -> int:
     values["head"].setdefault("kind", "verbalizer")
     values.setdefault("max_length", 96)
     cfg = experiment_config(values)
-    backbone = shared_backbone(cfg.backbone)
+    backbone = shared_backbone(cfg.backbone, cfg.dtype)
     cfg = hybrid_experiment(cfg, str(prompt), backbone.tokenizer, args.init)  # dev scored at step 0 too
     print(f"discrete prompt {prompt!r} -> soft template {cfg.template!r} ({args.init} init)")
     result = run_experiment(cfg, resume=args.resume, backbone=backbone, baseline=not args.no_baseline)

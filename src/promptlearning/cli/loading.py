@@ -12,14 +12,30 @@ from promptlearning.errors import ConfigError
 def add_adapter_flags(parser: argparse.ArgumentParser, flag: str = "--adapter", **kwargs: Any) -> None:
     parser.add_argument(flag, dest="adapter", help="adapter directory (e.g. runs/mr/best)", **kwargs)
     parser.add_argument("--backbone", default=None, help="backbone to load it on (default: the one it records)")
+    add_dtype_flag(parser, None)
 
 
-def load_model(adapter: str, backbone_name: str | None = None, device: str | None = None) -> Any:
-    """The saved adapter on its recorded backbone (or on ``backbone_name``)."""
+def add_dtype_flag(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """``--dtype``: what the frozen backbone's weights are held in (train, evaluate, predict)."""
+    from promptlearning.backbone_catalog import DTYPE_NAMES
+
+    told = "the dtype the adapter was trained with" if default is None else default
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default=argparse.SUPPRESS if default else None,
+                        help=f"dtype of the frozen backbone weights (default: {told}); bfloat16 halves the memory "
+                             "of big backbones (checked before loading); prompts and heads always train in float32")
+
+
+def load_model(adapter: str, backbone_name: str | None = None, device: str | None = None,
+               dtype: str | None = None) -> Any:
+    """The saved adapter on its recorded backbone (or on ``backbone_name``), in ``dtype``
+    (default: the dtype it was trained with, which its config records when not float32)."""
+    from promptlearning.adapters import read_adapter_config
     from promptlearning.backbones import load_backbone
-    from promptlearning.model import PromptModel
+    from promptlearning.model import PromptModel, backbone_named_by
 
-    backbone = load_backbone(backbone_name) if backbone_name else None
+    config = read_adapter_config(Path(adapter))
+    dtype = dtype or str(config.get("backbone", {}).get("dtype", "float32"))
+    backbone = load_backbone(backbone_name or backbone_named_by(config, Path(adapter)), dtype)
     return PromptModel.from_pretrained(adapter, backbone=backbone, device=device)
 
 

@@ -57,7 +57,7 @@ def evaluate_tagging(model: Any, args: argparse.Namespace) -> int:
     from promptlearning.data.tagging import is_tagged_task, tagged_task_names
     from promptlearning.runs.tagging import evaluate_tagger, evaluate_tagger_on_file
 
-    values = experiment_values(args, skip=("adapter", "backbone", "split"))
+    values = experiment_values(args, skip=("adapter", "backbone", "split", "dtype"))
     data = values["data"]
     if "test_file" in data and not {"task", "train_file"} & set(data):
         if args.split != "test":

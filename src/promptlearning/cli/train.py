@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from promptlearning.cli.loading import add_dtype_flag
 from promptlearning.cli.options import (
     add_config_flag,
     add_data_flags,
@@ -112,6 +113,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="method option, repeatable, e.g. --option num_tokens=20 --option layers=[3,4,5]")
     p.add_argument("--backbone", default=argparse.SUPPRESS, help="packaged name, local directory or hub id")
     p.add_argument("--max-length", type=int, default=argparse.SUPPRESS, help="max input tokens (default 64)")
+    add_dtype_flag(p, "float32")
     p.add_argument("--truncation", choices=("head", "tail", "head+tail"), default=argparse.SUPPRESS,
                    help="which part of an input longer than --max-length is kept: its start (head, default), its end "
                         "(tail), or a quarter from the start and the rest from the end (head+tail); saved in the "

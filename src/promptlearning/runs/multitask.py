@@ -60,7 +60,7 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print,
     datas = [load_data(data_cfg) for data_cfg in per_task]
     splits = [make_split(data_cfg, d) for data_cfg, d in zip(per_task, datas, strict=True)]
     infos = [task_info(d) for d in datas]
-    backbone = shared_backbone(cfg.backbone)
+    backbone = shared_backbone(cfg.backbone, cfg.dtype)
     seed_everything(cfg.train.seed)
     head = cross_task_head(cfg.head, log)
     model = PromptModel.build(backbone, cfg.method, infos[0].labels, method_options=cfg.method_options, head=head,

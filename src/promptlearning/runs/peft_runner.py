@@ -234,7 +234,7 @@ def run_peft_experiment(cfg: Any, *, log: Any = print) -> dict[str, Any]:
     data = load_data(cfg.data)
     split = make_split(cfg.data, data)
     seed_everything(train_cfg.seed)
-    model = build_peft_model(cfg.method, options, shared_backbone(cfg.backbone), cfg.head, list(data.labels),
+    model = build_peft_model(cfg.method, options, shared_backbone(cfg.backbone, cfg.dtype), cfg.head, list(data.labels),
                              cfg.max_length)
     train_items, dev_items, test_items = (model.encode(part) for part in (split.train, split.dev, split.test))
     trainable, total = model.num_trainable(), model.num_backbone_parameters()

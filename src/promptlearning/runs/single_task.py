@@ -21,6 +21,7 @@ from promptlearning.devices import resolve_device
 from promptlearning.errors import ConfigError
 from promptlearning.fileio import write_json
 from promptlearning.heads.base import HeadConfig
+from promptlearning.memory import describe_peak, peak_memory
 from promptlearning.model import PromptModel
 from promptlearning.seeding import seed_everything
 from promptlearning.training import TrainConfig, TrainResult
@@ -76,11 +77,18 @@ class ExperimentConfig:
     template: str | None = None
     output_dir: str | None = None
     truncation: str = "head"  # which part of an over-long input is kept: head, tail or head+tail
+    dtype: str = "float32"  # what the frozen backbone's weights are held in: float32, bfloat16 or float16
+
+    def __post_init__(self) -> None:
+        from promptlearning.memory import parse_dtype
+
+        parse_dtype(self.dtype)  # an unknown name fails here, before anything loads
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        if out["truncation"] == "head":  # absent at its default: stored job keys and fingerprints stay as they were
-            del out["truncation"]
+        for key, default in (("truncation", "head"), ("dtype", "float32")):
+            if out[key] == default:  # absent at its default: stored job keys and fingerprints stay as they were
+                del out[key]
         return out
 
 
@@ -122,7 +130,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
     check_requests(sections, several_tasks=False)  # before anything loads
     data = load_data(cfg.data)
     split = make_split(cfg.data, data)
-    backbone = backbone or shared_backbone(cfg.backbone)
+    backbone = backbone or shared_backbone(cfg.backbone, cfg.dtype)
     seed_everything(cfg.train.seed)
     backbone = backbone_for(cfg.method, backbone)
     model = PromptModel.build(backbone, cfg.method, data.labels, method_options=cfg.method_options,
@@ -194,9 +202,11 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
                    "test_macro_f1": test["macro_f1"], "best_step": fit.best_step, "steps": fit.steps,
                    "seconds_per_step": fit.seconds_per_step, "train_seconds": fit.train_seconds,
                    "dev_curve": [(h["step"], h["dev_accuracy"]) for h in fit.history],
-                   "wall_seconds": time.perf_counter() - started, "stopped_early": fit.stopped_early})
+                   "wall_seconds": time.perf_counter() - started, "stopped_early": fit.stopped_early,
+                   "dtype": cfg.dtype, **peak_memory()})
     log(f"dev accuracy {dev['accuracy']:.4f}  test accuracy {test['accuracy']:.4f}  "
         f"test macro-F1 {test['macro_f1']:.4f}  (best step {fit.best_step}, {fit.seconds_per_step:.3f} s/step)")
+    log(f"{describe_peak(peak_memory())} (backbone weights in {cfg.dtype})")
     if out is not None:
         write_json(out / "results.json", {"config": cfg.to_dict(), "results": result})
         result["adapter"] = str(out / "best")

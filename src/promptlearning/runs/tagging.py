@@ -119,7 +119,7 @@ def run_tagging(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbo
     check_tagging_config(cfg)
     data = tagged_data(cfg.data)
     split = tagged_split(cfg.data, data)
-    backbone = backbone or shared_backbone(cfg.backbone)
+    backbone = backbone or shared_backbone(cfg.backbone, cfg.dtype)
     seed_everything(cfg.train.seed)
     backbone = backbone_for(cfg.method, backbone)
     model = PromptModel.build(backbone, cfg.method, data.tags, method_options=cfg.method_options, head=cfg.head,
