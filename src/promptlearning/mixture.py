@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -167,6 +168,11 @@ class MethodMixture(PromptMethod):
         some = next(a for a in answers if isinstance(a, torch.Tensor))
         fill = filler if filler is not None else torch.zeros_like(some)
         return torch.cat([a.detach() if isinstance(a, torch.Tensor) else fill.to(some) for a in answers])
+
+    @property
+    def bank_device(self) -> torch.device:
+        """Where the banks were stacked: models moved to another device need a new mixture."""
+        return self._device
 
     # ---- geometry
     @property
@@ -352,30 +358,44 @@ def check_mixable(model: PromptModel) -> None:  # noqa: F821
                           "use single-token label words or serve them separately")
 
 
+class Predictor(Protocol):
+    """What serving asks of a loaded adapter: its labels and its probabilities for texts."""
+
+    @property
+    def labels(self) -> list[str]: ...
+
+    def predict_proba(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 32) -> torch.Tensor: ...
+
+
 class AdapterFamilies:
     """Any adapters of one backbone, grouped by prompt geometry: one forward per family present in a batch.
 
     Adapters that cannot share a forward (a head that scores with extra passes) run alone, through their own
-    model, so every row still gets what its adapter gives it alone.
+    model, so every row still gets what its adapter gives it alone; so does any model that is not one
+    PromptModel but answers ``predict_proba`` (a :class:`~promptlearning.ensemble.EnsembleModel`, whose
+    members already share one forward).
     """
 
-    def __init__(self, models: Mapping[str, PromptModel]) -> None:  # noqa: F821
+    def __init__(self, models: Mapping[str, Predictor]) -> None:
         self.models = dict(models)
-        groups: dict[Geometry, list[str]] = {}
+        groups: dict[Geometry, list[tuple[str, PromptModel]]] = {}
         self.alone: list[str] = []
         for name, model in self.models.items():
+            if not isinstance(model, PromptModel):  # a model of several prompts (an ensemble) runs its own forward
+                self.alone.append(name)
+                continue
             try:
                 check_mixable(model)
             except ConfigError:
                 self.alone.append(name)
                 continue
-            groups.setdefault(geometry(model.method), []).append(name)
+            groups.setdefault(geometry(model.method), []).append((name, model))
         self.families: list[tuple[AdapterMixture, dict[str, int]]] = []
         self.family_of: dict[str, int] = {}
-        for names in groups.values():
-            self.families.append((AdapterMixture([self.models[n] for n in names]),
-                                  {n: i for i, n in enumerate(names)}))
-            for n in names:
+        for members in groups.values():
+            self.families.append((AdapterMixture([m for _, m in members]),
+                                  {n: i for i, (n, _) in enumerate(members)}))
+            for n, _ in members:
                 self.family_of[n] = len(self.families) - 1
 
     @torch.no_grad()

@@ -329,9 +329,21 @@ def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptMod
     """Build the PromptModel an adapter directory describes, on ``backbone`` (default: the one it names)."""
     directory = Path(directory)
     config = read_adapter_config(directory)
+    if "ensemble" in config:
+        raise AdapterError(f"adapter {directory} is an ensemble of {len(config['ensemble'].get('members', []))} "
+                           "prompts; load it with promptlearning.ensemble.load_predictor (the CLI does)")
     if backbone is None:
         backbone = load_backbone(backbone_named_by(config, directory))
     check_backbone(config, backbone, directory)
+    model = model_from_config(config, backbone, directory)
+    state = load_adapter_state(directory)  # ours, or a PEFT folder that `promptlearning export` wrote
+    load_state_into(model, state, set(model.trainable_state()), directory / WEIGHTS_FILE)
+    return model.to(backbone.input_embeddings().weight.device)
+
+
+def model_from_config(config: dict[str, Any], backbone: Backbone, directory: Path) -> PromptModel:
+    """The untrained PromptModel an adapter config describes (its weights are loaded by the caller);
+    ``directory`` names the adapter in messages. An ensemble builds each member from its own config."""
     try:
         cls = get_method(config["method"])
         method = cls(cls.config_class.from_dict(config["method_config"]), backbone)
@@ -345,6 +357,4 @@ def load_adapter(directory: Path, backbone: Backbone | None = None) -> PromptMod
         raise AdapterError(f"adapter {directory} has an unusable config: {exc}") from exc
     except (KeyError, TypeError) as exc:
         raise AdapterError(f"adapter {directory} config lacks or mistypes {exc}; retrain it") from exc
-    state = load_adapter_state(directory)  # ours, or a PEFT folder that `promptlearning export` wrote
-    load_state_into(model, state, set(model.trainable_state()), directory / WEIGHTS_FILE)
-    return model.to(backbone.input_embeddings().weight.device)
+    return model

@@ -17,7 +17,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from promptlearning.runs.single_task import load_data, make_split, test_subset
     from promptlearning.training.metrics import evaluate
 
-    model = load_model(args.adapter, args.backbone, dtype=args.dtype)
+    model = load_model(args.adapter, args.backbone, dtype=args.dtype, ensembles=True)
     if model.head.output == "token_labels":  # a tagger: scored word by word (cli.tag)
         from promptlearning.cli.tag import evaluate_tagging
 

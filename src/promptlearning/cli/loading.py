@@ -26,17 +26,24 @@ def add_dtype_flag(parser: argparse.ArgumentParser, default: str | None) -> None
 
 
 def load_model(adapter: str, backbone_name: str | None = None, device: str | None = None,
-               dtype: str | None = None) -> Any:
+               dtype: str | None = None, ensembles: bool = False) -> Any:
     """The saved adapter on its recorded backbone (or on ``backbone_name``), in ``dtype``
-    (default: the dtype it was trained with, which its config records when not float32)."""
+    (default: the dtype it was trained with, which its config records when not float32).
+    An ensemble of prompts only where the command answers with predictions (``ensembles``),
+    else refused with the way round."""
     from promptlearning.adapters import read_adapter_config
     from promptlearning.backbones import load_backbone
-    from promptlearning.model import PromptModel, backbone_named_by
+    from promptlearning.ensemble import load_predictor
+    from promptlearning.errors import AdapterError
+    from promptlearning.model import backbone_named_by
 
     config = read_adapter_config(Path(adapter))
+    if not ensembles and "ensemble" in config:
+        raise AdapterError(f"adapter {adapter} is an ensemble of prompts, which only evaluate, predict and serve take; "
+                           "give one member's adapter instead (RUN/members/<i>/best)")
     dtype = dtype or str(config.get("backbone", {}).get("dtype", "float32"))
     backbone = load_backbone(backbone_name or backbone_named_by(config, Path(adapter)), dtype)
-    return PromptModel.from_pretrained(adapter, backbone=backbone, device=device)
+    return load_predictor(adapter, backbone=backbone, device=device)
 
 
 def read_lines(path: str | None) -> list[str]:

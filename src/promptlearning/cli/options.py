@@ -310,7 +310,8 @@ def experiment_layout() -> Layout:
     })
     return Layout(sections=("train", "head", "method_options", *(s.section for s in strategies if s.section)),
                   flat={f.name: "data" for f in dataclasses.fields(DataConfig)},
-                  top=("backbone", "method", "max_length", "output_dir", "template", "tasks", "truncation", "dtype"),
+                  top=("backbone", "method", "max_length", "output_dir", "template", "tasks", "truncation", "dtype",
+                       "ensemble"),
                   routes=routes)
 
 

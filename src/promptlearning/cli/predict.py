@@ -90,7 +90,7 @@ def render(records: list[Any], labels: list[str], probs: list[list[float]], fmt:
 def cmd_predict(args: argparse.Namespace) -> int:
     fmt = output_format(args)
     records = _inputs(args)
-    model = load_model(args.adapter, args.backbone, dtype=args.dtype)
+    model = load_model(args.adapter, args.backbone, dtype=args.dtype, ensembles=True)
     if model.head.output == "token_labels":  # a tagger: word/TAG per word (cli.tag)
         from promptlearning.cli.tag import predict_tagging
 

@@ -26,9 +26,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("--resume needs --output, the directory of the run to continue")
     from promptlearning.cli.tag import tagging_run, train_tagging
 
-    if tagging_run(cfg):  # one tag per word (a tagging task or head): runs.tagging drives it
+    if cfg.ensemble is not None:  # N prompts answered as one adapter: runs.ensemble drives it
+        from promptlearning.runs.ensemble import check_ensemble_size, run_ensemble
+
+        check_ensemble_size(cfg.ensemble)
+        if tagging_run(cfg):
+            raise ConfigError("--ensemble combines one label per input; a tagging task labels every word: "
+                              "drop --ensemble")
+        result = run_ensemble(cfg, resume=args.resume, baseline=not args.no_baseline)
+    elif tagging_run(cfg):  # one tag per word (a tagging task or head): runs.tagging drives it
         return train_tagging(args)
-    if cfg.tasks:
+    elif cfg.tasks:
         from promptlearning.runs.multitask import run_multitask
 
         result = run_multitask(cfg, resume=args.resume)
@@ -37,7 +45,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         result = run_experiment(cfg, resume=args.resume, baseline=not args.no_baseline)
     if cfg.output_dir:
-        print(f"adapter (best on dev) saved to {result['adapter']}; metrics in {cfg.output_dir}/metrics.jsonl")
+        what = f"ensemble of {cfg.ensemble} prompts (each best on dev)" if cfg.ensemble else "adapter (best on dev)"
+        print(f"{what} saved to {result['adapter']}; metrics in {cfg.output_dir}/metrics.jsonl")
     return 0
 
 
@@ -132,6 +141,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--output", default=argparse.SUPPRESS, help="run directory: best adapter, checkpoint, metrics")
     p.add_argument("--resume", action="store_true", help="continue the killed run in --output exactly")
     p.add_argument("--no-baseline", action="store_true", help="skip the untrained-baseline evaluation")
+    p.add_argument("--ensemble", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="train N >= 2 prompts (seed + i, init_seed + i) and save them as one adapter that answers "
+                        "with their mean probabilities in one batched forward (docs/ensembles.md)")
     add_data_flags(p)
     add_dataclass_flags(p.add_argument_group("training"), TrainConfig)
     add_strategy_flags(p)

@@ -38,6 +38,9 @@ def export_adapter(adapter: str | Path, output: str | Path) -> Path:
     if (adapter / SIDE_CONFIG_FILE).is_file():
         raise AdapterError(f"{adapter} is already a PEFT adapter (written by promptlearning export); use it as it is")
     config = read_adapter_config(adapter)
+    if "ensemble" in config:
+        raise AdapterError(f"{adapter} is an ensemble of prompts and a PEFT adapter holds one; export one member's "
+                           "adapter instead (RUN/members/<i>/best)")
     return export(config, load_tensors(adapter / WEIGHTS_FILE), adapter, Path(output))
 
 

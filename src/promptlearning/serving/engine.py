@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from promptlearning.backbones import Backbone
+from promptlearning.ensemble import EnsembleModel, load_predictor
 from promptlearning.errors import AdapterError, UnknownNameError
 from promptlearning.mixture import AdapterFamilies
 from promptlearning.model import PromptModel
@@ -49,16 +50,22 @@ class Loaded:
 
     name: str
     key: str
-    model: PromptModel
+    model: PromptModel | EnsembleModel
     path: str
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "method": type(self.model.method).name, "labels": list(self.model.labels),
-                "head": self.model.head.kind, "path": self.path, "can_generate": can_generate(self.model)}
+        one = self.model.first if isinstance(self.model, EnsembleModel) else self.model
+        out = {"name": self.name, "method": type(one.method).name, "labels": list(self.model.labels),
+               "head": self.model.head.kind, "path": self.path, "can_generate": can_generate(self.model)}
+        if isinstance(self.model, EnsembleModel):
+            out["ensemble"] = len(self.model.members)
+        return out
 
 
-def can_generate(model: PromptModel) -> bool:
-    return bool(model.backbone.info.is_decoder and model.backbone.lm_head is not None)
+def can_generate(model: PromptModel | EnsembleModel) -> bool:
+    """An ensemble only classifies; one prompt on a causal LM with its LM head can continue texts."""
+    return bool(isinstance(model, PromptModel) and model.backbone.info.is_decoder
+                and model.backbone.lm_head is not None)
 
 
 @dataclass
@@ -112,7 +119,7 @@ class PromptServer:
                                "with `promptlearning predict` on its own")
         check_backbone(config, self.backbone, directory)
         with self._forward:
-            model = PromptModel.from_pretrained(directory, backbone=self.backbone).eval()
+            model = load_predictor(directory, backbone=self.backbone).eval()  # one prompt or an ensemble
         entry = Loaded(name, f"{name}#{next(self._serial)}", model, str(directory))
         with self._lock:
             table = {**self._loaded, name: entry}
@@ -273,6 +280,7 @@ class PromptServer:
         if options is not None:
             (request,) = batch
             entry = request.rows[0][0]
+            assert isinstance(entry.model, PromptModel)  # generate() refused any other (can_generate)
             with self._forward:
                 return [entry.model.generate([t for _, t in request.rows], **options)]
         rows = [(e.key, t) for r in batch for e, t in r.rows]

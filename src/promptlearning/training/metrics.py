@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from promptlearning.data.batching import Encoded, batches
 
 if TYPE_CHECKING:
+    from promptlearning.ensemble import EnsembleModel
     from promptlearning.model import PromptModel
 
 
@@ -39,7 +40,7 @@ def majority_accuracy(train_labels: Sequence[int], gold: Sequence[int]) -> float
 
 
 @torch.no_grad()
-def predict_encoded(model: PromptModel, items: Sequence[Encoded], batch_size: int = 64,
+def predict_encoded(model: PromptModel | EnsembleModel, items: Sequence[Encoded], batch_size: int = 64,
                     progress: bool = False) -> list[int]:
     """Predicted class per example, in the order given (``progress``: a bar with the time left on a terminal).
 
@@ -73,7 +74,7 @@ def stderr_is_terminal() -> bool:
         return False
 
 
-def evaluate(model: PromptModel, items: Sequence[Encoded], batch_size: int = 64,
+def evaluate(model: PromptModel | EnsembleModel, items: Sequence[Encoded], batch_size: int = 64,
              progress: bool = False) -> dict[str, float]:
     """Accuracy and macro-F1 of the model on tokenised examples (``progress``: see :func:`predict_encoded`)."""
     preds = predict_encoded(model, items, batch_size, progress)
