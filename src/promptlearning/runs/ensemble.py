@@ -102,7 +102,7 @@ def run_ensemble(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backb
     """Train ``cfg.ensemble`` members, combine them (mean of their probabilities) and score the ensemble."""
     size = check_ensemble_size(cfg.ensemble)
     started = time.perf_counter()
-    backbone = backbone or shared_backbone(cfg.backbone)
+    backbone = backbone or shared_backbone(cfg.backbone, cfg.dtype)
     refuse_unsupported(cfg, backbone)
     out = Path(cfg.output_dir) if cfg.output_dir else None
     if resume and (out is None or not (out / MEMBERS_DIR).is_dir()):
