@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -35,8 +35,9 @@ from promptlearning.bench.measure import (
 from promptlearning.bench.store import ResultStore, new_owner
 from promptlearning.bench.suite import Job, Suite
 
-__all__ = ["cpu_model", "execute_job", "machine_info", "measure_latency", "peak_memory_mb", "reset_peak_memory",
-           "run_bench", "threads_per_worker"]
+__all__ = ["Executor", "cpu_model", "describe", "execute_job", "finished_line", "local_plan", "machine_info",
+           "measure_latency", "one_line", "peak_memory_mb", "reset_peak_memory", "run_bench", "run_local",
+           "threads_per_worker"]
 
 Log = Callable[[str], None]
 HEARTBEAT_SECONDS = 60.0
@@ -81,7 +82,7 @@ class _Heartbeat:
         self._thread.join(timeout=5)
 
 
-def _describe(job: Job) -> str:
+def describe(job: Job) -> str:
     c = job.config
     return f"{job.task} {job.label} K={c['data']['shots']} seed {c['train'].get('seed')}"
 
@@ -118,23 +119,28 @@ def run_one(store: ResultStore, job: Job, owner: str, log: Log, verbose: bool = 
             result = execute_job(job, log if verbose else (lambda _: None), workdir=store.path.parent)
     except KeyboardInterrupt:
         store.release(job.key, owner)
-        log(f"interrupted: {_describe(job)} is pending again")
+        log(f"interrupted: {describe(job)} is pending again")
         raise
     except Exception as exc:  # any failure is recorded and the sweep goes on
         store.fail(job.key, owner, one_line(exc), traceback.format_exc())
-        log(f"FAILED {_describe(job)}: {one_line(exc)}")
+        log(f"FAILED {describe(job)}: {one_line(exc)}")
         return "failed"
     store.finish(job.key, owner, result)
+    log(finished_line(store, job, result, time.perf_counter() - started, pace))
+    return "done"
+
+
+def finished_line(store: ResultStore, job: Job, result: dict[str, Any], seconds: float, pace: Pace | None) -> str:
+    """The progress line of a finished job: its scores, its time and the time the sweep has left."""
     counts = store.counts()
     if pace is not None:
-        pace.add(time.perf_counter() - started)
+        pace.add(seconds)
     numbers = "".join(f" {name} {result[key]:.4f}" for name, key in (("test", "test_accuracy"), ("dev", "dev_accuracy"))
                       if isinstance(result.get(key), float))
     per_step = f", {result['seconds_per_step']:.3f} s/step" if result.get("seconds_per_step") is not None else ""
     left = pace.left(counts) if pace is not None else ""
-    log(f"[{counts['done'] + counts['failed']}/{sum(counts.values())}] {_describe(job)}:{numbers} "
-        f"({time.perf_counter() - started:.0f} s{per_step}{left})")
-    return "done"
+    return (f"[{counts['done'] + counts['failed']}/{sum(counts.values())}] {describe(job)}:{numbers} "
+            f"({seconds:.0f} s{per_step}{left})")
 
 
 def work_loop(store: ResultStore, keys: list[str], log: Log, verbose: bool = False) -> dict[str, int]:
@@ -186,20 +192,59 @@ def threads_per_worker(workers: int) -> int:
     return max(1, cores // workers)
 
 
-def run_bench(suite: Suite, store_dir: str | Path, *, workers: int = 1, threads: int | None = None,
-              retry_failed: bool = False, command: str = "", log: Log = print,
-              verbose: bool = False) -> dict[str, int]:
-    """Add the suite's jobs to the store and run every one not yet done; returns status counts.
+class Executor(Protocol):
+    """Where a sweep's jobs run (:mod:`promptlearning.bench.executors`): worker processes here, or Ray tasks.
 
-    ``threads`` (torch threads per worker) defaults to cores // workers; on a machine shared
-    with other jobs, 1 thread per worker avoids OpenMP threads waiting on each other."""
+    ``run_bench`` prepares the store and hands the executor the keys to run; the executor claims
+    them through the store and records each result, so resuming is the store's business alone."""
+
+    name: str
+
+    def plan(self, workers: int | None, threads: int | None) -> tuple[int, int]:
+        """The (jobs at once, torch threads per job) it will use, from the user's choices or its defaults."""
+        ...
+
+    def run(self, store_file: Path, keys: list[str], *, workers: int, threads: int, log: Log, verbose: bool) -> None:
+        """Run the suite's jobs not done yet; Ctrl-C puts running ones back to pending and re-raises."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the store's meta records about where the sweep ran."""
+        ...
+
+
+def local_plan(workers: int | None, threads: int | None) -> tuple[int, int]:
+    """One process unless told otherwise; torch threads default to cores // workers."""
     from promptlearning.errors import ConfigError
 
+    workers = 1 if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1 (got {workers})")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be >= 1 (got {threads})")
-    threads = threads or threads_per_worker(workers)
+    return workers, threads or threads_per_worker(workers)
+
+
+def run_local(store_file: Path, keys: list[str], *, workers: int, threads: int, log: Log, verbose: bool) -> None:
+    """The local executor: this process alone, or ``workers`` spawned processes sharing the store."""
+    if workers == 1:
+        torch.set_num_threads(threads)
+        with ResultStore(store_file) as store:
+            work_loop(store, keys, log, verbose)
+    else:
+        _run_workers(store_file, keys, workers, threads, log, verbose)
+
+
+def run_bench(suite: Suite, store_dir: str | Path, *, workers: int | None = None, threads: int | None = None,
+              retry_failed: bool = False, command: str = "", log: Log = print,
+              verbose: bool = False, executor: Executor | None = None) -> dict[str, int]:
+    """Add the suite's jobs to the store and run every one not yet done; returns status counts.
+
+    ``executor`` (default: local processes) says where jobs run. Locally ``threads`` (torch
+    threads per worker) defaults to cores // workers; on a machine shared with other jobs,
+    1 thread per worker avoids OpenMP threads waiting on each other."""
+    workers, threads = executor.plan(workers, threads) if executor is not None else local_plan(workers, threads)
+    where = {"executor": executor.name, **executor.describe()} if executor is not None else {}
     keys = [job.key for job in suite.jobs]
     with ResultStore(store_dir) as store:
         added = store.add_jobs(suite.jobs, suite.name)
@@ -212,7 +257,7 @@ def run_bench(suite: Suite, store_dir: str | Path, *, workers: int = 1, threads:
         store.set_meta("suites", suites)
         if store.meta().get("suite", {}).get("name") in (None, suite.name):
             store.set_meta("suite", entry)
-        store.set_meta("machine", machine_info() | {"torch_threads": threads, "workers": workers})
+        store.set_meta("machine", machine_info() | {"torch_threads": threads, "workers": workers} | where)
         if command:
             store.add_to_meta_list("commands", command)
         counts = store.counts(keys)
@@ -225,19 +270,15 @@ def run_bench(suite: Suite, store_dir: str | Path, *, workers: int = 1, threads:
         signal.signal(signal.SIGTERM, _raise_interrupt)
     before = torch.get_num_threads()
     try:
-        if workers == 1:
-            torch.set_num_threads(threads)
-            with ResultStore(store_file) as store:
-                work_loop(store, keys, log, verbose)
-        else:
-            _run_workers(store_file, keys, workers, threads, log, verbose)
+        run = executor.run if executor is not None else run_local
+        run(store_file, keys, workers=workers, threads=threads, log=log, verbose=verbose)
     finally:
         torch.set_num_threads(before)  # a sweep run from Python (a test, a notebook) leaves the caller's setting
         if main_thread:
             signal.signal(signal.SIGINT, handlers[0])
             signal.signal(signal.SIGTERM, handlers[1])
     with ResultStore(store_file) as store:
-        store.set_meta("machine", machine_info() | {"torch_threads": threads, "workers": workers})
+        store.set_meta("machine", machine_info() | {"torch_threads": threads, "workers": workers} | where)
         return store.counts(keys)
 
 

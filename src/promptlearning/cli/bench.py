@@ -19,6 +19,7 @@ BENCH_EXAMPLES = """examples:
   promptlearning bench benchmarks/suites/smoke.yaml
   promptlearning bench benchmarks/suites/fewshot16.yaml --workers 2        # resumes where it stopped
   promptlearning bench my_suite.yaml --store runs/my_suite --dry-run
+  promptlearning bench my_suite.yaml --executor ray --address auto     # one Ray task per job on a cluster
   promptlearning report runs/my_suite
   promptlearning report runs/my_suite --csv results.csv      # every row, without SQL
 """
@@ -42,18 +43,23 @@ def check_store_folder(store_dir: Path) -> None:
             return
 
 
-def worker_counts(workers: int, threads: int | None, jobs: int) -> tuple[int, int | None]:
+def worker_counts(workers: int | None, threads: int | None, jobs: int,
+                  local: bool = True) -> tuple[int | None, int | None]:
     """``--workers`` beyond the suite's jobs would start idle processes: at most one per job. ``--threads``
-    beyond the machine's cores only makes threads wait on each other: refused."""
-    if workers < 1:
+    beyond the machine's cores only makes threads wait on each other: refused (on a Ray cluster the
+    nodes' cores are not this machine's: only >= 1 is checked)."""
+    if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1 (got {workers})")
     cores = os.cpu_count() or 1
-    if threads is not None and not 1 <= threads <= cores:
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be >= 1 (got {threads})")
+    if local and threads is not None and threads > cores:
         raise ConfigError(f"--threads must be between 1 and this machine's {cores} cores (got {threads})")
-    return min(workers, max(jobs, 1)), threads
+    return (None if workers is None else min(workers, max(jobs, 1))), threads
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from promptlearning.bench.executors import get_executor
     from promptlearning.bench.runner import run_bench
     from promptlearning.bench.store import ResultStore, store_path
     from promptlearning.bench.suite import load_suite
@@ -63,7 +69,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     store_dir = Path(args.store) if args.store else default_store(suite)
     check_store_folder(store_dir)
-    workers, threads = worker_counts(args.workers, args.threads, len(suite.jobs))
+    workers, threads = worker_counts(args.workers, args.threads, len(suite.jobs), local=args.executor == "local")
+    executor = get_executor(args.executor, address=args.address)  # connects to nothing yet
     if args.dry_run:
         status = {job.key: "new" for job in suite.jobs}
         if store_path(store_dir).is_file():  # a dry run never creates a store
@@ -79,7 +86,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     log = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
     try:
         counts = run_bench(suite, store_dir, workers=workers, threads=threads, retry_failed=args.retry_failed,
-                           command=_command_line(), log=log, verbose=args.verbose)
+                           command=_command_line(), log=log, verbose=args.verbose, executor=executor)
     except KeyboardInterrupt:
         print(f"interrupted; finished runs are in {store_dir}, the running job is pending again: "
               "run the same command to resume", file=sys.stderr)
@@ -131,10 +138,18 @@ def add_bench_parser(sub: Any) -> argparse.ArgumentParser:
                     "sweep resumes, parallel workers never run the same job. Writes report.md at the end.",
         epilog=BENCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", help="suite YAML file (see benchmarks/suites/)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="parallel worker processes, each with cores // N torch threads (default 1)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where jobs run: local processes (default), or one Ray task per job with this process "
+                        "alone writing the store (needs the ray extra; see docs/cluster.md)")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: the cluster to join (e.g. auto, or ray://HOST:10001); default: "
+                        "RAY_ADDRESS, else a new local cluster")
+    p.add_argument("--workers", type=int, default=None,
+                   help="jobs at once: local worker processes, each with cores // N torch threads (default 1); "
+                        "with --executor ray, Ray tasks in flight (default: the cluster's CPUs // --threads)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per worker (default: cores // workers; use 1 on a machine busy with other jobs)")
+                   help="torch threads per worker (default: cores // workers, 1 with --executor ray; use 1 on a "
+                        "machine busy with other jobs)")
     p.add_argument("--store", default=None,
                    help="directory of the results store (default: the suite's `store:` entry, else runs/bench/NAME)")
     p.add_argument("--retry-failed", action="store_true", help="run failed jobs again")

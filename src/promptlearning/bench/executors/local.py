@@ -1,0 +1,35 @@
+"""The local executor: this process alone, or N spawned worker processes sharing the store.
+
+The machinery (claims, heartbeats, workers, Ctrl-C) lives in :mod:`promptlearning.bench.runner`,
+which runs it when no executor is given; this is its entry in the executor table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from promptlearning.bench.runner import Log, local_plan, run_local
+
+
+class LocalExecutor:
+    """Jobs run on this machine; each worker claims jobs from the store itself."""
+
+    name = "local"
+
+    def plan(self, workers: int | None, threads: int | None) -> tuple[int, int]:
+        return local_plan(workers, threads)
+
+    def run(self, store_file: Path, keys: list[str], *, workers: int, threads: int, log: Log, verbose: bool) -> None:
+        run_local(store_file, keys, workers=workers, threads=threads, log=log, verbose=verbose)
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+
+def make(address: str | None = None) -> LocalExecutor:
+    """``address`` belongs to Ray: refused here rather than silently ignored."""
+    if address is not None:
+        from promptlearning.errors import ConfigError
+
+        raise ConfigError("--address is for --executor ray; drop it or add --executor ray")
+    return LocalExecutor()
