@@ -21,11 +21,12 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
-    from promptlearning.backbone_catalog import PACKAGED, aliases_of
+    from promptlearning.backbone_catalog import PACKAGED, aliases_of, facts_line
 
     for name in sorted(PACKAGED):
         aliases = aliases_of(name)
         print(f"{name:12s} {PACKAGED[name]}" + (f" (aliases: {', '.join(aliases)})" if aliases else ""))
+        print(f"{'':12s} {facts_line(name)}")
     print("Any Hugging Face encoder (BERT, RoBERTa, DistilBERT, ELECTRA) or decoder (Llama, Mistral, Qwen, "
           "GPT-2) directory or hub id works too.")
     return 0

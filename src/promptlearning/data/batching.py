@@ -127,3 +127,34 @@ def batches(items: Sequence[Encoded], batch_size: int, pad_id: int, left_pad: bo
     index = list(order) if order is not None else list(range(len(items)))
     return [collate([items[i] for i in index[s:s + batch_size]], pad_id, left_pad)
             for s in range(0, len(index), batch_size)]
+
+
+#: padded tokens one evaluation batch may hold per row of ``batch_size`` (see :func:`token_batches`)
+TOKENS_PER_ROW = 128
+
+
+def token_batches(items: Sequence[Encoded], batch_size: int, pad_id: int, left_pad: bool = False,
+                  order: Sequence[int] | None = None, max_tokens: int | None = None) -> list[Batch]:
+    """Batches of at most ``batch_size`` rows *and* ``max_tokens`` padded tokens (rows x longest row).
+
+    Evaluation memory grows with the padded tokens of a batch, not its rows: 64 rows of 512 tokens
+    hold as many activations as 256 rows of 128. Capping the tokens keeps long inputs from
+    running a big backbone out of memory, while short ones (most sentences) still fill whole
+    batches. ``max_tokens`` defaults to ``batch_size * TOKENS_PER_ROW``, so inputs up to 128 tokens
+    batch exactly as :func:`batches` would. A single row longer than the cap is its own batch."""
+    cap = max_tokens if max_tokens is not None else batch_size * TOKENS_PER_ROW
+    index = list(order) if order is not None else list(range(len(items)))
+    out: list[Batch] = []
+    group: list[Encoded] = []
+    longest = 0
+    for i in index:
+        item = items[i]
+        width = max(longest, len(item.input_ids))
+        if group and (len(group) >= batch_size or width * (len(group) + 1) > cap):
+            out.append(collate(group, pad_id, left_pad))
+            group, width = [], len(item.input_ids)
+        group.append(item)
+        longest = width
+    if group:
+        out.append(collate(group, pad_id, left_pad))
+    return out

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from promptlearning.data.batching import Encoded, batches
+from promptlearning.data.batching import Encoded, token_batches
 
 if TYPE_CHECKING:
     from promptlearning.ensemble import EnsembleModel
@@ -46,7 +46,9 @@ def predict_encoded(model: PromptModel | EnsembleModel, items: Sequence[Encoded]
 
     Examples run shortest first so each batch pads to a similar length: on a test set of mixed
     lengths this skips much of the padding compute, and masking (with positions taken from the
-    mask) keeps a row's prediction independent of its batch-mates.
+    mask) keeps a row's prediction independent of its batch-mates. Batches are capped in padded
+    tokens as well as rows (:func:`~promptlearning.data.batching.token_batches`), so long inputs
+    on a big backbone take smaller batches instead of running out of memory.
     """
     was_training = model.training
     model.eval()
@@ -54,7 +56,7 @@ def predict_encoded(model: PromptModel | EnsembleModel, items: Sequence[Encoded]
     sorted_preds: list[int] = []
     bar = tqdm(total=len(items), desc="evaluate", unit="example", disable=not (progress and stderr_is_terminal()),
                dynamic_ncols=True)
-    for batch in batches(items, batch_size, model.pad_id, model.left_pad, order=order):
+    for batch in token_batches(items, batch_size, model.pad_id, model.left_pad, order=order):
         batch.labels = None  # no loss needed to predict
         sorted_preds.extend(model(batch.to(model.device)).logits.argmax(-1).tolist())
         bar.update(len(batch))
