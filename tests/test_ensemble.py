@@ -4,6 +4,7 @@ members' probabilities; saved as one directory; taken by evaluate, predict and s
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from pathlib import Path
 
@@ -136,3 +137,11 @@ def test_the_server_answers_an_ensemble_like_the_ensemble(bert: Backbone, tmp_pa
         assert torch.allclose(got, want[row], atol=TOLERANCE)
     assert answers[1].probabilities == pytest.approx(
         dict(zip(single.labels, single.predict_proba([TEXTS[1]])[0].tolist(), strict=True)), abs=TOLERANCE)
+
+
+@pytest.mark.parametrize("method", ["prompt_tuning", "prefix_tuning"])
+def test_a_bfloat16_backbone_gives_the_mean_too(bert: Backbone, method: str) -> None:
+    half = copy.deepcopy(bert).to(torch.bfloat16)  # a private copy: the shared backbone stays float32
+    models = members(half, method, options={"num_tokens": 2})
+    alone = torch.stack([m.predict_proba(TEXTS) for m in models])
+    assert torch.allclose(EnsembleModel(models).predict_proba(TEXTS), alone.mean(0), atol=1e-2)  # bfloat16 rounding

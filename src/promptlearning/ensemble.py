@@ -181,7 +181,8 @@ class EnsembleModel(nn.Module):
         repeated["task_ids"] = torch.arange(n, device=batch.input_ids.device).repeat(rows)  # copy m of row r: member m
         repeated.update(labels=None, task_repr=None)  # no loss; each member's own task data (the mixture fills it)
         expanded = Batch(**repeated)
-        logits = self.current_mixture()(expanded)[:, : len(self.labels)]  # (B * N, C)
+        with self.first._precision():  # the members' own rule: autocast on a bfloat16/float16 backbone
+            logits = self.current_mixture()(expanded)[:, : len(self.labels)]  # (B * N, C)
         return logits.float().softmax(-1).view(rows, n, -1).mean(dim=1)  # (B, C)
 
     def forward(self, batch: Batch) -> ModelOutput:
