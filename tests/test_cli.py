@@ -133,9 +133,12 @@ def adapter_copy(trained: Path, tmp_path: Path) -> Path:
 # ---------------------------------------------------------------------------- listings
 def test_tasks_lists_every_task(capsys: pytest.CaptureFixture[str]) -> None:
     out = ok(capsys, "tasks", "--no-sizes")
-    names = [line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")]
+    sentence, tagging = out.split("Tagging tasks:")
+    names = [line.split()[0] for line in sentence.splitlines() if line and not line.startswith(" ")]
     assert set(TASK_NAMES) <= set(names) and names == sorted(names)
     assert "labels: negative, positive" in out and "objective, subjective" in out
+    tagged = [line.split()[0] for line in tagging.splitlines()[1:] if line and not line.startswith(" ")]
+    assert tagged == ["pos_oanc", "pos_wsj"] and "K counts sentences" in tagging
 
 
 def test_backbones_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,17 +88,34 @@ def _file_digest(file: str) -> str:
         raise ConfigError(f"data file {file} cannot be read ({exc.strerror}); check the path in the suite") from exc
 
 
-def suite_tasks(value: Any, path: Path) -> list[dict[str, Any]]:
-    """Each task as DataConfig fields plus its display name (``task_name``)."""
+def _registered(tagging: bool) -> tuple[list[str], Callable[[str], object]]:
+    """The registered task names of one kind (sentence or tagging tasks) and the lookup that names the others."""
+    if tagging:
+        from promptlearning.data.tagging import tagged_task_names
+
+        def lookup(name: str) -> object:
+            if name not in tagged_task_names():
+                raise UnknownNameError(f"unknown tagging task {name!r}; choose one of: {', '.join(tagged_task_names())} "
+                                       "or a mapping with train_file (CoNLL columns or word/TAG lines)")
+            return name
+
+        return tagged_task_names(), lookup
     from promptlearning.data import get_task, list_tasks
 
+    return [spec.name for spec in list_tasks()], get_task
+
+
+def suite_tasks(value: Any, path: Path, *, tagging: bool = False) -> list[dict[str, Any]]:
+    """Each task as DataConfig fields plus its display name (``task_name``); registered names are
+    sentence tasks, or tagging tasks when ``tagging``."""
+    names, lookup = _registered(tagging)
     if value == "all":
-        return [{"task": spec.name, "task_name": spec.name} for spec in list_tasks()]
+        return [{"task": name, "task_name": name} for name in names]
     out: list[dict[str, Any]] = []
     for item in as_list(value, "tasks", path):
         if isinstance(item, str):
             try:
-                get_task(item)
+                lookup(item)
             except UnknownNameError as exc:
                 raise UnknownNameError(f"suite {path}: {exc}") from None
             out.append({"task": item, "task_name": item})

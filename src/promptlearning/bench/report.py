@@ -27,6 +27,7 @@ from promptlearning.bench.kinds import kind_of
 from promptlearning.bench.store import ResultStore, store_path
 from promptlearning.bench.suite import load_suite
 from promptlearning.bench.tables import write_table
+from promptlearning.bench.tables.tagging import tagging_section
 from promptlearning.errors import ConfigError
 
 FIXED_PROMPT = "fixed_prompt"
@@ -337,17 +338,19 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
     tables = published_tables(rows, meta, suite)
     # held-out-task rows feed section 2 only; other kinds (prompt search) only their published tables
     heldout = [r for r in rows if is_heldout(r["config"]) and r["status"] == "done" and r["result"]]
+    tagging = [r for r in rows if kind_of(r["config"]) == "tagging" and r["status"] == "done" and r["result"]]
+    tagging_failed = [r for r in rows if kind_of(r["config"]) == "tagging" and r["status"] == "failed"]
     rows = [r for r in rows if kind_of(r["config"]) in ("experiment", "peft")]
     runs = [Run(r["label"], r["method"], r["task"], r["shots"], r["seed"], r["backbone"], r["result"])
             for r in rows if r["status"] == "done" and r["result"]]
     failed_runs = [Run(r["label"], r["method"], r["task"], r["shots"], r["seed"], r["backbone"], {})
                    for r in rows if r["status"] == "failed"]
-    if not runs and not heldout and tables:  # a store of published tables only (e.g. prompt search)
+    if not runs and not heldout and not tagging and tables:  # a store of published tables only (e.g. prompt search)
         return tables[0]
-    if not runs and not heldout:
+    if not runs and not heldout and not tagging:
         raise ConfigError(f"{path} has no finished runs yet ({counts['pending']} pending, {counts['failed']} failed); "
                           "run `promptlearning bench` first")
-    failed = [r for r in rows if r["status"] == "failed"]
+    failed = [r for r in rows if r["status"] == "failed"] + tagging_failed
     out_dir = path.parent
     can_plot = importlib.util.find_spec("matplotlib") is not None
     suite = meta.get("suite", {})
@@ -363,7 +366,9 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
               + ". Accuracies in %, "
               "mean ± std over seeds, number of seeds in brackets when a cell has fewer than the others; "
               "best mean per column in bold.", ""]
-    lines += _machine_lines(meta, runs, command or f"promptlearning report {_shown(out_dir)}") + [""]
+    timed = runs + [Run(r["label"], r["method"], r["task"], r["shots"], r["seed"], r["backbone"], r["result"])
+                    for r in tagging]
+    lines += _machine_lines(meta, timed, command or f"promptlearning report {_shown(out_dir)}") + [""]
     backbones = list(dict.fromkeys([*(r.backbone for r in runs), *(r["backbone"] for r in heldout)]))
     fails: dict[tuple[str, str, int, str], int] = defaultdict(int)
     for r in failed:
@@ -417,6 +422,10 @@ def build_report(directory: str | Path, *, command: str | None = None) -> Path:
                                                f"accuracy vs trainable parameters, K = {main_k}")
             lines += [f"![accuracy vs trainable parameters]({png.name})", ""]
         lines += _peft_section(main)
+    if tagging:
+        lines += ["# Token labelling", "", f"{len(tagging)} tagging runs: word accuracy and macro-F1 over tags, % mean "
+                  "± std over seeds (n), on each run's own test set and its cross-domain ones.", "",
+                  *tagging_section(tagging)]
     if failed:
         lines += ["## Failed runs", "", "| method | task | K | seeds | error |", "|---|---|---:|---|---|"]
         grouped: dict[tuple[str, str, int, str], list[int]] = defaultdict(list)

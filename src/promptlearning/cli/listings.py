@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from typing import Any
 
 
@@ -17,7 +18,27 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             line += f"  pool {len(data.pool)} ({', '.join(f'{k} {v}' for k, v in counts.items())}), test {len(data.test)}"
         print(line)
         print(f"         {spec.description}")
+    _print_tagging_tasks(sizes=not args.no_sizes)
     return 0
+
+
+def _print_tagging_tasks(sizes: bool) -> None:
+    """The tagging tasks after the sentence tasks: a tag per word rather than a label per text, so their
+    sizes are sentences and words, K (--shots) counts sentences, and the score is word accuracy."""
+    from promptlearning.data.tagging import TAGGED_TASKS, load_tagged_task
+
+    print("Tagging tasks: a tag per word, not a label per text (train them with the token_classification head, the "
+          "default for these); --shots K counts sentences; scored by word accuracy and macro-F1 over tags")
+    for name in sorted(TAGGED_TASKS):
+        line = f"{name:8s}"
+        if sizes:
+            data = load_tagged_task(name)
+            words = {part: sum(len(s.words) for s in getattr(data, part)) for part in ("pool", "test")}
+            common = Counter(data.tags[t] for s in data.pool for t in s.tags).most_common(5)
+            line += (f" {len(data.tags)} tags (most frequent: {', '.join(t for t, _ in common)})  pool {len(data.pool)} sentences "
+                     f"({words['pool']} words), test {len(data.test)} sentences ({words['test']} words)")
+        print(line)
+        print(f"         {TAGGED_TASKS[name].description}")
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
@@ -43,7 +64,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def add_tasks_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("tasks", help="list the registered tasks with label names and sizes")
+    p = sub.add_parser("tasks", help="list the registered tasks (sentence and tagging) with labels and sizes")
     p.add_argument("--no-sizes", action="store_true", help="do not load the corpora to count examples")
     p.set_defaults(func=cmd_tasks)
     return p

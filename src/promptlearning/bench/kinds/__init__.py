@@ -25,9 +25,10 @@ KINDS = {
     "peft": "peft",                    # the same, through Hugging Face PEFT (peft:* methods of experiment suites)
     "heldout": "heldout_task",         # train on source tasks, adapt to a held-out task at K shots (or its dev curve)
     "prompt_search": "prompt_search",  # discrete/black-box search, the hybrid and its soft controls, transfer
+    "tagging": "tagging",              # one few-shot tagging run, scored in-domain and on cross-domain test sets
 }
 #: kinds a suite file may name in ``kind:`` (peft jobs come from experiment suites' ``peft:*`` methods)
-SUITE_KINDS = ("experiment", "heldout", "prompt_search")
+SUITE_KINDS = ("experiment", "heldout", "prompt_search", "tagging")
 
 
 def get_kind(name: str) -> ModuleType:

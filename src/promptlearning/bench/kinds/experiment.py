@@ -126,6 +126,17 @@ def _defaults(method: dict[str, Any]) -> dict[str, Any]:
 
 def expand(raw: dict[str, Any], path: Path) -> list[Job]:
     """The jobs of an experiment suite (see the module docstring)."""
+    return expand_grid(raw, path, suite_tasks(raw.get("tasks"), path))
+
+
+def expand_grid(raw: dict[str, Any], path: Path, tasks: list[dict[str, Any]], *, head: dict[str, Any] | None = None,
+                max_length: int = 64, fixed: dict[str, Any] | None = None) -> list[Job]:
+    """The cross product tasks x shots x methods x seeds x backbones of a suite whose tasks are parsed.
+
+    Other kinds that run one training per job share it: ``head`` is their default head (under the
+    suite's and the method's own), ``max_length`` their default length and ``fixed`` keys that
+    every job config of theirs carries (its ``kind``); at the defaults the configs are the
+    experiment kind's, whose keys the stores are keyed by."""
     from promptlearning.runs.single_task import DataConfig
 
     suite_train = raw.get("train") or {}
@@ -136,15 +147,15 @@ def expand(raw: dict[str, Any], path: Path) -> list[Job]:
     suite_head = raw.get("head") or {}
     if not isinstance(suite_head, dict):
         raise fail(path, "'head' must be a mapping of head options")
+    suite_head = {**(head or {}), **suite_head}
     backbones = [check_backbone(b, path) for b in as_list(raw.get("backbone", "minilm-l6"), "backbone", path)]
-    tasks = suite_tasks(raw.get("tasks"), path)
     shots = ints(raw.get("shots", 16), "shots", path)
     seeds = ints(raw.get("seeds"), "seeds", path)
     methods = [(str(e.get("label") or e["method"]), _method_config(e, suite_train, suite_head, path))
                for e in _method_entries(raw.get("methods"), path)]
     defaults = {label: _defaults(method) for label, method in methods}
     extra = {k: raw[k] for k in ("max_test", "dev_shots") if raw.get(k) is not None}
-    max_length = raw.get("max_length", 64)
+    max_length = raw.get("max_length", max_length)
     if not isinstance(max_length, int) or max_length < 8:
         raise fail(path, f"max_length must be an integer >= 8 (got {max_length!r})")
     jobs: list[Job] = []
@@ -161,7 +172,7 @@ def expand(raw: dict[str, Any], path: Path) -> list[Job]:
                         except PromptLearningError as exc:
                             raise type(exc)(f"suite {path}: {exc}") from None
                         digests = {key: v for key, v in task.items() if key.endswith("_sha256")}
-                        config = {**method, "train": {**method["train"], "seed": seed}, "backbone": backbone,
+                        config = {**(fixed or {}), **method, "train": {**method["train"], "seed": seed}, "backbone": backbone,
                                   "max_length": max_length, "data": dataclasses.asdict(data_cfg),
                                   "data_files": digests, "task_name": task["task_name"]}
                         jobs.append(Job(job_key(config), label, config, defaults[label]))

@@ -35,6 +35,7 @@ TABLES = {
     "prompt_search": "prompt_search",      # search strategies, the hybrid and transfer (prompt_search.md)
     "fewshot": "fewshot",                  # methods x tasks at one K (fewshot16_classic.md, smollm2_verbalizer.md)
     "meta_convergence": "meta_convergence",  # dev curves from a meta-learned and other starts (meta_convergence_sweep.md)
+    "tagging": "tagging",                  # word accuracy per method x K, in-domain and cross-domain (pos_tagging.md)
 }
 #: keys every report entry may have (a table's own keys: its module's OPTIONS)
 ENTRY_KEYS = ("table", "out", "produced_by", "machine")
