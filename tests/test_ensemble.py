@@ -78,8 +78,9 @@ def test_evaluate_scores_the_ensemble_like_its_predictions(bert: Backbone) -> No
     assert scores["accuracy"] == sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)
 
 
-def test_save_and_load_round_trip(bert: Backbone, tmp_path: Path) -> None:
-    ensemble = EnsembleModel(members(bert, "spt", options={"num_tokens": 2}))
+@pytest.mark.parametrize("method", ensemble_methods())
+def test_save_and_load_round_trip(bert: Backbone, tmp_path: Path, method: str) -> None:
+    ensemble = EnsembleModel(members(bert, method))
     ensemble.save_pretrained(tmp_path / "ens", extra={"task": "toy"})
     assert sorted(p.name for p in (tmp_path / "ens").iterdir()) == [CONFIG_FILE, WEIGHTS_FILE]  # ONE adapter
     config = json.loads((tmp_path / "ens" / CONFIG_FILE).read_text())

@@ -55,18 +55,16 @@ def member_config(cfg: ExperimentConfig, index: int) -> ExperimentConfig:
                                train=dataclasses.replace(cfg.train, seed=cfg.train.seed + index))
 
 
-def refuse_unsupported(cfg: ExperimentConfig, backbone: Backbone) -> list[str]:
+def refuse_unsupported(cfg: ExperimentConfig, backbone: Backbone, labels: list[str]) -> None:
     """Before any training: the method and head must be ones the ensemble can combine (checked on a
-    model built as the members will be). Returns the task's labels."""
+    model built as the members will be)."""
     if cfg.tasks:
         raise ConfigError("--ensemble trains prompts for one task; drop --tasks (or --ensemble)")
     if get_method(cfg.method).trains_backbone:
         raise ConfigError(f"--ensemble cannot combine {cfg.method} (it changes the backbone itself); use one of: "
                           f"{', '.join(ensemble_methods())}")
-    labels = load_data(cfg.data).labels
     check_member(PromptModel.build(backbone, cfg.method, labels, method_options=cfg.method_options, head=cfg.head,
                                    max_length=cfg.max_length, template=cfg.template))
-    return labels
 
 
 def _finished(cfg: ExperimentConfig) -> dict[str, Any] | None:
@@ -103,7 +101,8 @@ def run_ensemble(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backb
     size = check_ensemble_size(cfg.ensemble)
     started = time.perf_counter()
     backbone = backbone or shared_backbone(cfg.backbone, cfg.dtype)
-    refuse_unsupported(cfg, backbone)
+    data = load_data(cfg.data)
+    refuse_unsupported(cfg, backbone, data.labels)
     out = Path(cfg.output_dir) if cfg.output_dir else None
     if resume and (out is None or not (out / MEMBERS_DIR).is_dir()):
         raise ConfigError(f"no ensemble run in {out} to resume (no {MEMBERS_DIR}/ folder); drop --resume to start it")
@@ -116,7 +115,6 @@ def run_ensemble(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backb
         members.append(model.eval())
         scores.append({"member": i, **{k: result.get(k) for k in MEMBER_SCORES}})
     ensemble = EnsembleModel(members)
-    data = load_data(cfg.data)
     split = make_split(cfg.data, data)
     dev = evaluate(ensemble, ensemble.encode(split.dev), cfg.train.eval_batch_size)
     inference_started = time.perf_counter()
