@@ -25,10 +25,10 @@ if [ -n "${TORCH_INDEX_URL:-}" ]; then
 else
   "$venv/bin/python" -m pip install "${pip_quiet[@]}" "$TORCH_SPEC"
 fi
-echo "[setup] installing promptlearning (editable) with its dev tools, plots, the PEFT, serve, ray and tune extras" >&2
+echo "[setup] installing promptlearning (editable) with its dev tools, plots, the PEFT, serve, ray, tune and vision extras" >&2
 # the constraint keeps pip from replacing the pinned torch while resolving transformers/accelerate
 constraint="$(mktemp)"
 "$venv/bin/python" -c "import torch; print('torch==' + torch.__version__)" > "$constraint"
-"$venv/bin/python" -m pip install "${pip_quiet[@]}" -c "$constraint" -e ".[dev,plots,peft,serve,ray,tune]"
+"$venv/bin/python" -m pip install "${pip_quiet[@]}" -c "$constraint" -e ".[dev,plots,peft,serve,ray,tune,vision]"
 rm -f "$constraint"
 echo "$want" > "$stamp"

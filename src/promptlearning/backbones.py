@@ -23,7 +23,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from promptlearning.backbone_catalog import ALIASES, DEFAULT_BACKBONE, PACKAGED
+from promptlearning.backbone_catalog import (
+    ALIASES,
+    DEFAULT_BACKBONE,
+    IMAGE_BACKBONE_MODULE,
+    IMAGE_MODEL_TYPES,
+    IMAGE_PACKAGED,
+    PACKAGED,
+)
 from promptlearning.errors import BackboneError, UnknownNameError
 
 # Attribute paths (from the base model) to the list of transformer blocks, per family.
@@ -220,6 +227,18 @@ def _load_tiny(kind: str, dtype: torch.dtype) -> Backbone:
     return Backbone(f"tiny-{kind}", model.to(dtype), tokenizer, output_embeddings)  # fingerprinted at ``dtype``
 
 
+def _image_module() -> Any:
+    """The image backbones' module, imported by name (see backbone_catalog.IMAGE_BACKBONE_MODULE): it builds on
+    this one, and text-only runs never need it."""
+    import importlib
+
+    return importlib.import_module(IMAGE_BACKBONE_MODULE)
+
+
+def _image_loader(name: str) -> Callable[[torch.dtype], Backbone]:
+    return lambda dtype: _image_module().load_packaged(name, dtype)
+
+
 _LOADERS: dict[str, Callable[[torch.dtype], Backbone]] = {
     "minilm-l6": _load_minilm,
     "smollm2-135m": _load_converted("smollm2-135m"),
@@ -228,6 +247,7 @@ _LOADERS: dict[str, Callable[[torch.dtype], Backbone]] = {
     "qwen2.5-coder-1.5b": _load_converted("qwen2.5-coder-1.5b"),
     "tiny-bert": lambda dtype: _load_tiny("bert", dtype),
     "tiny-llama": lambda dtype: _load_tiny("llama", dtype),
+    **{name: _image_loader(name) for name in sorted(IMAGE_PACKAGED)},
 }
 # names and descriptions live in backbone_catalog (no torch), so listings need not import this module
 ZOO: dict[str, ZooEntry] = {name: ZooEntry(name, PACKAGED[name], loader) for name, loader in _LOADERS.items()}
@@ -295,6 +315,8 @@ def _load_directory(path: str, name: str, hub: bool = False, dtype: torch.dtype 
             f"cannot load backbone {path!r}: {str(exc).splitlines()[0]}; give a packaged name "
             "(`promptlearning backbones`) or a directory with config.json and weights"
         ) from exc
+    if config.model_type in IMAGE_MODEL_TYPES:  # a ViT or CLIP checkpoint: an image backbone
+        return _image_module().load_image_directory(path, name, config, local, dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **local)
         if _is_causal(config):

@@ -29,3 +29,7 @@ class PromptContext:
     text_mask: torch.Tensor | None = None  # (B, L)
     prompt_slots: torch.Tensor | None = None  # (B, L) template pseudo-token index, -1 elsewhere
     num_prompt_positions: int = 0
+    # images (set by promptlearning.image_injection): CLIP's projected image features, and the learned
+    # context words for the class-name prompts of its text tower that the method gives (CoOp, CoCoOp)
+    image_features: torch.Tensor | None = None  # (B, D)
+    class_context: torch.Tensor | None = None  # (B or 1, M, H_text)

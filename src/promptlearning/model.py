@@ -27,11 +27,14 @@ from promptlearning.adapters import (
 from promptlearning.backbones import Backbone, load_backbone
 from promptlearning.data.batching import Batch, batches, encode
 from promptlearning.data.examples import Example
+from promptlearning.data.images import encode_images
 from promptlearning.data.task_info import TaskInfo
 from promptlearning.data.templates import Template
 from promptlearning.data.truncation import TruncationCount, check_truncation
 from promptlearning.errors import AdapterError, ConfigError, PromptLearningError, UnknownNameError
 from promptlearning.heads.base import Head, HeadConfig, build_head
+from promptlearning.image_backbones import ImageBackbone
+from promptlearning.image_injection import run_image_backbone
 from promptlearning.injection import run_backbone
 from promptlearning.methods.base import PromptMethod, build_method, get_method
 
@@ -210,6 +213,9 @@ class PromptModel(nn.Module):
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _run(self, batch: Batch) -> tuple[torch.Tensor, Any]:
+        if isinstance(self.backbone, ImageBackbone):  # pixels in, the same hidden states and context out
+            hidden, _, ctx = run_image_backbone(self.backbone, self.method, batch)  # (B, P + S, H)
+            return hidden, ctx
         hidden, _, ctx = run_backbone(self.backbone, self.method, batch)  # (B, P + L, H)
         return hidden, ctx
 
@@ -240,6 +246,8 @@ class PromptModel(nn.Module):
 
     def encode(self, examples: Sequence[Example], task_id: int = 0, count: TruncationCount | None = None) -> list[Any]:
         """Tokenised rows of ``examples`` for task ``task_id``; ``count`` (if given) records what truncation cut."""
+        if isinstance(self.backbone, ImageBackbone):  # each example's text is an image path or data: URI
+            return encode_images(examples, self.backbone.preprocess, task_id)
         template = self._templates.get(task_id, self._template)
         return encode(self.backbone.tokenizer, examples, self.max_length, task_id, template, self.truncation, count)
 
@@ -274,7 +282,7 @@ class PromptModel(nn.Module):
 
     @property
     def pad_id(self) -> int:
-        return int(self.backbone.tokenizer.pad_token_id or 0)
+        return int(getattr(self.backbone.tokenizer, "pad_token_id", 0) or 0)  # image backbones: no tokenizer
 
     @property
     def left_pad(self) -> bool:

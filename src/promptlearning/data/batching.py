@@ -8,7 +8,7 @@ Datasets are tokenised once; batches are padded to their own longest row.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -28,6 +28,7 @@ class Batch:
     token_type_ids: torch.Tensor | None = None  # (B, L)
     task_repr: torch.Tensor | None = None  # (B, D)
     prompt_slots: torch.Tensor | None = None  # (B, L): template pseudo-token index, -1 elsewhere
+    pixel_values: torch.Tensor | None = None  # (B, 3, S, S) uint8: the images of an image task (data.images)
 
     def to(self, device: torch.device | str) -> Batch:
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -46,6 +47,7 @@ class Encoded:
     label: int
     task_id: int
     slots: tuple[int, ...] | None = None
+    pixels: torch.Tensor | None = field(default=None, compare=False, repr=False)  # (3, S, S) uint8 of an image row
 
 
 def encode(tokenizer: Any, examples: Sequence[Example], max_length: int, task_id: int = 0,
@@ -118,6 +120,7 @@ def collate(items: Sequence[Encoded], pad_id: int, left_pad: bool = False) -> Ba
         labels=torch.tensor([x.label for x in items], dtype=torch.long),
         token_type_ids=types,
         prompt_slots=slots,
+        pixel_values=torch.stack([x.pixels for x in items if x.pixels is not None]) if items[0].pixels is not None else None,
     )
 
 

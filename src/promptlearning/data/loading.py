@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from promptlearning.data.examples import TaskData
@@ -48,6 +49,10 @@ class DataConfig:
 
 def load_data(cfg: DataConfig) -> TaskData:
     cfg.check()
+    if cfg.train_file and Path(cfg.train_file).is_dir():  # one sub-folder of images per label: an image task
+        from promptlearning.data.images import load_image_folder  # PIL and numpy only for image tasks
+
+        return load_image_folder(cfg.train_file, cfg.test_file, cfg.description)
     if cfg.train_file:
         return load_user_task(cfg.train_file, cfg.test_file, text_column=cfg.text_column,
                               label_column=cfg.label_column, text_b_column=cfg.text_b_column,

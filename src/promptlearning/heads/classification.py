@@ -43,6 +43,7 @@ class ClassificationHead(Head):
     output = OutputKind.LABEL
     needs_training = True
     serves_many_tasks = False
+    input_kinds = frozenset({"text", "image"})  # image backbones hand patch tokens or pooled features alike
 
     config: ClassificationConfig
 

@@ -63,9 +63,12 @@ class PromptMethod(nn.Module):
     trains_backbone: ClassVar[bool] = False
     needs_training: ClassVar[bool] = True
     default_lr: ClassVar[float] = 1e-2
+    #: the kinds of backbone input this method can prompt: "text" (token embeddings), "image" (pixels, patches)
+    input_kinds: ClassVar[frozenset[str]] = frozenset({"text"})
 
     def __init__(self, config: MethodConfig, backbone: Backbone) -> None:
         super().__init__()
+        check_input_kind(type(self), backbone.info)
         config.check_backbone(backbone.info)
         self.config = config
         self.info = backbone.info
@@ -112,6 +115,16 @@ class PromptMethod(nn.Module):
         """Vectors for the template's pseudo-token slots, (B, T, H), in slot order."""
         return None
 
+    # ---- image sites (promptlearning.image_injection asks these)
+    def pixel_prompt(self, pixels: torch.Tensor, ctx: PromptContext) -> torch.Tensor | None:
+        """The prompted images (B, 3, S, S), given the images in [0, 1] before normalisation, or None."""
+        return None
+
+    def class_context(self, ctx: PromptContext) -> torch.Tensor | None:
+        """Context vectors (B or 1, M, H_text) put before each class name in a CLIP text tower's prompts
+        (CoOp; CoCoOp reads ``ctx.image_features``), or None: the head's hand-written template."""
+        return None
+
     def kv_prefix(self, ctx: PromptContext) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """Per layer, the (key, value) prefix, each (B, kv_heads, P_kv, head_dim), or None."""
         return None
@@ -139,6 +152,24 @@ class PromptMethod(nn.Module):
 
     def describe(self) -> str:
         return json.dumps(self.config.to_dict())
+
+
+def input_kind(info: BackboneInfo) -> str:
+    """What a backbone reads: "image" for image backbones (their info says so), else "text"."""
+    return str(getattr(info, "modality", "text"))
+
+
+def check_input_kind(cls: type[PromptMethod], info: BackboneInfo) -> None:
+    """Refuse, in one line naming the methods that fit, a method built on a backbone whose input it cannot prompt."""
+    kind = input_kind(info)
+    if kind in cls.input_kinds:
+        return
+    from promptlearning.methods import _ensure_registered
+
+    _ensure_registered()
+    fitting = sorted(c.name for c in METHODS.values() if kind in c.input_kinds)
+    raise ConfigError(f"method {cls.name} prompts {'/'.join(sorted(cls.input_kinds))} backbones and {info.name} reads "
+                      f"{kind}s; use --method {', '.join(fitting) or 'linear_probe'}")
 
 
 METHODS: dict[str, type[PromptMethod]] = {}

@@ -24,6 +24,7 @@ class FullFineTune(PromptMethod):
     summary = "full fine-tuning of every backbone weight (the reference, not parameter-efficient)"
     trains_backbone = True
     default_lr = 3e-5
+    input_kinds = frozenset({"text", "image"})
 
     def __init__(self, config: FineTuneConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)

@@ -22,3 +22,4 @@ class LinearProbe(PromptMethod):
     config_class = LinearProbeConfig
     summary = "head-only linear probing of the frozen backbone (no prompt)"
     default_lr = 1e-2
+    input_kinds = frozenset({"text", "image"})

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
+
 from promptlearning.backbones import DEFAULT_BACKBONE, Backbone, shared_backbone  # noqa: F401
+from promptlearning.data.batching import batches
 from promptlearning.data.loading import DataConfig, load_data, make_split, test_subset  # noqa: F401  (re-exported)
 from promptlearning.data.truncation import TruncationCount
 from promptlearning.devices import resolve_device
@@ -142,6 +145,11 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
     train_items, dev_items, test_items = (model.encode(rows, count=counts[part]) for part, rows in
                                           (("train", split.train), ("dev", split.dev), ("test", split.test)))
     report_truncation(counts, model.max_length, cfg.truncation, log)
+    with torch.no_grad():  # a head that reads the training data first (the frequency label mapping), in eval mode
+        model.eval()
+        model.head.fit_to_data(batches(train_items, cfg.train.eval_batch_size, model.pad_id, model.left_pad),
+                               model._run)
+        model.train()
     trainable, total = model.num_trainable(), model.num_backbone_parameters()
     log(f"task {data.name}: {len(split.train)} train / {len(split.dev)} dev / {len(split.test)} test, "
         f"labels {data.labels}; method {cfg.method}; backbone {backbone.info.name}")
