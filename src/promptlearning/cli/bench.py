@@ -79,8 +79,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         tally = {s: list(status.values()).count(s) for s in dict.fromkeys(status.values())}
         for job in suite.jobs:
             c = job.config
+            train = c.get("train", {})  # a held-out job with nothing to train, or a search, has no max_steps
             print(f"{status[job.key]:8s} {job.key} {job.task} {job.label} K={c['data']['shots']} "
-                  f"seed {c['train']['seed']} steps {c['train']['max_steps']}")
+                  f"seed {train.get('seed', '-')} steps {train.get('max_steps', '-')}")
         print(f"{len(suite.jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in tally.items()) + f"; store {store_dir}")
         return 0
     log = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
