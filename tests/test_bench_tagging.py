@@ -101,3 +101,35 @@ def test_bad_tagging_suites_are_one_line_errors(tmp_path: Path, change: tuple[st
     with pytest.raises(error, match=expected) as info:
         load_suite(_suite(tmp_path, SUITE.replace(*change)))
     assert "\n" not in str(info.value)
+
+
+def _row(suite: str, label: str, method: str, seed: int, acc: float, oanc: float) -> dict[str, object]:
+    config = {"kind": "tagging", "method": method, "backbone": "minilm-l6", "max_length": 128,
+              "data": {"shots": 8, "max_test": 300}, "train": {"max_steps": 100, "batch_size": 8, "seed": seed}}
+    result = {"test_accuracy": acc, "test_macro_f1": acc / 2, "cross_domain": {"pos_oanc": {"accuracy": oanc}},
+              "majority_test_accuracy": 0.13, "trainable_params": 10, "trainable_share": 0.001,
+              "seconds_per_step": 0.5, "best_step": 80}
+    return {"suite": suite, "label": label, "task": "pos_wsj", "shots": 8, "seed": seed, "config": config,
+            "result": result}
+
+
+def test_the_table_pairs_seeds_and_reads_the_suites_it_is_told(tmp_path: Path) -> None:
+    from promptlearning.bench.tables import write_table
+
+    rows = [_row("a", "finetune", "finetune", 1, 0.80, 0.70), _row("a", "prompt_tuning", "prompt_tuning", 1, 0.60, 0.50),
+            _row("a", "deep", "p_tuning_v2", 1, 0.75, 0.65), _row("b", "finetune", "finetune", 2, 0.90, 0.80),
+            _row("b", "prompt_tuning", "prompt_tuning", 2, 0.70, 0.60), _row("b", "deep", "p_tuning_v2", 2, 0.71, 0.61)]
+    entry = {"table": "tagging", "out": "t.md"}
+    write_table(entry, rows, tmp_path / "a.yaml", "a")  # its own suite's rows only: seed 1
+    own = (tmp_path / "t.md").read_text()
+    assert "| deep | -5.0 (1) | -5.0 (1) |" in own and "| deep | 75 (1) | 75 (1) |" in own
+    write_table({**entry, "suites": ["a", "b"]}, rows, tmp_path / "a.yaml", "a")  # both seeds, paired
+    both = (tmp_path / "t.md").read_text()
+    # gap to fine-tuning: -5 and -19 points; share of prompt tuning's gap closed: (73-65)/(85-65) = 40 %
+    assert "| deep | -12.0 ± 9.9 (2) | -12.0 ± 9.9 (2) |" in both and "| deep | 40 (2) | 40 (2) |" in both
+    assert "| prompt_tuning | 65.0 ± 7.1 (2) | 55.0 ± 7.1 (2) |" in both
+    assert "benchmarks/suites/a.yaml`, `promptlearning bench benchmarks/suites/b.yaml`" in both
+    close = [_row("a", "finetune", "finetune", 1, 0.80, 0.70), _row("a", "prompt_tuning", "prompt_tuning", 1, 0.798, 0.60),
+             _row("a", "deep", "p_tuning_v2", 1, 0.75, 0.65)]
+    write_table(entry, close, tmp_path / "a.yaml", "a")  # prompt tuning within half a point: no share of a gap
+    assert "| deep | no gap | 50 (1) |" in (tmp_path / "t.md").read_text()

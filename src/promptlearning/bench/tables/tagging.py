@@ -5,9 +5,10 @@ task: word accuracy and macro-F1 over tags (mean ± std over seeds, n per cell) 
 domain's test set and on each cross-domain one; every method's gap to fine-tuning, paired by seed;
 and the share of prompt tuning's gap to fine-tuning that each other method closes, the number that
 answers P-tuning v2's claim (deep prompts close most of it, input-only prompts do not). Entry
-options: ``methods`` (labels in order; default every label), ``title``, and ``notes`` (paragraphs
+options: ``methods`` (labels in order; default every label), ``title``, ``notes`` (paragraphs
 printed under the title, e.g. the protocol's reductions and the conclusion, so the published file
-regenerates from the store and the suite alone).
+regenerates from the store and the suite alone) and ``suites`` (the suites whose rows it reads,
+default its own: e.g. more seeds at one K, run as a second suite on the same store).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 from promptlearning.bench.kinds import kind_of
 from promptlearning.bench.tables import machine_text
 
-OPTIONS = ("methods", "title", "notes")
+OPTIONS = ("methods", "title", "notes", "suites")
 FINETUNE = "finetune"
 INPUT_ONLY = "prompt_tuning"
+#: smallest gap (accuracy, 0.005 = half a point) between fine-tuning and prompt tuning that a share is taken of
+MIN_GAP = 0.005
 
 Cells = dict[tuple[str, int], dict[int, float]]  # (domain, K) -> seed -> value
 
@@ -95,7 +98,8 @@ def _gap_lines(grid: dict[str, Cells], labels: list[str], methods: dict[str, str
         return lines + ["No input-only prompt tuning runs, so no share of its gap closed.", ""]
     lines += ["### Share of prompt tuning's gap to fine-tuning that each method closes (%)", "",
               f"(acc(method) − acc(`{pt}`)) / (acc(`{ft}`) − acc(`{pt}`)) on the seed-paired means: 100 % reaches "
-              "fine-tuning, 0 % is no better than input-only prompt tuning, above 100 % beats fine-tuning.", "",
+              "fine-tuning, 0 % is no better than input-only prompt tuning, above 100 % beats fine-tuning; \"no gap\": "
+              "prompt tuning is within half a point of fine-tuning (or above it).", "",
               *_header(columns, own)]
     for lab in (x for x in labels if x not in (ft, pt)):
         cells = []
@@ -105,7 +109,8 @@ def _gap_lines(grid: dict[str, Cells], labels: list[str], methods: dict[str, str
                 cells.append("–")
                 continue
             m, f, p = (statistics.mean(grid[x][col][s] for s in seeds) for x in (lab, ft, pt))
-            cells.append(f"{100 * (m - p) / (f - p):.0f} ({len(seeds)})" if f != p else "–")
+            # under half a point of gap, a share of it is noise: say so instead of dividing by it
+            cells.append(f"{100 * (m - p) / (f - p):.0f} ({len(seeds)})" if f - p >= MIN_GAP else "no gap")
         lines.append(f"| {lab} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -155,13 +160,15 @@ def tagging_section(rows: list[dict[str, Any]], entry: dict[str, Any] | None = N
 
 def write(rows: list[dict[str, Any]], out: Path, entry: dict[str, Any], suite: str) -> list[Path]:
     """The suite's tagging table (see the module docstring)."""
-    mine = [r for r in rows if r["suite"] == suite and kind_of(r["config"]) == "tagging" and r["result"]]
+    suites = [str(s) for s in entry.get("suites") or [suite]]
+    mine = [r for r in rows if r["suite"] in suites and kind_of(r["config"]) == "tagging" and r["result"]]
     if not mine:
         out.write_text(f"# {suite}: no tagging runs in this store yet\n")
         return [out]
     configs = [r["config"] for r in mine]
     tests = _one([c["data"].get("max_test") or "all" for c in configs])
-    command = str(entry.get("produced_by") or f"promptlearning bench benchmarks/suites/{suite}.yaml")
+    command = str(entry.get("produced_by") or "`, `".join(f"promptlearning bench benchmarks/suites/{s}.yaml"
+                                                          for s in suites))
     notes = entry.get("notes") or []
     lines = [f"# {entry.get('title') or suite}", "",
              *[line for note in ([notes] if isinstance(notes, str) else notes) for line in (str(note), "")],
