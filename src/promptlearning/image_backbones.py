@@ -16,6 +16,7 @@ mapping head) and CLIP's image and text features (the zero-shot, CoOp and CoCoOp
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -322,6 +323,21 @@ def tiny_clip() -> ClipBackbone:
                   "image_size": 32, "patch_size": 8}
         clip = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
     return ClipBackbone("tiny-clip", clip, tokenizer)
+
+
+def at_image_size(backbone: ImageBackbone, size: int) -> ImageBackbone:
+    """The same convolutional network (sharing its weights) fed images of ``size`` x ``size`` pixels.
+
+    A CNN pools whatever size it is given, and a smaller input costs quadratically less (what a busy
+    CPU needs); a vision transformer's position embeddings fix its size, so it is refused."""
+    if size < 16:
+        raise BackboneError(f"image size {size} is too small; give at least 16 pixels")
+    if backbone.info.num_layers:
+        raise BackboneError(f"{backbone.name} is a vision transformer whose position embeddings fix its input at "
+                            f"{backbone.info.image_size} pixels; keep that size")
+    resized = copy.copy(backbone)  # a new module object over the same submodules and weights
+    resized.info = dataclasses.replace(backbone.info, image_size=size)
+    return resized
 
 
 def load_packaged(name: str, dtype: torch.dtype = torch.float32) -> ImageBackbone:
