@@ -26,8 +26,10 @@ def _fmt(xs: list[float]) -> str:
     return f"{mean:.1f} ± {100 * statistics.stdev(xs):.1f}" if len(xs) > 1 else f"{mean:.1f}"
 
 
-def plot_gates(runs: dict[tuple[str, str], dict[int, dict[str, Any]]], tasks: list[str], path: Path) -> Path | None:
-    """Mean final gate probability per layer and task, and how often each layer was chosen."""
+def plot_gates(runs: dict[tuple[str, str], dict[int, dict[str, Any]]], tasks: list[str], path: Path,
+               searched: tuple[str, ...] = ("spt", "spt_darts"), budget: str = "K = 2") -> Path | None:
+    """Mean final gate probability per layer and task (of the first label in ``searched``), and how
+    often each layer was chosen by each searched label."""
     try:
         import matplotlib
 
@@ -38,7 +40,7 @@ def plot_gates(runs: dict[tuple[str, str], dict[int, dict[str, Any]]], tasks: li
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     layers: list[int] = []
     for t in tasks:
-        gates = [r["final_gates"] for r in runs.get((t, "spt"), {}).values() if r.get("final_gates")]
+        gates = [r["final_gates"] for r in runs.get((t, searched[0]), {}).values() if r.get("final_gates")]
         if not gates:
             continue
         gates = [json.loads(g) if isinstance(g, str) else g for g in gates]
@@ -49,13 +51,14 @@ def plot_gates(runs: dict[tuple[str, str], dict[int, dict[str, Any]]], tasks: li
     left.set_ylabel("final gate probability p_l (mean over seeds)")
     left.set_title("SPT: where the gates ended")
     left.legend(fontsize=8)
-    width = 0.4
-    for shift, label in ((-width / 2, "spt"), (width / 2, "spt_darts")):
+    width = 0.8 / len(searched)
+    for number, label in enumerate(searched):
+        shift = width * (number - (len(searched) - 1) / 2)
         chosen = [layer for t in tasks for r in runs.get((t, label), {}).values() for layer in r.get("chosen_layers", [])]
         right.bar([i + shift for i in layers], [chosen.count(i) for i in layers], width, label=label)
     right.set_xlabel("layer")
     right.set_ylabel("times chosen (all tasks and seeds)")
-    right.set_title("Layers chosen under the budget K = 2")
+    right.set_title(f"Layers chosen under the budget {budget}")
     right.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
