@@ -129,6 +129,8 @@ def base_invocations(w: World) -> dict[tuple[str, ...], dict[str, Any]]:
         ("demo",): {"--output": fresh, "--max-steps": "1", "--quiet": None},
         ("bench",): {"suite": w.path("suite.yaml"), "--store": fresh, "--quiet": None, "--no-report": None},
         ("report",): {"suite_dir": lambda: _copy_store(w)},
+        ("tune",): {"--method": "prefix_tuning", "--train-file": csv_file, "--backbone": "tiny-bert", "--shots": "2",
+                    "--max-steps": "1", "--eval-every": "1", "--n-trials": "1", "--output": fresh},
         ("inspect",): {"adapter": w.path("bert/best"), "--file": w.path("texts.txt")},
         ("continual",): {"tasks": "toy_movies,toy_films", "--backbone": "tiny-bert", "--shots": "2", "--steps": "1",
                          "--max-test": "4", "--no-scratch": None, "--output": fresh},

@@ -13,7 +13,7 @@ from promptlearning.heads.base import HEADS, head_kinds
 from promptlearning.methods import METHODS, list_methods
 
 #: modules of the methods package that hold shared pieces, not a method
-METHOD_HELPERS = {"base", "protocols", "prompt_init"}
+METHOD_HELPERS = {"base", "protocols", "prompt_init", "search_space"}
 #: modules of the heads package that hold the interface and shared pieces, not a head
 HEAD_HELPERS = {"base", "config", "pooling"}
 

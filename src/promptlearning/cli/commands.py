@@ -27,6 +27,7 @@ from promptlearning.cli import (
     serve,
     train,
     transfer,
+    tune,
 )
 
 
@@ -60,6 +61,8 @@ COMMANDS: tuple[Command, ...] = (
             "run a benchmark suite (tasks x methods x shots x seeds) into a resumable results store"),
     Command("report", bench.add_report_parser,
             "write report.md and PNG plots from a suite's results store"),
+    Command("tune", tune.add_parser,
+            "search a method's hyper-parameters with Optuna (resumable) and write the best as a train YAML"),
     Command("inspect", inspect_prompts.add_parser,
             "list the nearest vocabulary tokens of an adapter's prompt vectors"),
     Command("continual", continual.add_parser,

@@ -20,6 +20,7 @@ from promptlearning.backbones import Backbone, BackboneInfo
 from promptlearning.configs import Options, option  # noqa: F401  (option: re-exported for methods)
 from promptlearning.context import PromptContext  # noqa: F401  (re-exported: methods import it from here)
 from promptlearning.errors import ConfigError, UnknownNameError
+from promptlearning.methods.search_space import Dimension
 
 
 @dataclass
@@ -65,6 +66,8 @@ class PromptMethod(nn.Module):
     default_lr: ClassVar[float] = 1e-2
     #: the kinds of backbone input this method can prompt: "text" (token embeddings), "image" (pixels, patches)
     input_kinds: ClassVar[frozenset[str]] = frozenset({"text"})
+    #: what `promptlearning tune` varies besides train.lr (methods.search_space: option name -> dimension)
+    search_space: ClassVar[dict[str, Dimension]] = {}
 
     def __init__(self, config: MethodConfig, backbone: Backbone) -> None:
         super().__init__()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from promptlearning.backbones import Backbone
 from promptlearning.methods.base import MethodConfig, PromptMethod, register_method
+from promptlearning.methods.search_space import LogFloat
 
 
 @dataclass
@@ -25,6 +26,7 @@ class FullFineTune(PromptMethod):
     trains_backbone = True
     default_lr = 3e-5
     input_kinds = frozenset({"text", "image"})
+    search_space = {"train.lr": LogFloat(5e-6, 3e-4)}
 
     def __init__(self, config: FineTuneConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)

@@ -24,6 +24,7 @@ from promptlearning.methods.base import (
     option,
     register_method,
 )
+from promptlearning.methods.search_space import IntRange, LogFloat
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 POOLS = ("mean", "first")
@@ -110,6 +111,8 @@ class InstancePromptGenerator(PromptMethod):
     config_class = GeneratorConfig
     summary = "instance-aware prompt generator: a bottleneck net turns a layer's hidden states into that input's prompt"
     default_lr = 3e-3
+    search_space = {"num_tokens": IntRange(2, 16, 1), "bottleneck": IntRange(16, 128, 16),
+                    "init_std": LogFloat(0.01, 1.0)}
 
     def __init__(self, config: GeneratorConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from promptlearning.methods.base import MethodConfig, PromptMethod, register_method
+from promptlearning.methods.search_space import Choice, LogFloat
 
 
 @dataclass
@@ -23,3 +24,5 @@ class LinearProbe(PromptMethod):
     summary = "head-only linear probing of the frozen backbone (no prompt)"
     default_lr = 1e-2
     input_kinds = frozenset({"text", "image"})
+    # nothing of its own trains: only the head's learning rate matters
+    search_space = {"train.lr": Choice((None,)), "train.head_lr": LogFloat(1e-3, 1e-1)}

@@ -21,6 +21,7 @@ from promptlearning.data.templates import Template
 from promptlearning.errors import ConfigError
 from promptlearning.methods.base import MethodConfig, PromptContext, PromptMethod, option, register_method
 from promptlearning.methods.prompt_init import random_prompt, vocab_prompt
+from promptlearning.methods.search_space import Choice, IntRange, LogFloat
 
 ENCODERS = ("lstm", "mlp", "none")
 INITS = ("vocab", "random", "ids")
@@ -58,6 +59,8 @@ class PTuning(PromptMethod):
     config_class = PTuningConfig
     summary = "P-tuning: template pseudo tokens (before/between/after the input) from an LSTM or MLP prompt encoder"
     default_lr = 3e-3
+    search_space = {"encoder": Choice(("lstm", "mlp", "none")), "encoder_hidden": IntRange(64, 512, 64),
+                    "train.lr": LogFloat(3e-4, 3e-2)}
 
     def __init__(self, config: PTuningConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)

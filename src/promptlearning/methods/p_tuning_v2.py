@@ -24,6 +24,7 @@ from promptlearning.methods.base import (
     register_method,
 )
 from promptlearning.methods.protocols import shape_checked
+from promptlearning.methods.search_space import IntRange, LogFloat
 
 
 @dataclass
@@ -50,6 +51,8 @@ class DeepPrompts(PromptMethod):
     config_class = DeepPromptConfig
     summary = "P-tuning v2 deep prompts (hidden-state form) at all layers or a given layer list"
     default_lr = 1e-2
+    search_space = {"num_tokens": IntRange(4, 32, 4), "init_std": LogFloat(0.02, 1.0),
+                    "train.lr": LogFloat(1e-3, 1e-1)}
 
     def __init__(self, config: DeepPromptConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)

@@ -24,6 +24,7 @@ from promptlearning.methods.base import (
     option,
     register_method,
 )
+from promptlearning.methods.search_space import Choice, IntRange, LogFloat
 
 
 @dataclass
@@ -60,6 +61,8 @@ class PrefixTuning(PromptMethod):
     summary = ("per-layer key/value prefixes (MLP reparameterisation, foldable); reparam=false is "
                "P-tuning v2's original key/value form")
     default_lr = 1e-2
+    search_space = {"num_tokens": IntRange(4, 32, 4), "reparam": Choice((True, False)),
+                    "init_std": LogFloat(0.02, 1.0), "train.lr": LogFloat(1e-4, 1e-1)}
 
     def __init__(self, config: PrefixTuningConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)

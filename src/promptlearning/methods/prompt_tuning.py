@@ -19,6 +19,7 @@ from promptlearning.methods.base import (
 )
 from promptlearning.methods.prompt_init import INITS, initial_prompt
 from promptlearning.methods.protocols import shape_checked
+from promptlearning.methods.search_space import Choice, IntRange, LogFloat
 
 
 @dataclass
@@ -47,6 +48,8 @@ class PromptTuning(PromptMethod):
     config_class = PromptTuningConfig
     summary = "input-layer soft prompt (init random, from sampled vocabulary, or from a text)"
     default_lr = 3e-2
+    search_space = {"num_tokens": IntRange(4, 32, 4), "init": Choice(("vocab", "random")),
+                    "train.lr": LogFloat(1e-3, 3e-1)}
 
     def __init__(self, config: PromptTuningConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)

@@ -1,0 +1,28 @@
+"""Prune a losing trial on its dev curve, through the trainer's public callback API.
+
+A trial may train several runs (tasks x seeds) one after another; each run's evaluations are
+reported at ``offset + step``, the offset being the steps of the runs before it, so every
+trial reports the same steps in the same order and the pruner compares like with like.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from promptlearning.training.callbacks import TrainerCallback
+
+
+class DevCurvePruning(TrainerCallback):
+    """Report each dev evaluation to the Optuna trial; raise ``optuna.TrialPruned`` when it loses."""
+
+    def __init__(self, trial: Any, offset: int) -> None:
+        self.trial = trial
+        self.offset = offset
+
+    def on_evaluate(self, trainer: Any, record: dict[str, Any]) -> None:
+        import optuna
+
+        self.trial.report(float(record["dev_accuracy"]), self.offset + int(record["step"]))
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"dev accuracy {record['dev_accuracy']:.4f} at step {record['step']} "
+                                     "is below the median of earlier trials")

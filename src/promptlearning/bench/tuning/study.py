@@ -1,0 +1,221 @@
+"""The tuning study: Optuna's sampler and pruner over a method's search space, stored in an RDB.
+
+Why an RDB (SQLite by default, beside the outputs): a killed study resumes by running the
+same command, its trials keep their numbers, and several ``tune`` processes (or machines, with
+a server database) can share one study. ``n_trials`` is the number of finished trials
+(complete or pruned) the study should hold, so a re-run only adds the missing ones.
+
+A trial's score is its mean dev accuracy (best-on-dev checkpoint) over the tasks and seeds
+asked for, each seed seeding both the few-shot split and training, as the bench does. The
+method's defaults are the study's first trial, so every study also measures them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptlearning.bench.tuning.pruning import DevCurvePruning
+from promptlearning.bench.tuning.space import apply, defaults, describe, free_space, suggest, where
+from promptlearning.errors import ConfigError, PromptLearningError
+
+Log = Callable[[str], None]
+#: trials are scored on dev; the run's test evaluation (not used) is cut to this many examples
+TRIAL_MAX_TEST = 8
+#: consecutive failed trials after which the study stops (a setting that cannot run at all)
+MAX_FAILURES_IN_A_ROW = 3
+STUDY_FILE = "study.sqlite3"
+
+
+@dataclass
+class TuneConfig:
+    """One ``promptlearning tune``: the base experiment, what varies, and the study's budget."""
+
+    base: Any  # ExperimentConfig every trial starts from
+    given: dict[str, Any]  # the nested options the user fixed (these are not searched)
+    output: Path
+    n_trials: int | None = 20
+    timeout: float | None = None  # seconds
+    storage: str | None = None  # an Optuna RDB URL; default sqlite:///OUTPUT/study.sqlite3
+    study_name: str = "tune"
+    seeds: list[int] = field(default_factory=list)  # empty: the base config's seed
+    tasks: list[str] = field(default_factory=list)  # empty: the base config's task
+    pruner: str = "median"  # median, or none
+    sampler_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_trials is not None and self.n_trials < 1:
+            raise ConfigError(f"--n-trials must be >= 1 (got {self.n_trials})")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigError(f"--timeout must be > 0 seconds (got {self.timeout})")
+        if not 0 <= self.sampler_seed < 2**32:
+            raise ConfigError(f"--sampler-seed must be between 0 and 2**32 - 1 (got {self.sampler_seed})")
+        if self.pruner not in ("median", "none"):
+            raise ConfigError(f"--pruner must be median or none (got {self.pruner!r})")
+        if self.base.tasks:
+            raise ConfigError("tune runs one task per training run; give the tasks to average over with "
+                              "--on-tasks A,B instead of --tasks")
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.output / STUDY_FILE).resolve()}"
+
+    def runs(self) -> list[tuple[str | None, int | None]]:
+        """(task, seed) of each training run of a trial; None keeps the base config's."""
+        tasks: list[str | None] = list(self.tasks) or [None]
+        seeds: list[int | None] = list(self.seeds) or [None]
+        return [(t, s) for t in tasks for s in seeds]
+
+    def setup(self, space: dict[str, Any]) -> str:
+        """What a study was made for (base config, runs, space): a resumed study must match it."""
+        return json.dumps({"base": self.base.to_dict() | {"output_dir": None}, "runs": self.runs(),
+                           "space": describe(space)}, sort_keys=True, default=str)
+
+
+def import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("promptlearning tune needs Optuna; pip install 'promptlearning[tune]'") from None
+    return optuna
+
+
+def trial_config(cfg: TuneConfig, params: dict[str, Any], task: str | None, seed: int | None) -> Any:
+    """The ExperimentConfig of one training run of a trial."""
+    base = cfg.base
+    values = apply({"train": {}, "method_options": {}}, params)
+    data = dataclasses.replace(base.data, max_test=TRIAL_MAX_TEST,
+                               **({"task": task} if task is not None else {}),
+                               **({"data_seed": seed} if seed is not None else {}))
+    train = dataclasses.replace(base.train, quiet=True, **values["train"],
+                                **({"seed": seed} if seed is not None else {}))
+    return dataclasses.replace(base, data=data, train=train, output_dir=None,
+                               method_options={**base.method_options, **values["method_options"]})
+
+
+def make_objective(cfg: TuneConfig, space: dict[str, Any]) -> Callable[[Any], float]:
+    from promptlearning.runs.single_task import run_experiment
+
+    def objective(trial: Any) -> float:
+        params = suggest(trial, space)
+        scores = []
+        for i, (task, seed) in enumerate(cfg.runs()):
+            run = trial_config(cfg, params, task, seed)
+            result = run_experiment(run, baseline=False, log=lambda _: None,
+                                    callbacks=[DevCurvePruning(trial, i * run.train.max_steps)])
+            result.pop("_model", None)
+            scores.append(float(result["dev_accuracy"]))
+            trial.set_user_attr("dev_accuracies", scores)
+        return statistics.mean(scores)
+
+    return objective
+
+
+def _study(optuna: Any, cfg: TuneConfig, space: dict[str, Any]) -> Any:
+    """Create the study, or load it and check it was made for this same setup."""
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    try:
+        cfg.output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the study folder {cfg.output} ({exc.strerror or exc}); give a writable "
+                          "--output") from None
+    try:  # a killed trial stops beating; after the grace period it is failed and its values tried again
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable enough here
+            storage = RDBStorage(cfg.storage_url, heartbeat_interval=60, grace_period=180,
+                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy's many errors: a bad URL, no driver, no server
+        raise ConfigError(f"cannot open the study storage {cfg.storage_url} ({type(exc).__name__}); "
+                          "give --storage as an Optuna RDB URL such as sqlite:///study.sqlite3") from None
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=cfg.base.train.eval_every)
+              if cfg.pruner == "median" else optuna.pruners.NopPruner())
+    sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, n_startup_trials=5)
+    study = optuna.create_study(study_name=cfg.study_name, storage=storage, direction="maximize",
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    setup = cfg.setup(space)
+    recorded = study.user_attrs.get("setup")
+    if recorded is None:
+        study.set_user_attr("setup", setup)
+        study.enqueue_trial(defaults(cfg.base.method, space), user_attrs={"defaults": True})
+    elif recorded != setup:
+        raise ConfigError(f"study {cfg.study_name!r} in {cfg.storage_url} was made for another configuration or "
+                          "search space; give another --study-name or --output to start a new one")
+    return study
+
+
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+def finished_trials(optuna: Any, study: Any) -> list[Any]:
+    states = tuple(getattr(optuna.trial.TrialState, s) for s in FINISHED)
+    return list(study.get_trials(deepcopy=False, states=states))
+
+
+def run_tune(cfg: TuneConfig, log: Log = print) -> dict[str, Any]:
+    """Run the study until it holds ``n_trials`` finished trials (or ``timeout`` passed); returns its summary."""
+    optuna = import_optuna()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = free_space(cfg.base.method, cfg.given)
+    if not space:
+        raise ConfigError(f"every option of {cfg.base.method}'s search space was fixed by the flags or the config; "
+                          "leave some at their defaults to tune them")
+    study = _study(optuna, cfg, space)
+    done = len(finished_trials(optuna, study))
+    target = cfg.n_trials
+    log(f"study {cfg.study_name} in {cfg.storage_url}: {done} finished trial(s)"
+        + (f", {max(0, target - done)} to run" if target is not None else "")
+        + f"; searching {', '.join(space)}; {len(cfg.runs())} training run(s) per trial")
+    failures = [0]
+
+    def progress(study: Any, trial: Any) -> None:
+        state = trial.state.name
+        failures[0] = failures[0] + 1 if state == "FAIL" else 0
+        params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+        value = f"dev {trial.value:.4f}" if trial.value is not None else state.lower()
+        pruned = f" (pruned at step {trial.last_step})" if state == "PRUNED" else ""
+        log(f"trial {trial.number}: {value}{pruned}  {params}")
+        if failures[0] >= MAX_FAILURES_IN_A_ROW:
+            study.stop()
+        if target is not None and len(finished_trials(optuna, study)) >= target:
+            study.stop()
+
+    if target is None or done < target:
+        study.optimize(make_objective(cfg, space), n_trials=None, timeout=cfg.timeout, callbacks=[progress],
+                       catch=(PromptLearningError,))
+    if failures[0] >= MAX_FAILURES_IN_A_ROW:
+        last = study.trials[-1]
+        raise ConfigError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: {last.system_attrs.get('fail_reason', '')}"
+                          .splitlines()[0][:200] + "); check the base configuration with `promptlearning train`")
+    return summary(optuna, study, cfg)
+
+
+def summary(optuna: Any, study: Any, cfg: TuneConfig) -> dict[str, Any]:
+    """The best trial, the defaults' trial and the counts of a study."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise ConfigError(f"study {cfg.study_name} has no complete trial yet; run more trials (--n-trials, --timeout)")
+    best = max(complete, key=lambda t: (t.value, -t.number))
+    default = next((t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("defaults")), None)
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    return {"best_value": best.value, "best_params": dict(best.params), "best_trial": best.number,
+            "best_dev_accuracies": best.user_attrs.get("dev_accuracies"),
+            "default_value": default.value if default is not None else None,
+            "default_state": default.state.name.lower() if default is not None else None,
+            "default_params": dict(default.params) if default is not None else None,
+            "trials": counts, "storage": cfg.storage_url, "study": cfg.study_name}
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+__all__ = ["TRIAL_MAX_TEST", "TuneConfig", "run_tune", "summary", "trial_config", "where"]

@@ -1,0 +1,120 @@
+"""`promptlearning tune`: declared search spaces, a resumable Optuna study, pruning on the dev curve, and a
+best.yaml that `train --config` runs. Tiny BERT and a toy CSV: seconds per trial."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from promptlearning.cli.main import main
+from promptlearning.methods import list_methods
+from promptlearning.training import TrainConfig
+from tests.test_bench import write_suite
+
+optuna = pytest.importorskip("optuna", reason="the tune extra is not installed: pip install 'promptlearning[tune]'")
+
+from promptlearning.bench.tuning.pruning import DevCurvePruning  # noqa: E402
+from promptlearning.bench.tuning.space import defaults, method_space  # noqa: E402
+
+TRAINED = [m.name for m in list_methods() if m.needs_training]
+
+
+@pytest.mark.parametrize("method", TRAINED)
+def test_every_method_declares_a_space_of_its_own_options(method: str) -> None:
+    from promptlearning.methods import get_method
+
+    cls = get_method(method)
+    space = method_space(method)  # raises on a name that is no option
+    assert "train.lr" in space
+    options = {f.name: f.default for f in dataclasses.fields(cls.config_class)}
+    train = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name, value in defaults(method, space).items():  # the defaults are what the method runs with today
+        expected = train[name[6:]] if name.startswith("train.") else options[name]
+        assert value == (cls.default_lr if name == "train.lr" and expected is None and value is not None
+                         else expected)
+
+
+def _tune(tmp_path: Path, *extra: str) -> int:
+    write_suite(tmp_path)  # writes toy.csv
+    return main(["tune", "--method", "prefix_tuning", "--train-file", str(tmp_path / "toy.csv"), "--backbone",
+                 "tiny-bert", "--shots", "4", "--max-steps", "4", "--eval-every", "2", "--output",
+                 str(tmp_path / "study"), "--pruner", "none", *extra])
+
+
+def _trials(tmp_path: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(tmp_path / "study" / "study.sqlite3") as db:
+        return [(n, s) for n, s in db.execute("SELECT number, state FROM trials ORDER BY number")]
+
+
+def test_a_resumed_study_continues_its_trial_numbering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _tune(tmp_path, "--n-trials", "2") == 0
+    assert _trials(tmp_path) == [(0, "COMPLETE"), (1, "COMPLETE")]
+    first = yaml.safe_load((tmp_path / "study" / "best.yaml").read_text())
+    calls = [0]
+    real = DevCurvePruning.on_evaluate
+
+    def killed_once(self: DevCurvePruning, trainer: Any, record: dict[str, Any]) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of trial 2
+        real(self, trainer, record)
+
+    monkeypatch.setattr(DevCurvePruning, "on_evaluate", killed_once)
+    assert _tune(tmp_path, "--n-trials", "4") == 130
+    assert _trials(tmp_path)[-1] == (2, "FAIL")
+    assert _tune(tmp_path, "--n-trials", "4") == 0  # the same command resumes: two more finished trials
+    assert _trials(tmp_path) == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "FAIL"), (3, "COMPLETE"), (4, "COMPLETE")]
+    assert _tune(tmp_path, "--n-trials", "4") == 0  # nothing left to run
+    assert len(_trials(tmp_path)) == 5
+    assert first["method"] == "prefix_tuning"
+
+
+def test_the_written_yaml_trains_and_fixed_options_are_not_searched(tmp_path: Path) -> None:
+    assert _tune(tmp_path, "--n-trials", "2", "--option", "num_tokens=3", "--seeds", "5,6") == 0
+    best = tmp_path / "study" / "best.yaml"
+    values = yaml.safe_load(best.read_text())
+    assert values["method_options"]["num_tokens"] == 3 and values["train"]["seed"] == 5
+    assert {"lr", "max_steps"} <= set(values["train"]) and "reparam" in values["method_options"]
+    study = optuna.load_study(study_name="tune", storage=f"sqlite:///{tmp_path / 'study' / 'study.sqlite3'}")
+    assert all("num_tokens" not in t.params and len(t.user_attrs["dev_accuracies"]) == 2 for t in study.trials)
+    assert study.trials[0].user_attrs.get("defaults")  # the method's defaults are trial 0
+    assert main(["train", "--config", str(best), "--output", str(tmp_path / "run"), "--quiet"]) == 0
+    saved = yaml.safe_load((tmp_path / "run" / "best" / "adapter_config.json").read_text())  # JSON is YAML
+    assert saved["method"] == "prefix_tuning"
+    assert saved["method_config"]["reparam"] == values["method_options"]["reparam"]
+
+
+def test_dev_curve_pruning_reports_each_evaluation_and_prunes() -> None:
+    class Trial:
+        def __init__(self, prune_at: int) -> None:
+            self.reports: list[tuple[float, int]] = []
+            self.prune_at = prune_at
+
+        def report(self, value: float, step: int) -> None:
+            self.reports.append((value, step))
+
+        def should_prune(self) -> bool:
+            return self.reports[-1][1] >= self.prune_at
+
+    trial = Trial(prune_at=24)
+    callback = DevCurvePruning(trial, offset=20)
+    callback.on_evaluate(None, {"step": 2, "dev_accuracy": 0.5})
+    with pytest.raises(optuna.TrialPruned):
+        callback.on_evaluate(None, {"step": 4, "dev_accuracy": 0.25})
+    assert trial.reports == [(0.5, 22), (0.25, 24)]
+
+
+def test_tune_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _tune(tmp_path, "--n-trials", "1") == 0
+    assert _tune(tmp_path, "--n-trials", "2", "--max-steps", "6") == 2  # another setup in the same study
+    assert _tune(tmp_path, "--executor", "ray") == 2
+    assert _tune(tmp_path, "--n-trials", "0") == 2
+    assert main(["tune", "--method", "fixed_prompt", "--output", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("error:") == 4
+    assert "another configuration" in err and "several `promptlearning tune`" in err
