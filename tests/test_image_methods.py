@@ -248,3 +248,41 @@ def test_unreadable_or_missing_images_are_one_line_errors(tmp_path: Path) -> Non
 
 def test_text_backbones_are_not_image_backbones() -> None:
     assert not isinstance(tiny_backbone("bert"), ImageBackbone)
+
+
+# ---------------------------------------------------------------------- checkpoints from a folder, packaged data
+def test_vit_and_clip_checkpoint_folders_load_as_image_backbones(vit: ImageBackbone, clip: ImageBackbone,
+                                                                 tmp_path: Path) -> None:
+    """What a user with a local ViT or CLIP checkpoint passes as --backbone FOLDER."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    from promptlearning.image_backbones import ClipBackbone, VitBackbone
+
+    clip.model.save_pretrained(tmp_path / "clip")
+    clip.tokenizer.save_pretrained(tmp_path / "clip")
+    loaded = load_backbone(str(tmp_path / "clip"))
+    assert isinstance(loaded, ClipBackbone) and loaded.info.fingerprint == clip.info.fingerprint
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=64, num_labels=5)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "vit")
+    loaded_vit = load_backbone(str(tmp_path / "vit"))
+    assert isinstance(loaded_vit, VitBackbone) and loaded_vit.info.source_classes == 5
+    assert loaded_vit.info.num_layers == 2 and loaded_vit.info.image_size == 32
+
+
+def test_the_digits_task_holds_8x8_images() -> None:
+    from promptlearning.data.tasks import load_task
+
+    digits = load_task("digits")
+    assert len(digits.labels) == 10 and len(digits.pool) + len(digits.test) == 1797
+    assert open_image(digits.test[0].text_a).size == (8, 8)
+
+
+def test_a_cnn_can_be_fed_smaller_images_and_a_vit_cannot(cnn: ImageBackbone, vit: ImageBackbone) -> None:
+    from promptlearning.errors import BackboneError
+    from promptlearning.image_backbones import at_image_size
+
+    small = at_image_size(cnn, 24)
+    assert small.info.image_size == 24 and cnn.info.image_size == 32 and small.model is cnn.model
+    with pytest.raises(BackboneError, match="position embeddings fix its input"):
+        at_image_size(vit, 24)

@@ -49,7 +49,7 @@ def cmd_backbones(args: argparse.Namespace) -> int:
         print(f"{name:12s} {PACKAGED[name]}" + (f" (aliases: {', '.join(aliases)})" if aliases else ""))
         print(f"{'':12s} {facts_line(name)}")
     print("Any Hugging Face encoder (BERT, RoBERTa, DistilBERT, ELECTRA) or decoder (Llama, Mistral, Qwen, "
-          "GPT-2) directory or hub id works too.")
+          "GPT-2) directory or hub id works too, and so does an image model's: ViT, DeiT or CLIP.")
     return 0
 
 
