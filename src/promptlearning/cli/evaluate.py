@@ -46,7 +46,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if cfg.data.max_test is not None and args.split == "test":
         examples = test_subset(examples, cfg.data.max_test)
     scores = evaluate(model, model.encode(examples), progress=True)
-    print(json.dumps({"task": data.name, "split": args.split, **scores}))
+    print(json.dumps({"task": data.name, "split": args.split, **scores, **_memory(model)}))
     return 0
 
 
@@ -69,8 +69,16 @@ def _evaluate_file(model: Any, split: str, data: dict[str, Any]) -> int:
 
         examples = test_subset(examples, int(data["max_test"]))
     scores = evaluate(model, model.encode(examples), progress=True)
-    print(json.dumps({"task": Path(str(data["test_file"])).stem, "split": "test", **scores}))
+    print(json.dumps({"task": Path(str(data["test_file"])).stem, "split": "test", **scores, **_memory(model)}))
     return 0
+
+
+def _memory(model: Any) -> dict[str, Any]:
+    """The peak memory of the evaluation and the dtype the backbone was held in (sizing machines)."""
+    from promptlearning.adapters import backbone_dtype
+    from promptlearning.memory import peak_memory
+
+    return {"dtype": backbone_dtype(model.backbone), **peak_memory()}
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
