@@ -77,3 +77,13 @@ def test_a_text_method_on_an_image_backbone_names_the_image_methods(images: Path
     line = fails(capsys, "train", "--backbone", "tiny-vit", "--train-file", str(images), "--method", "prompt_tuning",
                  *FAST)
     assert "prompts text backbones and tiny-vit reads images" in line and "vpt" in line
+
+
+def test_bench_and_report_run_image_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: vision\nbackbone: tiny-vit\ntasks: [digits]\nshots: 1\nseeds: [13]\nmax_test: 20\n"
+                     "train: {max_steps: 2, eval_every: 1}\nmethods:\n  - {method: vpt, method_options: {num_tokens: 2}}\n"
+                     "  - {method: zero_shot, head: {kind: label_mapping}}\n", encoding="utf-8")
+    ok(capsys, "bench", str(suite), "--store", str(tmp_path / "store"), "--threads", "1", "--quiet")
+    report = (tmp_path / "store" / "report.md").read_text(encoding="utf-8")
+    assert "| vpt |" in report and "| zero_shot |" in report

@@ -139,6 +139,13 @@ class ImageBackbone(Backbone):
         """Hidden states (B, 1, H) of a network without tokens: its pooled features as one position."""
         raise NotImplementedError
 
+    def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The bare backbone on uint8 images (B, 3, S, S), with no prompt: what latency is compared against."""
+        weight = self.identity_weight()
+        normalised = self.normalize(pixels.to(weight.device, weight.dtype) / 255.0)
+        tokens = self.tokens(normalised)
+        return self.pooled(normalised) if tokens is None else self.run_layers(tokens)
+
     # ---- the model's own outputs, for the heads that read them
     def source_logits(self, hidden: torch.Tensor, prompt_len: int) -> torch.Tensor:
         """Scores (B, source_classes) of the model's own frozen classifier."""

@@ -95,6 +95,8 @@ def measure_latency(model: Any, items: list[Any], batch_size: int, repeats: int 
         return model(batch)
 
     def run_bare() -> Any:
+        if batch.pixel_values is not None:  # an image backbone: its own forward on the same pixels
+            return model.backbone.forward_images(batch.pixel_values)
         return bare(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
 
     was_training = model.training
