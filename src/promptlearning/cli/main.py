@@ -95,11 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _join_launch(args.command)
         code = int(args.func(args))
         _flush_stdout()  # a full or failing output fails here, in one line, not at the interpreter's exit
         return code
     except PromptLearningError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from promptlearning.launcher import is_main_process
+
+        if is_main_process():  # the launched processes share the run's options: one says it for all
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `promptlearning methods | head`: the reader left, which is not an error
         _silence_stdout()
@@ -116,6 +120,18 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; saved adapters and checkpoints are intact (a killed train continues with --resume)",
               file=sys.stderr)
         return 130
+
+
+def _join_launch(command: str) -> None:
+    """Under torchrun or accelerate launch: refuse what would run N silent copies (see
+    :func:`promptlearning.launcher.check_launch`), and let only rank 0 print (the others' standard
+    output goes to /dev/null and their progress bars are off; errors still reach the standard error)."""
+    from promptlearning.launcher import check_launch, is_main_process
+
+    check_launch(command)
+    if not is_main_process():
+        os.environ["TQDM_DISABLE"] = "1"
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
 
 
 def _strict_stdin() -> None:

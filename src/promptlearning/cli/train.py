@@ -113,6 +113,7 @@ def train_continual(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     from promptlearning.heads.base import POOLINGS, head_kinds
     from promptlearning.training import TrainConfig
+    from promptlearning.training.config import TRACKERS
 
     p = sub.add_parser("train", help="few-shot train a prompt method and save the adapter",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -145,7 +146,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="train N >= 2 prompts (seed + i, init_seed + i) and save them as one adapter that answers "
                         "with their mean probabilities in one batched forward (docs/ensembles.md)")
     add_data_flags(p)
-    add_dataclass_flags(p.add_argument_group("training"), TrainConfig)
+    add_dataclass_flags(p.add_argument_group("training"), TrainConfig, choices={"report_to": TRACKERS})
     add_strategy_flags(p)
     p.add_argument("--continual", default=argparse.SUPPRESS, metavar="A,B,...",
                    help="meet these tasks one at a time with a prompt library (forgetting and transfer table)")

@@ -21,6 +21,7 @@ from promptlearning.data.task_info import TaskInfo
 from promptlearning.errors import ConfigError
 from promptlearning.fileio import write_json
 from promptlearning.heads.base import HeadConfig
+from promptlearning.launcher import is_main_process
 from promptlearning.model import PromptModel
 from promptlearning.seeding import seed_everything
 from promptlearning.training import TrainConfig, Trainer
@@ -90,7 +91,8 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print,
                               "trainable_params": trainable, "wall_seconds": time.perf_counter() - started,
                               "dev_curve": [(h["step"], h["dev_accuracy"]) for h in fit.history]}
     if out is not None:
-        write_json(out / "results.json", {"config": cfg.to_dict(), "results": result})
+        if is_main_process():  # a data-parallel run's other processes write nothing
+            write_json(out / "results.json", {"config": cfg.to_dict(), "results": result})
         result["adapter"] = str(out / "best")
     result["_model"] = model
     return result

@@ -24,6 +24,7 @@ from promptlearning.devices import resolve_device
 from promptlearning.errors import ConfigError
 from promptlearning.fileio import write_json
 from promptlearning.heads.base import HeadConfig
+from promptlearning.launcher import is_main_process
 from promptlearning.memory import describe_peak, peak_memory
 from promptlearning.model import PromptModel
 from promptlearning.seeding import seed_everything
@@ -161,7 +162,8 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
                               "trainable_params": trainable, "backbone_params": total,
                               "trainable_share": trainable / total, "prompt_layers": model.method.prompt_layers}
     result["majority_test_accuracy"] = majority_accuracy([e.label for e in split.train], [e.label for e in split.test])
-    if baseline and trainable > 0 and not resume:  # nothing to train: the baseline is the result itself
+    main = is_main_process()  # a data-parallel run: the other processes train, and neither print nor write
+    if baseline and trainable > 0 and not resume and main:  # nothing to train: the baseline is the result itself
         model.to(resolve_device(cfg.train.device))  # the device training will use
         untrained = evaluate(model, test_items, cfg.train.eval_batch_size)
         result["untrained_test_accuracy"] = untrained["accuracy"]
@@ -197,7 +199,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
         # nothing to learn (a fixed prompt with the verbaliser): evaluate as is and save the adapter
         log("nothing to train: evaluating the model as it is")
         fit = TrainResult(best_dev=-1.0, best_step=0, steps=0, train_seconds=0.0, seconds_per_step=0.0)
-        if out is not None:
+        if out is not None and main:
             model.save_pretrained(out / "best", extra={"task": data.name})
     else:
         trainer = strategy.make_trainer(TrainerInputs(model, cfg.train, train_items, dev_items, out, run_info,
@@ -218,7 +220,8 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
         f"test macro-F1 {test['macro_f1']:.4f}  (best step {fit.best_step}, {fit.seconds_per_step:.3f} s/step)")
     log(f"{describe_peak(peak_memory())} (backbone weights in {cfg.dtype})")
     if out is not None:
-        write_json(out / "results.json", {"config": cfg.to_dict(), "results": result})
+        if main:
+            write_json(out / "results.json", {"config": cfg.to_dict(), "results": result})
         result["adapter"] = str(out / "best")
     result["_model"] = model
     return result

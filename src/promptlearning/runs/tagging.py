@@ -35,6 +35,7 @@ from promptlearning.devices import resolve_device
 from promptlearning.errors import ConfigError, DataError
 from promptlearning.fileio import write_json
 from promptlearning.heads.base import OutputKind
+from promptlearning.launcher import is_main_process
 from promptlearning.model import PromptModel
 from promptlearning.runs.single_task import ExperimentConfig, backbone_for
 from promptlearning.seeding import seed_everything
@@ -142,7 +143,7 @@ def run_tagging(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbo
                               "trainable_share": trainable / total, "prompt_layers": model.method.prompt_layers,
                               "tags": len(data.tags), "test_sentences": len(split.test)}
     result["majority_test_accuracy"] = _majority(data, split)
-    if baseline and not resume:
+    if baseline and not resume and is_main_process():  # data-parallel: the other processes only train
         model.to(resolve_device(cfg.train.device))
         untrained = evaluate_tagged(model, test_items, cfg.train.eval_batch_size)
         result["untrained_test_accuracy"] = untrained["accuracy"]
@@ -161,7 +162,8 @@ def run_tagging(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbo
     log(describe_scores(test, "test") + f"  (dev word accuracy {dev['accuracy']:.4f}, best step {fit.best_step}, "
         f"{fit.seconds_per_step:.3f} s/step)")
     if out is not None:
-        write_json(out / "results.json", {"config": cfg.to_dict(), "results": result})
+        if is_main_process():
+            write_json(out / "results.json", {"config": cfg.to_dict(), "results": result})
         result["adapter"] = str(out / "best")
     result["_model"] = model
     return result

@@ -3,10 +3,15 @@
 Optimizer moments, the model's trainable state and the RNG states are flattened into one
 safetensors file; step counters, the best dev score and the history go to JSON. Never pickled,
 written atomically so a kill during a save leaves the previous checkpoint intact.
+
+A data-parallel run's checkpoint holds every rank's RNG state (``rng.rank{r}.torch``, and
+``rng.rank{r}.cuda`` for its GPU) and the number of processes (``world_size`` in the JSON); a
+one-process checkpoint keeps the one-process layout (``rng.torch``, ``rng.cuda.{i}``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +52,31 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def rng_state() -> dict[str, torch.Tensor]:
+    """This process's RNG state: torch's CPU generator and, with a GPU, its current device's."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
 def save_checkpoint(directory: Path, model_state: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
-                    meta: dict[str, Any], extra: dict[str, torch.Tensor] | None = None) -> None:
+                    meta: dict[str, Any], extra: dict[str, torch.Tensor] | None = None,
+                    rank_rngs: Sequence[dict[str, torch.Tensor]] | None = None) -> None:
+    """Write the checkpoint; ``rank_rngs`` (one :func:`rng_state` per rank) in a data-parallel run."""
     tensors = {f"model.{k}": v for k, v in model_state.items()}
     tensors.update(extra or {})
     optim, optim_meta = optimizer_tensors(optimizer)
     tensors.update(optim)
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
+    if rank_rngs is not None and len(rank_rngs) > 1:
+        for rank, rngs in enumerate(rank_rngs):
+            tensors.update({f"rng.rank{rank}.{name}": state.cpu() for name, state in rngs.items()})
+        meta = {**meta, "world_size": len(rank_rngs)}
+    else:
+        tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            for i, s in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng.cuda.{i}"] = s
     with atomic_directory(directory, marker_files=(META_FILE,)) as tmp:
         save_tensors(tensors, tmp / STATE_FILE)
         write_json(tmp / META_FILE, {**meta, "optimizer": optim_meta})
@@ -76,7 +96,13 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     return tensors, meta
 
 
-def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
+def restore_rng(tensors: dict[str, torch.Tensor], rank: int = 0, world_size: int = 1) -> None:
+    """Restore this process's RNG state (``rank`` of ``world_size``, which wrote the checkpoint)."""
+    if world_size > 1:
+        torch.set_rng_state(tensors[f"rng.rank{rank}.torch"])
+        if f"rng.rank{rank}.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors[f"rng.rank{rank}.cuda"])
+        return
     torch.set_rng_state(tensors["rng.torch"])
     cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():

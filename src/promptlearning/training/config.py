@@ -10,6 +10,9 @@ from typing import Any
 from promptlearning.configs import option
 from promptlearning.errors import ConfigError
 
+#: the experiment trackers ``report_to`` accepts (Accelerate's names; each an optional extra)
+TRACKERS = ("tensorboard", "mlflow", "wandb")
+
 
 @dataclass
 class TrainConfig:
@@ -33,6 +36,8 @@ class TrainConfig:
     seed: int = option(42, "seed of Python, NumPy and torch (data order, dropout, init)")
     device: str = option("auto", "auto, cpu or cuda")
     quiet: bool = option(False, "no progress bar")
+    report_to: str | None = option(None, "also log the loss and dev scores to an experiment tracker: "
+                                         "tensorboard (in OUTPUT/trackers), mlflow or wandb (optional extras)")
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_batch_size", "max_steps", "eval_every", "log_every"):
@@ -52,9 +57,11 @@ class TrainConfig:
             raise ConfigError(f"device must be auto, cpu or cuda (got {self.device!r})")
         if self.patience < 0 or self.checkpoint_every < 0:
             raise ConfigError("patience and checkpoint_every must be >= 0")
+        if self.report_to is not None and self.report_to not in TRACKERS:
+            raise ConfigError(f"unknown tracker {self.report_to!r} for report_to; choose one of: {', '.join(TRACKERS)}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Every setting; ``train_past_perfect_dev`` only when turned on.
+        """Every setting; ``train_past_perfect_dev`` only when turned on, ``report_to`` only when given.
 
         The dict is part of every stored bench job's key and of --resume's fingerprint. Stopping at a
         perfect dev accuracy keeps exactly the model a full run keeps (a later evaluation replaces the kept
@@ -63,6 +70,8 @@ class TrainConfig:
         values = dataclasses.asdict(self)
         if not self.train_past_perfect_dev:
             del values["train_past_perfect_dev"]
+        if self.report_to is None:  # where a run logs, added later: absent at its default, keys unchanged
+            del values["report_to"]
         return values
 
     @classmethod

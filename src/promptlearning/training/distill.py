@@ -195,6 +195,7 @@ class DistillTrainer(MultiTaskTrainer):
             for i, item in zip(rows, teacher.items, strict=True):
                 self.teacher_rows[i] = item
         self._last: torch.Tensor | None = None
+        self._teacher_tasks = {t.task_id for t in self.teachers}
 
     def fit(self, resume: bool = False) -> TrainResult:
         for teacher in self.teachers:
@@ -204,7 +205,7 @@ class DistillTrainer(MultiTaskTrainer):
     def extra_loss(self, batch: Batch, logits: torch.Tensor, step: int) -> torch.Tensor | None:
         if self.distill.distill_weight == 0 or not self.teachers:
             return None
-        rows = self.rows_at(step)  # the batch's rows, in order (a pure function of the step)
+        rows = self.local_rows(step)  # this process's rows of the batch, in order (a pure function of the step)
         total, count = logits.new_zeros((), dtype=torch.float32), 0
         for teacher in self.teachers:
             positions = [j for j, i in enumerate(rows) if self.train_items[i].task_id == teacher.task_id]
@@ -222,7 +223,16 @@ class DistillTrainer(MultiTaskTrainer):
             count += len(positions)
         if count == 0:
             return None
-        loss = self.distill.distill_weight * total / count
+        denominator: float = count
+        if self.parallel.active:
+            # the term is a mean over the whole batch's teacher rows; the trainer weights this process's loss
+            # by its share of the batch's rows, so divide by that share of the whole batch's count
+            everyone = sum(1 for i in self.rows_at(step) if self.train_items[i].task_id in self._teacher_tasks)
+            share = self.batch_share(step)
+            if share == 0:
+                return total * 0.0
+            denominator = everyone * share
+        loss = self.distill.distill_weight * total / denominator
         self._last = loss.detach()
         return loss
 

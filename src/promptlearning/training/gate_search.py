@@ -95,12 +95,22 @@ class BilevelTrainer(Trainer):
                                                weight_decay=search.arch_weight_decay)
 
     # ------------------------------------------------------------------ data
-    def val_batch_at(self, step: int) -> Batch:
+    def val_rows_at(self, step: int) -> list[int]:
+        """The gate step's validation rows (every process's), from (seed, epoch) alone."""
         n, size = len(self.val_items), self.config.batch_size
         epoch, pos = divmod(step, math.ceil(n / size))
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed * 7_919 + epoch))
-        idx = order[pos * size:(pos + 1) * size].tolist()
-        return batches([self.val_items[i] for i in idx], size, self.model.pad_id, self.model.left_pad)[0]
+        return [int(i) for i in order[pos * size:(pos + 1) * size].tolist()]
+
+    def val_batch_at(self, step: int) -> Batch:
+        """This process's validation batch of the step (all of it in one process)."""
+        idx = self.parallel.share(self.val_rows_at(step))
+        return batches([self.val_items[i] for i in idx], len(idx), self.model.pad_id, self.model.left_pad)[0]
+
+    def data_parallel_refusal(self) -> str | None:
+        if self.search.second_order:  # its unrolled weight step would see one process's rows, not the batch's
+            return "the second-order gate search (--second-order) does not run data-parallel"
+        return None
 
     # ------------------------------------------------------------------ losses
     def consistency_loss(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
@@ -125,6 +135,10 @@ class BilevelTrainer(Trainer):
         self.arch_optimizer.zero_grad(set_to_none=True)
         grads = self._second_order_grads(batch, val) if self.search.second_order else torch.autograd.grad(
             self.loss(val), self.arch_params)
+        if self.parallel.active:  # the whole validation batch's gate gradient, on every process
+            rows = self.val_rows_at(step)
+            mine = self.parallel.share(rows)
+            grads = tuple(self.parallel.reduce_sum(grads, self.parallel.weight(rows, len(mine), len(rows))))
         for p, g in zip(self.arch_params, grads, strict=True):
             p.grad = g
         self.arch_optimizer.step()

@@ -41,7 +41,7 @@ def search_layers(model: PromptModel, train_cfg: TrainConfig, search: SearchConf
     fit = trainer.fit(resume=resume and output_dir is not None and (output_dir / "search" / "checkpoint").is_dir())
     history = [(int(h["step"]), list(h["gates"])) for h in fit.history if "gates" in h]
     final = [float(p) for p in method.probabilities()]
-    if output_dir is not None and history:
+    if output_dir is not None and history and trainer.parallel.is_main:
         plot_gates(history, method.candidate_layers, output_dir / "gates.png")
     chosen = method.select_layers(search.budget, search.threshold)
     return SearchResult(chosen, history, final, time.perf_counter() - started, fit.steps)

@@ -99,6 +99,9 @@ class MetaTrainer(Trainer):
         if not self._names:
             raise ConfigError("the method has no weights to adapt in the inner loop; choose a trainable prompt method")
 
+    def data_parallel_refusal(self) -> str | None:
+        return "meta-learning (--meta-algorithm) does not run data-parallel: each step adapts on whole episodes"
+
     def _fingerprint(self) -> dict[str, Any]:
         # other inner-loop settings make another run: a resume under them must be refused
         return {**super()._fingerprint(), "meta": dataclasses.asdict(self.meta)}

@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from promptlearning.data.batching import Encoded, token_batches
+from promptlearning.launcher import is_main_process
 
 if TYPE_CHECKING:
     from promptlearning.ensemble import EnsembleModel
@@ -69,9 +70,10 @@ def predict_encoded(model: PromptModel | EnsembleModel, items: Sequence[Encoded]
 
 
 def stderr_is_terminal() -> bool:
-    """Whether progress goes to a terminal (a bar) rather than a log file or pipe (lines, or nothing)."""
+    """Whether progress goes to a terminal (a bar) rather than a log file or pipe (lines, or nothing).
+    False in a data-parallel run's other processes: rank 0 alone shows progress."""
     try:
-        return sys.stderr.isatty()
+        return sys.stderr.isatty() and is_main_process()
     except (AttributeError, ValueError):
         return False
 

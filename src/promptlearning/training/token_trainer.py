@@ -33,8 +33,14 @@ class TokenTrainer(Trainer):
         self.tagged_train, self.tagged_dev = list(train), list(dev)
 
     def batch_at(self, step: int) -> Batch:
-        return collate_tagged([self.tagged_train[i] for i in self.rows_at(step)], self.model.pad_id,
+        return collate_tagged([self.tagged_train[i] for i in self.local_rows(step)], self.model.pad_id,
                               self.model.left_pad)
+
+    def batch_weight(self, rows: list[int]) -> float:
+        """The scored positions of these sentences: the head's loss is a mean over them, not over rows."""
+        labels = collate_tagged([self.tagged_train[i] for i in rows], self.model.pad_id, self.model.left_pad).labels
+        assert labels is not None
+        return float((labels != -100).sum())
 
     def dev_scores(self) -> dict[str, Any]:
         return evaluate_tagged(self.model, self.tagged_dev, self.config.eval_batch_size)

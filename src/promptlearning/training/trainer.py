@@ -5,6 +5,12 @@ episodes) override :meth:`Trainer.training_step` and keep everything else, inclu
 resume. Exact resume rests on three things: the data order of every epoch comes from a
 generator seeded by (seed, epoch) alone, the global RNG state is saved with the optimizer,
 and the learning-rate schedule is a pure function of the step.
+
+Launched as N processes (torchrun, accelerate launch) the same trainer trains one model
+data-parallel (:mod:`.distributed`): each process takes its slice of every global batch, one
+all-reduce per step sums the weighted gradients, rank 0 evaluates and shares each decision,
+and only rank 0 writes files, prints and runs the callbacks; the checkpoint holds every
+rank's RNG state.
 """
 
 from __future__ import annotations
@@ -32,9 +38,11 @@ from promptlearning.training.checkpoint import (
     load_checkpoint,
     restore_optimizer,
     restore_rng,
+    rng_state,
     save_checkpoint,
 )
 from promptlearning.training.config import TrainConfig
+from promptlearning.training.distributed import DataParallel, rank_seed
 from promptlearning.training.metrics import evaluate, stderr_is_terminal
 
 BEST_DIR = "best"
@@ -141,7 +149,12 @@ class Trainer:
         self.run_info = run_info or {}
         self.accelerator = accelerator_for(config.device)
         self.device = self.accelerator.device
+        self.parallel = DataParallel.of(self.accelerator)
         self.callbacks = list(callbacks)
+        if config.report_to:
+            from promptlearning.training.trackers import tracker_callback
+
+            self.callbacks.append(tracker_callback(config.report_to, self.output_dir, config))
         self._state: dict[str, Any] = {}
         self._stop_requested: str | None = None
 
@@ -159,8 +172,20 @@ class Trainer:
         self._stop_requested = reason
 
     def _callback(self, hook: str, *args: Any) -> None:
+        if not self.parallel.is_main:  # rank 0 alone sees the run: the others would report it again
+            return
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
+
+    # ------------------------------------------------------------------ data-parallel hooks for strategies
+    def data_parallel_refusal(self) -> str | None:
+        """Why this trainer cannot train data-parallel (None: it can); refused in one line at the start."""
+        return None
+
+    def batch_weight(self, rows: list[int]) -> float:
+        """What the loss averages over in these training rows: rows (a token tagger counts scored words).
+        A process's gradient counts by its share of the global batch's weight."""
+        return float(len(rows))
 
     # ------------------------------------------------------------------ hooks for strategies
     def training_step(self, batch: Batch, step: int) -> torch.Tensor:
@@ -198,22 +223,40 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def rows_at(self, step: int) -> list[int]:
-        """Indices into the training items of the given global step's batch rows, in order,
-        computed from (seed, epoch) alone. A strategy that draws batches otherwise overrides both."""
+        """Indices into the training items of the given global step's batch rows (every process's), in
+        order, computed from (seed, epoch) alone. A strategy that draws batches otherwise overrides it."""
         n, size = len(self.train_items), self.config.batch_size
         per_epoch = math.ceil(n / size)
         epoch, pos = divmod(step, per_epoch)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed * 100_003 + epoch))
         return [int(i) for i in order[pos * size:(pos + 1) * size].tolist()]
 
-    def batch_at(self, step: int) -> Batch:
-        """The batch of a given global step: the rows of :meth:`rows_at`."""
+    def local_rows(self, step: int) -> list[int]:
+        """This process's rows of the step's batch (all of them in one process)."""
+        return self.parallel.share(self.rows_at(step))
+
+    def batch_share(self, step: int) -> float:
+        """This process's share of the step's loss (1 in one process; see :meth:`batch_weight`)."""
+        if not self.parallel.active:
+            return 1.0
         rows = self.rows_at(step)
+        return self.parallel.weight(rows, self.batch_weight(self.parallel.share(rows)), self.batch_weight(rows))
+
+    def batch_at(self, step: int) -> Batch:
+        """This process's batch of a given global step: its rows of :meth:`rows_at`."""
+        rows = self.local_rows(step)
         return batches([self.train_items[i] for i in rows], len(rows), self.model.pad_id, self.model.left_pad)[0]
 
     def fit(self, resume: bool = False) -> TrainResult:
         cfg = self.config
+        main = self.parallel.is_main
+        if self.parallel.active:
+            refusal = self.data_parallel_refusal()
+            if refusal:
+                raise TrainingError(f"{refusal}; launch one process (without torchrun/accelerate launch)")
         seed_everything(cfg.seed)
+        if self.parallel.rank:  # rank 0's stream is a one-process run's; the others draw their own
+            torch.manual_seed(rank_seed(cfg.seed, self.parallel.rank))
         self.model.to(self.device)
         groups = parameter_groups(self.model, cfg)
         if not groups:
@@ -222,13 +265,13 @@ class Trainer:
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.max_steps, cfg.warmup_ratio))
         state: dict[str, Any] = {"step": 0, "best_dev": -1.0, "best_step": -1, "bad_evals": 0, "history": [],
                                  "train_seconds": 0.0, "stopped_early": False}
-        if not cfg.quiet:
+        if not cfg.quiet and main:
             tqdm.write(f"optimizer groups: {describe_groups(groups)}")
         if resume:
             state = self._resume(optimizer, state)
             schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.max_steps, cfg.warmup_ratio),
                                                          last_epoch=state["step"] - 1)
-        elif self.output_dir is not None:
+        elif self.output_dir is not None and main:
             self._metrics_path().parent.mkdir(parents=True, exist_ok=True)
             self._metrics_path().write_text("")
         self._state = state
@@ -236,10 +279,10 @@ class Trainer:
         self.model.train()
         params = [p for g in groups for p in g["params"]]
         # a bar on a terminal; in a log file one line per evaluation instead of hundreds of redraws
-        self._log_lines = not cfg.quiet and not stderr_is_terminal()
+        self._log_lines = not cfg.quiet and not stderr_is_terminal() and main
         self._started, self._start_step = time.perf_counter(), state["step"]
-        bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=cfg.quiet or self._log_lines, desc="train",
-                   unit="step", dynamic_ncols=True)
+        bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=cfg.quiet or self._log_lines or not main,
+                   desc="train", unit="step", dynamic_ncols=True)
         try:
             if cfg.eval_at_start and state["step"] == 0:
                 self._evaluate(state)
@@ -248,6 +291,8 @@ class Trainer:
                 step = state["step"]
                 started = time.perf_counter()
                 loss = self.training_step(self.batch_at(step).to(self.device), step)
+                # data-parallel: every process now holds the whole batch's gradient and loss
+                loss = self.parallel.reduce_gradients(params, loss, self.batch_share(step))
                 if not torch.isfinite(loss):
                     raise TrainingError(f"the loss became {loss.item()} at step {step}; lower --lr or check the data"
                                         + self._kept_note())
@@ -290,6 +335,8 @@ class Trainer:
     def _honour_stop_request(self, state: dict[str, Any]) -> None:
         """End the run after this step when a callback asked for it (logged with its reason)."""
         reason, self._stop_requested = self._stop_requested, None
+        if self.callbacks and self.parallel.active:  # rank 0's callbacks decide for every rank
+            reason = self.parallel.broadcast(reason)
         if reason is not None and not state["stopped_early"]:
             self._stop_early(state, reason)
 
@@ -339,17 +386,22 @@ class Trainer:
             state["best_step"], state["best_dev"] = state["step"], 0.0
             self._keep_best(state)
             return
-        scores = self.dev_scores()
-        record = {"step": state["step"], "dev_accuracy": scores["accuracy"], "dev_macro_f1": scores["macro_f1"],
-                  **self.extra_record()}
+        record: dict[str, Any] | None = None
+        if self.parallel.is_main:  # rank 0 evaluates; every rank takes the same decisions from its scores
+            scores = self.dev_scores()
+            record = {"step": state["step"], "dev_accuracy": scores["accuracy"], "dev_macro_f1": scores["macro_f1"],
+                      **self.extra_record()}
+        record = self.parallel.broadcast(record)
+        assert record is not None
         state["history"].append(record)
         self._log(record)
+        accuracy = record["dev_accuracy"]
         if getattr(self, "_log_lines", False):
-            self._print_progress(state, scores["accuracy"])
-        if scores["accuracy"] > state["best_dev"]:
-            state["best_dev"], state["best_step"], state["bad_evals"] = scores["accuracy"], state["step"], 0
+            self._print_progress(state, accuracy)
+        if accuracy > state["best_dev"]:
+            state["best_dev"], state["best_step"], state["bad_evals"] = accuracy, state["step"], 0
             self._keep_best(state)
-            if not self.config.train_past_perfect_dev and scores["accuracy"] >= 1.0:
+            if not self.config.train_past_perfect_dev and accuracy >= 1.0:
                 # only a strictly better score replaces the kept model, and none is better than 1.0
                 self._stop_early(state, "dev accuracy 1.0")
         else:
@@ -360,6 +412,8 @@ class Trainer:
 
     def _keep_best(self, state: dict[str, Any]) -> None:
         if self.output_dir is not None:
+            if not self.parallel.is_main:
+                return
             self.model.save_pretrained(self.output_dir / BEST_DIR,
                                        extra={"step": state["step"], "dev_accuracy": state["best_dev"], **self.run_info})
             self._callback("on_save", self.output_dir / BEST_DIR, "best")
@@ -369,6 +423,7 @@ class Trainer:
     def _restore_best(self) -> None:
         from promptlearning.adapters import WEIGHTS_FILE, load_state_into, load_tensors
 
+        self.parallel.barrier()  # rank 0 has written best/
         if self.output_dir is not None and (self.output_dir / BEST_DIR / WEIGHTS_FILE).is_file():
             best = load_tensors(self.output_dir / BEST_DIR / WEIGHTS_FILE)
         else:
@@ -381,7 +436,7 @@ class Trainer:
         return self.output_dir / METRICS_FILE
 
     def _log(self, record: dict[str, Any]) -> None:
-        if self.output_dir is not None:
+        if self.output_dir is not None and self.parallel.is_main:
             with self._metrics_path().open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
 
@@ -397,7 +452,8 @@ class Trainer:
 
         model = adapter_config(self.model)
         model.pop("version", None)  # a library upgrade alone does not change the run
-        return {"train": self.config.to_dict() | {"quiet": None, "device": None},
+        train = {k: v for k, v in self.config.to_dict().items() if k != "report_to"}  # where it logs, not what
+        return {"train": train | {"quiet": None, "device": None},
                 "method": type(self.model.method).name, "method_config": self.model.method.config.to_dict(),
                 "n_train": len(self.train_items), "n_dev": len(self.dev_items),
                 "model": model, "run": {k: v for k, v in self.run_info.items() if k in _RUN_IDENTITY},
@@ -405,10 +461,13 @@ class Trainer:
 
     def _checkpoint(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         assert self.output_dir is not None
+        rngs = self.parallel.gather(rng_state()) if self.parallel.active else None  # every rank's RNG
+        if not self.parallel.is_main:
+            return
         extra_tensors, extra_meta = self.strategy_state()
         save_checkpoint(self.output_dir / CHECKPOINT_DIR, self.model.trainable_state(), optimizer,
                         {"state": state, "run": self._fingerprint(), "strategy": extra_meta},
-                        {f"strategy.{k}": v for k, v in extra_tensors.items()})
+                        {f"strategy.{k}": v for k, v in extra_tensors.items()}, rngs)
         self._callback("on_save", self.output_dir / CHECKPOINT_DIR, "checkpoint")
 
     def _resume(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> dict[str, Any]:
@@ -417,6 +476,7 @@ class Trainer:
         if self.output_dir is None:
             raise TrainingError("--resume needs --output, the directory of the run to continue")
         tensors, meta = load_checkpoint(self.output_dir / CHECKPOINT_DIR)
+        self.parallel.check_resume(int(meta.get("world_size", 1)), str(self.output_dir))
         now = json.loads(json.dumps(self._fingerprint()))
         saved = meta.get("run") or {}
         if saved.keys() < now.keys():  # made by a version that fingerprinted less: compare what it kept
@@ -429,13 +489,13 @@ class Trainer:
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         load_state_into(self.model, model_state, set(self.model.trainable_state()), self.output_dir / CHECKPOINT_DIR)
         restore_optimizer(optimizer, tensors, meta["optimizer"])
-        restore_rng(tensors)
+        restore_rng(tensors, self.parallel.rank, self.parallel.world_size)
         self.load_strategy_state({k[len("strategy."):]: v for k, v in tensors.items() if k.startswith("strategy.")},
                                  meta.get("strategy", {}))
         state = meta["state"]
         # drop log lines written after the checkpoint by the run that was killed
         path = self._metrics_path()
-        if path.is_file():
+        if path.is_file() and self.parallel.is_main:
             kept = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= state["step"]]
             path.write_text("".join(ln + "\n" for ln in kept))
         return state
