@@ -286,3 +286,23 @@ def test_a_cnn_can_be_fed_smaller_images_and_a_vit_cannot(cnn: ImageBackbone, vi
     assert small.info.image_size == 24 and cnn.info.image_size == 32 and small.model is cnn.model
     with pytest.raises(BackboneError, match="position embeddings fix its input"):
         at_image_size(vit, 24)
+
+
+def test_an_interrupted_image_run_resumes_exactly(vit: ImageBackbone, images: list[Example], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptlearning.training import TrainConfig
+    from promptlearning.training.checkpoint import load_checkpoint
+    from promptlearning.training.trainer import Trainer
+
+    from .resume_helper import Cut, assert_same_tensors, run_interrupted_then_resumed
+
+    def run(directory: Path, resume: bool) -> dict[str, torch.Tensor]:
+        model = _build(vit, "visual_prompt", {"kind": "label_mapping", "mapping": "learned"}, {"pad": 4})
+        cfg = TrainConfig(max_steps=8, eval_every=4, checkpoint_every=4, quiet=True, batch_size=4,
+                          train_past_perfect_dev=True)
+        Trainer(model, cfg, model.encode(images), model.encode(images[:4]), directory).fit(resume=resume)
+        return load_checkpoint(directory / "checkpoint")[0]
+
+    result = run_interrupted_then_resumed(monkeypatch, run, tmp_path, Cut.at_step(Trainer, 6))
+    assert_same_tensors(result.whole, result.resumed, "checkpoint")
+    assert result.calls["resumed"] == 4  # steps 4..7 only
