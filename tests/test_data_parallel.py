@@ -25,6 +25,7 @@ from promptlearning.launcher import check_launch, launched_rank
 from promptlearning.training import TrainConfig, Trainer
 
 from .conftest import toy_csv
+from .meta_toys import toy_tasks  # noqa: F401  (a fixture)
 from .resume_helper import SRC, assert_same_files
 
 LAUNCH_TIMEOUT = 300  # seconds per launch: a bound on a loaded machine, not a speed expectation
@@ -34,7 +35,8 @@ ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
-    env.update(PYTHONPATH=os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p),
+    root = str(SRC.parent)  # the repository: launched wrappers import tests.meta_toys
+    env.update(PYTHONPATH=os.pathsep.join(p for p in (str(SRC), root, os.environ.get("PYTHONPATH")) if p),
                OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     return env
 
@@ -211,3 +213,63 @@ def test_a_batch_smaller_than_the_world_still_counts_each_row_once() -> None:
     assert [DataParallel(r, 2).share(list(range(5))) for r in range(2)] == [[0, 1, 2], [3, 4]]
     with pytest.raises(TrainingError, match="written by 2 processes and this run has 1 process"):
         DataParallel(0, 1).check_resume(2, "runs/x")
+
+
+# ---------------------------------------------------------------------------- the other strategies, data-parallel
+TOY_TASKS_MAIN = """
+    import sys
+    from tests.meta_toys import WORDS, toy_data
+    from promptlearning.data import tasks as task_registry
+    from promptlearning.data.tasks import TaskSpec
+
+    for name in WORDS:  # the toy tasks of tests/meta_toys.py, registered in each launched process
+        task_registry._REGISTRY[name] = TaskSpec(name, ("negative", "positive"), f"toy task {name}", "tests",
+                                                 lambda n=name: toy_data(n))
+    from promptlearning.cli.main import main
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _same_adapter(one: Path, two: Path) -> None:
+    a = load_file(str(one / "best" / "adapter_model.safetensors"))
+    b = load_file(str(two / "best" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=1e-5, msg=name)
+
+
+def test_spt_search_and_retraining_run_data_parallel(runs: Path, tmp_path: Path) -> None:
+    """SPT's first-order bi-level search (gate gradients all-reduced too), then the plain retraining."""
+    from promptlearning.cli.main import main
+
+    argv = ["train", "--train-file", str(runs / "train.csv"), "--backbone", "tiny-bert", "--shots", "8",
+            "--method", "spt", "--layer-budget", "1", "--max-steps", "8", "--eval-every", "4", "--batch-size", "8",
+            "--head-dropout", "0", "--no-baseline", "--train-past-perfect-dev", "--quiet"]
+    assert main([*argv, "--output", str(tmp_path / "one")]) == 0
+    two = _launch([*TORCHRUN, *_port(4)], [*argv, "--output", str(tmp_path / "two")])
+    assert two.returncode == 0, two.stderr[-3000:]
+    one_results = json.loads((tmp_path / "one" / "results.json").read_text())["results"]
+    two_results = json.loads((tmp_path / "two" / "results.json").read_text())["results"]
+    assert two_results["chosen_layers"] == one_results["chosen_layers"]
+    assert two_results["final_gates"] == pytest.approx(one_results["final_gates"], abs=1e-5)
+    _same_adapter(tmp_path / "one", tmp_path / "two")
+
+
+def test_multi_task_distillation_runs_data_parallel(toy_tasks: list[str], tmp_path: Path) -> None:  # noqa: F811
+    """Distillation is the multi-task trainer plus the teachers' term: both, with rows of two tasks split
+    across the processes (a task's rows may all fall to one of them)."""
+    from promptlearning.cli.main import main
+
+    teacher = tmp_path / "teacher"
+    assert main(["train", "--task", "toy_movies", "--backbone", "tiny-bert", "--method", "prompt_tuning",
+                 "--option", "num_tokens=2", "--shots", "4", "--max-steps", "3", "--quiet", "--no-baseline",
+                 "--output", str(teacher)]) == 0
+    argv = ["train", "--tasks", "toy_movies,toy_films", "--backbone", "tiny-bert", "--method", "multitask_prompt",
+            "--option", "num_tokens=3", "--shots", "4", "--max-steps", "6", "--eval-every", "3", "--batch-size", "6",
+            "--distill-from", f"toy_movies={teacher / 'best'}", "--train-past-perfect-dev", "--quiet"]
+    assert main([*argv, "--output", str(tmp_path / "one")]) == 0
+    script = tmp_path / "toy_tasks_main.py"
+    script.write_text(textwrap.dedent(TOY_TASKS_MAIN))
+    two = _launch([*TORCHRUN, *_port(5), str(script)], [*argv, "--output", str(tmp_path / "two")], module="")
+    assert two.returncode == 0, two.stderr[-3000:]
+    _same_adapter(tmp_path / "one", tmp_path / "two")
