@@ -273,3 +273,12 @@ def test_multi_task_distillation_runs_data_parallel(toy_tasks: list[str], tmp_pa
     two = _launch([*TORCHRUN, *_port(5), str(script)], [*argv, "--output", str(tmp_path / "two")], module="")
     assert two.returncode == 0, two.stderr[-3000:]
     _same_adapter(tmp_path / "one", tmp_path / "two")
+
+
+def test_train_continual_refuses_several_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptlearning.cli.train import continual_config_from
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="train --continual runs in one process"):
+        continual_config_from({}, resume=False)

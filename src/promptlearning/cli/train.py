@@ -67,6 +67,11 @@ def continual_config_from(values: dict[str, Any], resume: bool) -> Any:
 
     if resume:
         raise ConfigError("train --continual cannot resume (it trains every task again); drop --resume")
+    from promptlearning.launcher import launched_rank
+
+    if launched_rank()[1] > 1:
+        raise ConfigError("train --continual runs in one process (each launched process would run it whole); "
+                          "run it without torchrun/accelerate launch")
     method = values.pop("method", METHOD)
     if method != METHOD:
         raise ConfigError(f"train --continual learns {METHOD} prompts, one per task, for its library; "
