@@ -109,6 +109,16 @@ def test_a_damaged_ensemble_file_is_refused(bert: Backbone, tmp_path: Path) -> N
         load_predictor(tmp_path / "ens", backbone=bert)
 
 
+def test_image_backbones_are_refused_in_one_line() -> None:
+    from promptlearning.backbones import load_backbone
+
+    vit = load_backbone("tiny-vit")
+    models = [PromptModel.build(vit, "linear_probe", ["dark", "bright"]) for _ in range(2)]
+    with pytest.raises(ConfigError, match="text backbones only.*drop --ensemble"):
+        EnsembleModel(models)
+    assert "vpt" not in ensemble_methods() and "prompt_tuning" in ensemble_methods()
+
+
 def test_members_that_cannot_be_combined_are_refused(bert: Backbone) -> None:
     with pytest.raises(ConfigError, match="at least 2 members"):
         EnsembleModel(members(bert, "prompt_tuning", n=1))

@@ -44,6 +44,7 @@ from promptlearning.errors import AdapterError, ConfigError
 from promptlearning.fileio import atomic_directory, write_json
 from promptlearning.heads.base import Head, OutputKind
 from promptlearning.methods import list_methods
+from promptlearning.methods.base import input_kind
 from promptlearning.mixture import AdapterMixture, check_mixable
 from promptlearning.model import ModelOutput, PromptModel, backbone_named_by, model_from_config
 
@@ -52,12 +53,16 @@ MEMBER_PREFIX = "members"
 
 
 def ensemble_methods() -> list[str]:
-    """The methods whose prompts can be ensembled: trained, and sharing the frozen backbone."""
-    return [m.name for m in list_methods() if m.needs_training and not m.trains_backbone]
+    """The methods whose prompts can be ensembled: trained, sharing the frozen backbone, and on text backbones
+    (the mixed-batch forward the members share runs text backbones only)."""
+    return [m.name for m in list_methods() if m.needs_training and not m.trains_backbone and "text" in m.input_kinds]
 
 
 def check_member(model: PromptModel) -> None:
     """Refuse, with the methods or heads that work, a model whose prompts cannot share one ensemble forward."""
+    if input_kind(model.backbone.info) != "text":
+        raise ConfigError(f"--ensemble shares one mixed-batch forward that runs text backbones only, and "
+                          f"{model.backbone.info.name} reads images; train single prompts on it (drop --ensemble)")
     method = type(model.method)
     if method.trains_backbone or not method.needs_training:
         why = "changes the backbone itself" if method.trains_backbone else "trains nothing, so its members are equal"
