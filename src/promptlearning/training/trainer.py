@@ -15,17 +15,15 @@ rank's RNG state.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from promptlearning.data.batching import Batch, Encoded, batches
@@ -43,7 +41,17 @@ from promptlearning.training.checkpoint import (
 )
 from promptlearning.training.config import TrainConfig
 from promptlearning.training.distributed import DataParallel, rank_seed
+from promptlearning.training.fingerprint import (  # noqa: F401  (changed_settings: its old home)
+    RUN_IDENTITY,
+    changed_settings,
+    digest_rows,
+)
 from promptlearning.training.metrics import evaluate, stderr_is_terminal
+from promptlearning.training.optimization import (  # noqa: F401  (parameter_groups: its old home, benchmarks import it)
+    describe_groups,
+    linear_schedule,
+    parameter_groups,
+)
 
 BEST_DIR = "best"
 CHECKPOINT_DIR = "checkpoint"
@@ -60,73 +68,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
     stop_reason: str | None = None  # why a run stopped before max_steps (patience, dev 1.0, a callback)
-
-
-def parameter_groups(model: PromptModel, config: TrainConfig) -> list[dict[str, Any]]:
-    """Optimizer groups by one rule: prompts never decay; matrices of the head/backbone do."""
-    lr = config.lr if config.lr is not None else type(model.method).default_lr
-    groups: list[dict[str, Any]] = []
-
-    def add(name: str, params: list[nn.Parameter], group_lr: float) -> None:
-        decay = [p for p in params if p.ndim >= 2]
-        rest = [p for p in params if p.ndim < 2]
-        if decay:
-            groups.append({"name": f"{name}/decay", "params": decay, "lr": group_lr,
-                           "weight_decay": config.weight_decay})
-        if rest:
-            groups.append({"name": f"{name}/no_decay", "params": rest, "lr": group_lr, "weight_decay": 0.0})
-
-    method_params = [p for p in model.method.weight_parameters() if p.requires_grad]
-    if method_params:
-        groups.append({"name": "method", "params": method_params, "lr": lr, "weight_decay": 0.0})
-    add("head", [p for p in model.head.parameters() if p.requires_grad], config.head_lr)
-    if model.method.trains_backbone:
-        add("backbone", [p for p in model.backbone.parameters() if p.requires_grad], lr)
-    return groups
-
-
-def describe_groups(groups: list[dict[str, Any]]) -> str:
-    """One line per optimizer group with its peak learning rate (a schedule rewrites ``lr`` during warm-up;
-    ``initial_lr`` is what was set)."""
-    return "; ".join(f"{g['name']}: {sum(p.numel() for p in g['params']):,} params "
-                     f"lr={g.get('initial_lr', g['lr']):g} wd={g['weight_decay']:g}" for g in groups)
-
-
-def linear_schedule(total: int, warmup_ratio: float) -> Callable[[int], float]:
-    warmup = int(total * warmup_ratio)
-
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return factor
-
-
-def changed_settings(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted names of the settings that differ between two nested dicts (for a resume refusal)."""
-    out = []
-    for key in sorted(set(saved) | set(now)):
-        old, new = saved.get(key), now.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            out += changed_settings(old, new, f"{prefix}{key}.")
-        elif old != new:
-            out.append(f"{prefix}{key}")
-    return out
-
-
-def _digest(items: list[Encoded]) -> str:
-    """sha256 of tokenised rows (ids, segment ids, label, task, template slots), in order."""
-    h = hashlib.sha256()
-    for e in items:
-        row = (e.input_ids, e.token_type_ids, e.label, e.task_id, e.slots)
-        tags = getattr(e, "tags", None)  # per-position labels of tagged rows (absent from older digests)
-        h.update(repr(row if tags is None else (*row, tags)).encode())
-    return h.hexdigest()[:32]
-
-
-#: run_info keys that say which data and teachers a run uses (others, like a search's timings, are reports)
-_RUN_IDENTITY = frozenset({"task", "tasks", "shots", "data_seed", "distill_from", "chosen_layers"})
 
 
 #: steps averaged at the start and at the end of the window the divergence check compares
@@ -456,8 +397,8 @@ class Trainer:
         return {"train": train | {"quiet": None, "device": None},
                 "method": type(self.model.method).name, "method_config": self.model.method.config.to_dict(),
                 "n_train": len(self.train_items), "n_dev": len(self.dev_items),
-                "model": model, "run": {k: v for k, v in self.run_info.items() if k in _RUN_IDENTITY},
-                "data_digest": {"train": _digest(self.train_items), "dev": _digest(self.dev_items)}}
+                "model": model, "run": {k: v for k, v in self.run_info.items() if k in RUN_IDENTITY},
+                "data_digest": {"train": digest_rows(self.train_items), "dev": digest_rows(self.dev_items)}}
 
     def _checkpoint(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
         assert self.output_dir is not None
