@@ -282,3 +282,20 @@ def test_train_continual_refuses_several_processes(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="train --continual runs in one process"):
         continual_config_from({}, resume=False)
+
+
+def test_a_tagger_runs_data_parallel(tmp_path: Path) -> None:
+    """The tagger's loss is a mean over scored words, so each process's gradient counts by its share of the
+    batch's scored words, not of its sentences."""
+    from promptlearning.cli.main import main
+
+    from .token_toy import toy_sentences, write_word_tag
+
+    corpus = write_word_tag(tmp_path / "pos.txt", toy_sentences(60))
+    argv = ["train", "--train-file", str(corpus), "--head", "token_classification", "--method", "prompt_tuning",
+            "--option", "num_tokens=2", "--backbone", "tiny-bert", "--shots", "8", "--max-steps", "6",
+            "--eval-every", "3", "--batch-size", "5", "--no-baseline", "--train-past-perfect-dev", "--quiet"]
+    assert main([*argv, "--output", str(tmp_path / "one")]) == 0
+    two = _launch([*TORCHRUN, *_port(6)], [*argv, "--output", str(tmp_path / "two")])
+    assert two.returncode == 0, two.stderr[-3000:]
+    _same_adapter(tmp_path / "one", tmp_path / "two")
