@@ -143,3 +143,11 @@ def test_a_killed_driver_resumes_without_running_a_finished_job_again(tmp_path: 
     assert {k: rows[k]["finished_at"] for k in finished} == finished  # never ran again
     assert all(rows[k]["attempts"] == 1 for k in finished)
     assert rows[interrupted[0]]["attempts"] == 2  # the job in flight ran once more
+
+
+def test_asking_for_gpus_the_cluster_lacks_is_refused(tmp_path: Path, cluster: None) -> None:
+    from promptlearning.errors import ConfigError
+
+    suite = load_suite(write_suite(tmp_path, methods="[linear_probe]", seeds="[1]"))
+    with pytest.raises(ConfigError, match="has 0 GPU"):
+        run_bench(suite, tmp_path / "store", log=quiet, executor=RayExecutor(gpus=1))

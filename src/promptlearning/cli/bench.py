@@ -70,7 +70,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     store_dir = Path(args.store) if args.store else default_store(suite)
     check_store_folder(store_dir)
     workers, threads = worker_counts(args.workers, args.threads, len(suite.jobs), local=args.executor == "local")
-    executor = get_executor(args.executor, address=args.address)  # connects to nothing yet
+    executor = get_executor(args.executor, address=args.address, gpus=args.gpus_per_job)  # connects to nothing yet
     if args.dry_run:
         status = {job.key: "new" for job in suite.jobs}
         if store_path(store_dir).is_file():  # a dry run never creates a store
@@ -145,6 +145,9 @@ def add_bench_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--address", default=None,
                    help="with --executor ray: the cluster to join (e.g. auto, or ray://HOST:10001); default: "
                         "RAY_ADDRESS, else a new local cluster")
+    p.add_argument("--gpus-per-job", type=float, default=None, metavar="N",
+                   help="with --executor ray: GPUs each job's Ray task asks for (a fraction shares one); without it "
+                        "Ray tasks see no GPU")
     p.add_argument("--workers", type=int, default=None,
                    help="jobs at once: local worker processes, each with cores // N torch threads (default 1); "
                         "with --executor ray, Ray tasks in flight (default: the cluster's CPUs // --threads)")

@@ -26,10 +26,12 @@ class LocalExecutor:
         return {}
 
 
-def make(address: str | None = None) -> LocalExecutor:
-    """``address`` belongs to Ray: refused here rather than silently ignored."""
-    if address is not None:
-        from promptlearning.errors import ConfigError
+def make(address: str | None = None, gpus: float | None = None) -> LocalExecutor:
+    """``address`` and ``gpus`` belong to Ray: refused here rather than silently ignored (local jobs use
+    the device their train options name)."""
+    from promptlearning.errors import ConfigError
 
-        raise ConfigError("--address is for --executor ray; drop it or add --executor ray")
+    for flag, value in (("--address", address), ("--gpus-per-job", gpus)):
+        if value is not None:
+            raise ConfigError(f"{flag} is for --executor ray; drop it or add --executor ray")
     return LocalExecutor()

@@ -16,6 +16,9 @@ What survives what:
   dead driver's tasks by itself);
 - Ctrl-C cancels the tasks in flight and puts their jobs back to ``pending``.
 
+A task sees a GPU only when it asks for one (``gpus``, the CLI's ``--gpus-per-job``; fractions
+share a GPU between jobs): Ray hides the GPUs from tasks that ask for none.
+
 On a cluster of several machines every node needs promptlearning installed (the same
 version), and held-out-task suites need the store's folder on a shared filesystem (their
 jobs share a trained source model kept there).
@@ -79,9 +82,12 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, *, execute: JobFunction = execute_job,
+    def __init__(self, address: str | None = None, *, gpus: float = 0.0, execute: JobFunction = execute_job,
                  poll_seconds: float = HEARTBEAT_SECONDS) -> None:
+        if not gpus >= 0:
+            raise ConfigError(f"--gpus-per-job must be >= 0 (got {gpus})")
         self.address = address
+        self.gpus = gpus
         self.execute = execute
         self.poll_seconds = poll_seconds
         self._started_here = False
@@ -117,9 +123,14 @@ class RayExecutor:
         if threads is not None and threads < 1:
             raise ConfigError(f"--threads must be >= 1 (got {threads})")
         threads = threads or 1
+        resources = self._connect().cluster_resources()
+        if self.gpus > resources.get("GPU", 0):  # Ray would wait forever for a GPU that is not there
+            raise ConfigError(f"--gpus-per-job {self.gpus:g} but the Ray cluster has {resources.get('GPU', 0):g} GPU(s); "
+                              "lower it or join a cluster with GPUs (--address)")
         if workers is None:
-            cpus = int(self._connect().cluster_resources().get("CPU", 1))
-            workers = max(1, cpus // threads)
+            workers = max(1, int(resources.get("CPU", 1)) // threads)
+            if self.gpus:
+                workers = min(workers, max(1, int(resources["GPU"] / self.gpus)))
         return workers, threads
 
     def describe(self) -> dict[str, Any]:
@@ -130,8 +141,10 @@ class RayExecutor:
     # ------------------------------------------------------------------ the sweep
     def run(self, store_file: Path, keys: list[str], *, workers: int, threads: int, log: Log, verbose: bool) -> None:
         ray = self._connect()
-        task = ray.remote(run_job_in_worker).options(num_cpus=threads, max_retries=0)
-        log(f"Ray: up to {workers} job(s) at once, {threads} torch thread(s) each")
+        # a task that asks for no GPU sees none (Ray empties CUDA_VISIBLE_DEVICES): --gpus-per-job gives it one
+        task = ray.remote(run_job_in_worker).options(num_cpus=threads, num_gpus=self.gpus, max_retries=0)
+        log(f"Ray: up to {workers} job(s) at once, {threads} torch thread(s)"
+            + (f" and {self.gpus:g} GPU" if self.gpus else "") + " each")
         in_flight: dict[Any, tuple[Job, str, float]] = {}  # task ref -> (job, owner of its row, start time)
         pace = Pace()
         try:
@@ -180,5 +193,5 @@ class RayExecutor:
             log(finished_line(store, job, result, seconds, pace))
 
 
-def make(address: str | None = None) -> RayExecutor:
-    return RayExecutor(address)
+def make(address: str | None = None, gpus: float | None = None) -> RayExecutor:
+    return RayExecutor(address, gpus=gpus or 0.0)
