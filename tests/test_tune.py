@@ -71,6 +71,9 @@ def test_a_resumed_study_continues_its_trial_numbering(tmp_path: Path, monkeypat
     assert _trials(tmp_path) == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "FAIL"), (3, "COMPLETE"), (4, "COMPLETE")]
     assert _tune(tmp_path, "--n-trials", "4") == 0  # nothing left to run
     assert len(_trials(tmp_path)) == 5
+    study = optuna.load_study(study_name="tune", storage=f"sqlite:///{tmp_path / 'study' / 'study.sqlite3'}")
+    drawn = [tuple(sorted(t.params.items())) for t in study.trials[1:]]
+    assert len(set(drawn)) == len(drawn)  # a resumed study does not replay the random draws of the first run
     assert first["method"] == "prefix_tuning"
 
 

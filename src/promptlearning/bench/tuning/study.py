@@ -136,9 +136,11 @@ def _study(optuna: Any, cfg: TuneConfig, space: dict[str, Any]) -> Any:
                           "give --storage as an Optuna RDB URL such as sqlite:///study.sqlite3") from None
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=cfg.base.train.eval_every)
               if cfg.pruner == "median" else optuna.pruners.NopPruner())
-    sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, n_startup_trials=5)
     study = optuna.create_study(study_name=cfg.study_name, storage=storage, direction="maximize",
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
+                                pruner=pruner, load_if_exists=True)
+    # the sampler's seed moves on with the trials already there: a resumed study (or a second process on
+    # it) must not replay the first one's random draws, which would run the same values twice
+    study.sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed + len(study.trials), n_startup_trials=5)
     setup = cfg.setup(space)
     recorded = study.user_attrs.get("setup")
     if recorded is None:
