@@ -96,12 +96,18 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     return tensors, meta
 
 
+def set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    """Put back what :func:`rng_state` returned (maybe another process's)."""
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"].cpu())
+
+
 def restore_rng(tensors: dict[str, torch.Tensor], rank: int = 0, world_size: int = 1) -> None:
     """Restore this process's RNG state (``rank`` of ``world_size``, which wrote the checkpoint)."""
     if world_size > 1:
-        torch.set_rng_state(tensors[f"rng.rank{rank}.torch"])
-        if f"rng.rank{rank}.cuda" in tensors and torch.cuda.is_available():
-            torch.cuda.set_rng_state(tensors[f"rng.rank{rank}.cuda"])
+        prefix = f"rng.rank{rank}."
+        set_rng_state({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
         return
     torch.set_rng_state(tensors["rng.torch"])
     cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]

@@ -38,6 +38,7 @@ from promptlearning.training.checkpoint import (
     restore_rng,
     rng_state,
     save_checkpoint,
+    set_rng_state,
 )
 from promptlearning.training.config import TrainConfig
 from promptlearning.training.distributed import DataParallel, rank_seed
@@ -263,6 +264,8 @@ class Trainer:
                     self._checkpoint(optimizer, state)
         finally:
             bar.close()
+        if self.parallel.active:  # what runs after training (SPT's rebuilt model) draws the same numbers everywhere
+            set_rng_state(self.parallel.broadcast(rng_state()))
         self._restore_best()
         seconds = state["train_seconds"]
         result = TrainResult(best_dev=state["best_dev"], best_step=state["best_step"], steps=state["step"],
