@@ -69,6 +69,13 @@ def test_one_backbone_forward_answers_every_member(bert: Backbone) -> None:
     assert len(calls) == 1 and probs.shape == (len(TEXTS), 2)
 
 
+def test_a_smaller_ensemble_of_the_first_members(bert: Backbone) -> None:
+    models = members(bert, "prompt_tuning", n=5)
+    three = EnsembleModel(models).first_members(3)
+    alone = torch.stack([m.predict_proba(TEXTS) for m in models[:3]])
+    assert len(three.members) == 3 and torch.allclose(three.predict_proba(TEXTS), alone.mean(0), atol=TOLERANCE)
+
+
 def test_evaluate_scores_the_ensemble_like_its_predictions(bert: Backbone) -> None:
     ensemble = EnsembleModel(members(bert, "prompt_tuning", options={"num_tokens": 3}))
     examples = toy_examples(4)

@@ -161,6 +161,10 @@ class EnsembleModel(nn.Module):
     def device(self) -> torch.device:
         return self.first.device
 
+    def first_members(self, n: int) -> EnsembleModel:
+        """The ensemble of the first ``n`` members: a smaller ensemble compared on the same prompts."""
+        return EnsembleModel(self._members[:n])
+
     def num_trainable(self) -> int:
         """Parameters of all members together (what the ensemble adds to the frozen backbone)."""
         return sum(m.num_trainable() for m in self._members)
