@@ -95,3 +95,32 @@ def test_commands_of_one_prompt_refuse_an_ensemble(capsys: pytest.CaptureFixture
     msg = fails(capsys, "export", "--adapter", str(trained / "best"), "--to", "peft", "--output",
                 str(tmp_path / "peft"))
     assert "ensemble" in msg and "members/<i>/best" in msg and not (tmp_path / "peft").exists()
+
+
+def test_an_interrupted_member_continues_and_the_finished_ones_are_not_retrained(
+        monkeypatch: pytest.MonkeyPatch, data: Path, tmp_path: Path) -> None:
+    """Ctrl-C in member 1's third step (after its step-2 checkpoint): the resume trains only what was left
+    (member 1's last 2 steps, member 2's 4), and ends at the uninterrupted run's ensemble, tensor for tensor."""
+    from safetensors.torch import load_file
+
+    from promptlearning.runs.ensemble import run_ensemble
+    from promptlearning.runs.single_task import DataConfig, ExperimentConfig
+    from promptlearning.training import TrainConfig
+    from promptlearning.training.trainer import Trainer
+
+    from .resume_helper import Cut, assert_same_tensors, run_interrupted_then_resumed
+
+    def run(directory: Path, resume: bool) -> dict[str, object]:
+        cfg = ExperimentConfig(data=DataConfig(task=None, train_file=str(data), shots=4), backbone="tiny-bert",
+                               method="prompt_tuning", method_options={"num_tokens": 3}, ensemble=3,
+                               train=TrainConfig(max_steps=4, eval_every=2, checkpoint_every=2, quiet=True),
+                               output_dir=str(directory))
+        result = run_ensemble(cfg, resume=resume, baseline=False, log=lambda _: None)
+        result.pop("_model")
+        return result
+
+    done = run_interrupted_then_resumed(monkeypatch, run, tmp_path, Cut.at_call(Trainer, "training_step", 7))
+    assert done.calls == {"whole": 12, "cut": 7, "resumed": 6}
+    assert done.resumed["test_accuracy"] == done.whole["test_accuracy"]
+    assert_same_tensors(load_file(str(done.whole_dir / "best/adapter_model.safetensors")),
+                        load_file(str(done.cut_dir / "best/adapter_model.safetensors")), "ensemble adapter")
