@@ -71,6 +71,9 @@ PACKAGES: dict[str, PackageFile] = {
     "scikit_image": PackageFile("scikit-image", "0.26.0",
                                 "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af", False,
                                 "scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl"),
+    "chatterbot_corpus": PackageFile("chatterbot-corpus", "1.3.3",
+                                     "86de5300afb9a80826386339d3bec79c0a72eb0358abb8327e2ecef5ae0ce154",
+                                     False, "chatterbot_corpus-1.3.3-py2.py3-none-any.whl"),
 }
 
 PackageRef = str | PackageFile

@@ -120,6 +120,39 @@ def run_backbone(backbone: Backbone, method: PromptMethod, batch: Batch,
     Returns the last hidden states (B, P + L, H), the full attention mask (B, P + L) and
     the context (heads read the prompt length and the text mask from it).
     """
+    hidden, mask, ctx, _ = _forward(backbone, method, batch, ctx, keep_cache=False)
+    return hidden, mask, ctx
+
+
+def start_cached(backbone: Backbone, method: PromptMethod, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """:func:`run_backbone` that also keeps every position's keys and values (the method's prefix, its
+    prompt positions as its hooks made them, the input) for :func:`continue_cached`.
+
+    Continuing from the cache equals re-running the whole sequence only when the method's prompts do not
+    depend on the tokens that follow them (``reads_input`` false): in a causal LM nothing earlier sees
+    later tokens, so the cached keys and values are what a re-run would compute again."""
+    hidden, mask, _, cache = _forward(backbone, method, batch, None, keep_cache=True)
+    return hidden, mask, cache
+
+
+def continue_cached(backbone: Backbone, method: PromptMethod, cache: Any, token_ids: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+    """Hidden states (B, N, H) of ``token_ids`` (B, N) appended to the cached sequence; ``mask`` (B, P + L + N)
+    is the whole sequence's attention mask after them (the prefix's positions excluded, as
+    :func:`start_cached` returned it). The cache grows by the new positions."""
+    check_length(backbone, method.num_prefix_positions, int(mask.shape[1]))
+    embeds = backbone.embed(token_ids)  # (B, N, H)
+    full = torch.cat([mask.new_ones(mask.shape[0], method.num_prefix_positions), mask], dim=1)
+    kwargs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": full, "past_key_values": cache,
+                              "use_cache": True}
+    if backbone.accepts("position_ids"):
+        positions = position_ids_for(backbone, mask)[:, -token_ids.shape[1]:]  # (B, N)
+        kwargs["position_ids"] = positions + int(getattr(method, "text_position_offset", 0))
+    return backbone.model(**kwargs).last_hidden_state
+
+
+def _forward(backbone: Backbone, method: PromptMethod, batch: Batch, ctx: PromptContext | None,
+             keep_cache: bool) -> tuple[torch.Tensor, torch.Tensor, PromptContext, Any]:
     ctx = ctx or make_context(backbone, method, batch)
     prompt_len = method.num_prompt_positions
     check_length(backbone, prompt_len + method.num_prefix_positions, int(batch.input_ids.shape[1]))
@@ -143,15 +176,19 @@ def run_backbone(backbone: Backbone, method: PromptMethod, batch: Batch,
         # a method may number the input after its key/value prefix, as PEFT does (prefix_tuning's peft_positions)
         kwargs["position_ids"] = position_ids_for(backbone, mask) + int(getattr(method, "text_position_offset", 0))
     prefix = method.kv_prefix(ctx) if method.num_prefix_positions else None
+    cache = None
     if prefix is not None:
         # a fresh cache on every forward: the model fills it in place
-        kwargs["past_key_values"] = DynamicCache(ddp_cache_data=[(k.to(embeds.dtype), v.to(embeds.dtype))
-                                                                 for k, v in prefix])
-        kwargs["use_cache"] = True
+        cache = DynamicCache(ddp_cache_data=[(k.to(embeds.dtype), v.to(embeds.dtype)) for k, v in prefix])
         ones = mask.new_ones(ctx.batch_size, method.num_prefix_positions)
         kwargs["attention_mask"] = torch.cat([ones, mask], dim=1)  # (B, P_kv + P + L)
+    elif keep_cache:
+        cache = DynamicCache()
+    if cache is not None:
+        kwargs["past_key_values"] = cache
+        kwargs["use_cache"] = True
     if types is not None and backbone.accepts("token_type_ids"):
         kwargs["token_type_ids"] = types
     with layer_hooks(backbone, method, ctx):
         out = backbone.model(**kwargs)
-    return out.last_hidden_state, mask, ctx
+    return out.last_hidden_state, mask, ctx, cache

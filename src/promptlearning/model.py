@@ -32,7 +32,7 @@ from promptlearning.data.task_info import TaskInfo
 from promptlearning.data.templates import Template
 from promptlearning.data.truncation import TruncationCount, check_truncation
 from promptlearning.errors import AdapterError, ConfigError, PromptLearningError, UnknownNameError
-from promptlearning.heads.base import Head, HeadConfig, build_head
+from promptlearning.heads.base import Head, HeadConfig, OutputKind, build_head
 from promptlearning.image_backbones import ImageBackbone
 from promptlearning.image_injection import run_image_backbone
 from promptlearning.injection import run_backbone
@@ -75,7 +75,7 @@ class PromptModel(nn.Module):
         if len({t.name for t in tasks}) != len(tasks):
             raise ConfigError(f"task names repeat in {[t.name for t in tasks]}; give each task once")
         labels = tasks[0].labels
-        if len(labels) < 2:
+        if len(labels) < 2 and head.output is not OutputKind.TEXT:  # a generator's outputs are texts, not labels
             raise ConfigError(f"a classifier needs at least 2 labels (got {list(labels)})")
         chosen = template or method.default_template
         self.template = chosen or head.default_template(task if task is not None else tasks[0].name, labels)
@@ -143,7 +143,7 @@ class PromptModel(nn.Module):
         and its representation is computed (from its description or support examples)."""
         if any(t.name == info.name for t in self.tasks):
             raise ConfigError(f"task {info.name!r} is already served by this model; choose another name")
-        if len(info.labels) < 2:
+        if len(info.labels) < 2 and self.head.output is not OutputKind.TEXT:
             raise ConfigError(f"task {info.name!r} needs at least 2 labels (got {info.labels})")
         index = len(self.tasks)
         text, parsed = None, None

@@ -22,6 +22,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from promptlearning.cli.tag import evaluate_tagging
 
         return evaluate_tagging(model, args)
+    if model.head.output == "text":  # a generator: greedy answers scored as texts (cli.generation)
+        from promptlearning.cli.generation import evaluate_generation
+
+        return evaluate_generation(model, args)
     values = experiment_values(args, skip=("adapter", "backbone", "split", "dtype"))
     data_values = values["data"]
     if "test_file" in data_values and not {"task", "train_file"} & set(data_values):

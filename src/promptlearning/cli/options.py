@@ -311,7 +311,7 @@ def experiment_layout() -> Layout:
     return Layout(sections=("train", "head", "method_options", *(s.section for s in strategies if s.section)),
                   flat={f.name: "data" for f in dataclasses.fields(DataConfig)},
                   top=("backbone", "method", "max_length", "output_dir", "template", "tasks", "truncation", "dtype",
-                       "ensemble"),
+                       "ensemble", "demonstrations"),
                   routes=routes)
 
 

@@ -95,6 +95,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from promptlearning.cli.tag import predict_tagging
 
         return predict_tagging(model, records, fmt, args.output)
+    if model.head.output == "text":  # a generator: its answer per input (cli.generation)
+        from promptlearning.cli.generation import predict_generation
+
+        return predict_generation(model, records, args.adapter, fmt, args.output)
     texts = [(r.text, r.text_b) if r.text_b is not None else r.text for r in records]
     from promptlearning.data.truncation import TruncationCount
 

@@ -24,6 +24,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = experiment_config(experiment_values(args, skip=("no_baseline",)))
     if args.resume and not cfg.output_dir:
         raise ConfigError("--resume needs --output, the directory of the run to continue")
+    from promptlearning.cli.generation import generation_run, train_generation
     from promptlearning.cli.tag import tagging_run, train_tagging
 
     if cfg.ensemble is not None:  # N prompts answered as one adapter: runs.ensemble drives it
@@ -33,9 +34,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if tagging_run(cfg):
             raise ConfigError("--ensemble combines one label per input; a tagging task labels every word: "
                               "drop --ensemble")
+        if generation_run(cfg):
+            raise ConfigError("--ensemble combines label probabilities; a generation task writes text: drop --ensemble")
         result = run_ensemble(cfg, resume=args.resume, baseline=not args.no_baseline)
     elif tagging_run(cfg):  # one tag per word (a tagging task or head): runs.tagging drives it
         return train_tagging(args)
+    elif generation_run(cfg):  # input -> target text (a generation task or head): runs.generation drives it
+        return train_generation(args)
     elif cfg.tasks:
         from promptlearning.runs.multitask import run_multitask
 
@@ -144,6 +149,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "\"Review: {text_a} Sentiment:\"")
     p.add_argument("--pooling", choices=POOLINGS, default=argparse.SUPPRESS, help="head pooling (default auto)")
     p.add_argument("--head-dropout", type=float, default=argparse.SUPPRESS, help="dropout before the head")
+    p.add_argument("--demonstrations", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="generation (--head language_modeling): write N training pairs before each input, the fixed "
+                        "in-context prompt (with --method fixed_prompt: the baseline with demonstrations)")
     p.add_argument("--output", default=argparse.SUPPRESS, help="run directory: best adapter, checkpoint, metrics")
     p.add_argument("--resume", action="store_true", help="continue the killed run in --output exactly")
     p.add_argument("--no-baseline", action="store_true", help="skip the untrained-baseline evaluation")

@@ -65,6 +65,12 @@ class Template:
     def uses_text_b(self) -> bool:
         return any(p.kind == "text_b" for p in self.parts)
 
+    def fixed_length(self, tokenizer: Any) -> int:
+        """Tokens the template takes whatever the input: special tokens, [P] slots and fixed words."""
+        prefix, suffix = special_tokens(tokenizer)
+        return len(prefix) + len(suffix) + self.num_pseudo + sum(
+            len(tokenize(tokenizer, p.value)) for p in self.parts if p.kind == "literal")
+
     def render(self, tokenizer: Any, example: Example, max_length: int, truncation: str = "head",
                count: TruncationCount | None = None) -> tuple[list[int], list[int]]:
         """Token ids and, per position, the pseudo-token index it holds (-1 for ordinary tokens).
@@ -75,9 +81,7 @@ class Template:
         lead = {"text_a": _lead(self.parts, "text_a"), "text_b": _lead(self.parts, "text_b")}
         texts = {"text_a": tokenize(tokenizer, lead["text_a"] + example.text_a),
                  "text_b": tokenize(tokenizer, lead["text_b"] + (example.text_b or ""))}
-        fixed = len(prefix) + len(suffix) + self.num_pseudo + sum(
-            len(tokenize(tokenizer, p.value)) for p in self.parts if p.kind == "literal")
-        budget = max_length - fixed
+        budget = max_length - self.fixed_length(tokenizer)
         if budget < 1:
             raise ConfigError(f"template {self.text!r} leaves no room for the input within {max_length} tokens; "
                               "raise --max-length or shorten the template")

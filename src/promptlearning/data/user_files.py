@@ -347,3 +347,20 @@ def _records(path: Path, text: str, suffix: str) -> list[tuple[int, dict[str, An
     except csv.Error as exc:
         raise DataError(f"{path} line {reader.line_num} is malformed ({exc}); check its quotes") from None
     return rows
+
+
+def read_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line, column -> value) of every row of a CSV, TSV or JSONL file (by extension), for readers of
+    other row shapes than text and label (generation's input and target); refuses what :func:`_read_rows`
+    refuses: an unknown extension, a missing or empty file, a malformed row, no rows."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _DELIMITERS and suffix not in _JSON_SUFFIXES:
+        raise DataError(f"cannot tell the format of {path}; name it .csv, .tsv or .jsonl")
+    text = _read_text(path)
+    if not text.strip():
+        raise DataError(f"{path} is empty; it needs at least one example")
+    rows = _records(path, text, suffix)
+    if not rows:
+        raise DataError(f"{path} has no examples, only a header; add rows")
+    return rows

@@ -62,6 +62,9 @@ class PromptMethod(nn.Module):
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     summary: ClassVar[str] = ""
     trains_backbone: ClassVar[bool] = False
+    # its prompts are computed from the input (instance-aware): appending a token can change them, so
+    # generation re-runs the whole sequence each step instead of continuing from cached keys and values
+    reads_input: ClassVar[bool] = False
     needs_training: ClassVar[bool] = True
     default_lr: ClassVar[float] = 1e-2
     #: the kinds of backbone input this method can prompt: "text" (token embeddings), "image" (pixels, patches)

@@ -108,6 +108,7 @@ def generated_prompt(generator: nn.Module, hidden: torch.Tensor, ctx: PromptCont
 @register_method
 class InstancePromptGenerator(PromptMethod):
     name = "generator"
+    reads_input = True  # its prompts are made from the input (see PromptMethod.reads_input)
     config_class = GeneratorConfig
     summary = "instance-aware prompt generator: a bottleneck net turns a layer's hidden states into that input's prompt"
     default_lr = 3e-3

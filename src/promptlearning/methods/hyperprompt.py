@@ -65,6 +65,7 @@ class HyperPromptConfig(MethodConfig):
 @register_method
 class HyperPrompt(PromptMethod):
     name = "hyperprompt"
+    reads_input = True  # its prompts are made from the input (see PromptMethod.reads_input)
     config_class = HyperPromptConfig
     summary = ("task-conditioned generator: a hypernetwork maps a task's description (or examples) to a prompt, "
                "attention makes it input-conditioned; serves unseen tasks at K=0")

@@ -92,6 +92,7 @@ def load_source_prompt(directory: str | Path, backbone: Backbone) -> tuple[str, 
 @register_method
 class PromptAttention(PromptMethod):
     name = "prompt_attention"
+    reads_input = True  # its prompts are made from the input (see PromptMethod.reads_input)
     config_class = PromptAttentionConfig
     summary = "per-input attention mixing frozen source-task prompts with a new target prompt (ATTEMPT-style)"
     default_lr = 3e-2

@@ -101,6 +101,7 @@ def gate_values(logits: torch.Tensor, mode: str, training: bool, generator: torc
 @register_method
 class SelectivePromptTuning(PromptMethod):
     name = "spt"
+    reads_input = True  # its prompts are made from the input (see PromptMethod.reads_input)
     config_class = SPTConfig
     summary = ("Selective Prompt Tuning: gated instance-aware generators at every candidate layer; "
                "the bi-level search learns which layers get prompts")

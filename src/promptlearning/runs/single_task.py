@@ -83,6 +83,7 @@ class ExperimentConfig:
     truncation: str = "head"  # which part of an over-long input is kept: head, tail or head+tail
     dtype: str = "float32"  # what the frozen backbone's weights are held in: float32, bfloat16 or float16
     ensemble: int | None = None  # N >= 2: train N prompts and answer with their mean probabilities (runs.ensemble)
+    demonstrations: int = 0  # generation: training pairs written before each input (the in-context prompt)
 
     def __post_init__(self) -> None:
         from promptlearning.memory import parse_dtype
@@ -91,7 +92,8 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        for key, default in (("truncation", "head"), ("dtype", "float32"), ("ensemble", None)):
+        for key, default in (("truncation", "head"), ("dtype", "float32"), ("ensemble", None),
+                             ("demonstrations", 0)):
             if out[key] == default:  # absent at its default: stored job keys and fingerprints stay as they were
                 del out[key]
         return out

@@ -160,7 +160,8 @@ class Trainer:
         return {}
 
     def dev_scores(self) -> dict[str, Any]:
-        """The dev set's scores; ``accuracy`` picks the best step (a tagger scores words, not rows)."""
+        """The dev set's scores; ``accuracy`` picks the best step (a tagger scores words, not rows; a generator
+        target tokens), ``macro_f1`` is logged beside it where there is one."""
         return evaluate(self.model, self.dev_items, self.config.eval_batch_size)
 
     # ------------------------------------------------------------------ the loop
@@ -333,7 +334,8 @@ class Trainer:
         record: dict[str, Any] | None = None
         if self.parallel.is_main:  # rank 0 evaluates; every rank takes the same decisions from its scores
             scores = self.dev_scores()
-            record = {"step": state["step"], "dev_accuracy": scores["accuracy"], "dev_macro_f1": scores["macro_f1"],
+            record = {"step": state["step"], "dev_accuracy": scores["accuracy"],
+                      **({"dev_macro_f1": scores["macro_f1"]} if "macro_f1" in scores else {}),  # a generator has none
                       **self.extra_record()}
         record = self.parallel.broadcast(record)
         assert record is not None
