@@ -74,7 +74,8 @@ class TuneConfig:
 
     def setup(self, space: dict[str, Any]) -> str:
         """What a study was made for (base config, runs, space): a resumed study must match it."""
-        return json.dumps({"base": self.base.to_dict() | {"output_dir": None}, "runs": self.runs(),
+        base = self.base.to_dict() | {"output_dir": None, "train": self.base.train.to_dict()}  # train: as bench keys
+        return json.dumps({"base": base, "runs": self.runs(),
                            "space": describe(space)}, sort_keys=True, default=str)
 
 
@@ -134,7 +135,8 @@ def _study(optuna: Any, cfg: TuneConfig, space: dict[str, Any]) -> Any:
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy's many errors: a bad URL, no driver, no server
         raise ConfigError(f"cannot open the study storage {cfg.storage_url} ({type(exc).__name__}); "
                           "give --storage as an Optuna RDB URL such as sqlite:///study.sqlite3") from None
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=cfg.base.train.eval_every)
+    # no pruning in the first half of the first run: an early dev score says little of where a run ends
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=cfg.base.train.max_steps // 2)
               if cfg.pruner == "median" else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name=cfg.study_name, storage=storage, direction="maximize",
                                 pruner=pruner, load_if_exists=True)
