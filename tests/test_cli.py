@@ -133,12 +133,15 @@ def adapter_copy(trained: Path, tmp_path: Path) -> Path:
 # ---------------------------------------------------------------------------- listings
 def test_tasks_lists_every_task(capsys: pytest.CaptureFixture[str]) -> None:
     out = ok(capsys, "tasks", "--no-sizes")
-    sentence, tagging = out.split("Tagging tasks:")
+    sentence, rest = out.split("Tagging tasks:")
+    tagging, generation = rest.split("Generation tasks:")
     names = [line.split()[0] for line in sentence.splitlines() if line and not line.startswith(" ")]
     assert set(TASK_NAMES) <= set(names) and names == sorted(names)
     assert "labels: negative, positive" in out and "objective, subjective" in out
     tagged = [line.split()[0] for line in tagging.splitlines()[1:] if line and not line.startswith(" ")]
     assert tagged == ["pos_oanc", "pos_wsj"] and "K counts sentences" in tagging
+    generating = [line.split()[0] for line in generation.splitlines()[1:] if line and not line.startswith(" ")]
+    assert generating == ["trivia_qa"] and "K counts pairs" in generation
 
 
 def test_backbones_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:

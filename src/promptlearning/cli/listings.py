@@ -19,6 +19,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         print(line)
         print(f"         {spec.description}")
     _print_tagging_tasks(sizes=not args.no_sizes)
+    _print_generation_tasks(sizes=not args.no_sizes)
     return 0
 
 
@@ -39,6 +40,22 @@ def _print_tagging_tasks(sizes: bool) -> None:
                      f"({words['pool']} words), test {len(data.test)} sentences ({words['test']} words)")
         print(line)
         print(f"         {TAGGED_TASKS[name].description}")
+
+
+def _print_generation_tasks(sizes: bool) -> None:
+    """The generation tasks last: a target text per input, trained with the language_modeling head on a causal LM."""
+    from promptlearning.data.text_pairs import GENERATION_TASKS, load_generation_task
+
+    print("Generation tasks: a target text per input (train them with the language_modeling head on a causal LM such "
+          "as smollm2-135m, the default head for these); --shots K counts pairs; scored by exact match, token F1, "
+          "ROUGE-L and BLEU")
+    for name in sorted(GENERATION_TASKS):
+        line = f"{name:8s}"
+        if sizes:
+            data = load_generation_task(name)
+            line += f" pool {len(data.pool)} pairs, test {len(data.test)} pairs; template {data.template!r}"
+        print(line)
+        print(f"         {GENERATION_TASKS[name].description}")
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
@@ -64,7 +81,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def add_tasks_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("tasks", help="list the registered tasks (sentence and tagging) with labels and sizes")
+    p = sub.add_parser("tasks", help="list the registered tasks (sentence, tagging and generation) with labels and sizes")
     p.add_argument("--no-sizes", action="store_true", help="do not load the corpora to count examples")
     p.set_defaults(func=cmd_tasks)
     return p

@@ -140,7 +140,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "adapter, so evaluate and predict cut the same way")
     p.add_argument("--head", choices=head_kinds(), default=argparse.SUPPRESS,
                    help="classification (pooled linear layer, default) or verbalizer (LM-head scores of label words; "
-                        "needs a causal LM such as smollm2-135m)")
+                        "needs a causal LM such as smollm2-135m); token_classification tags words, language_modeling "
+                        "trains generation on input -> target pairs (see docs/generation.md)")
     p.add_argument("--label-words", default=argparse.SUPPRESS, metavar="YAML",
                    help="verbaliser words per label, e.g. \"{negative: [bad, awful], positive: [good, great]}\" "
                         "(default: the label names)")
