@@ -39,7 +39,8 @@ def run_row(name: str, method: str, options: dict[str, Any], extra: dict[str, An
     cfg = ExperimentConfig(data=DataConfig(task="trivia_qa", shots=args.shots, dev_shots=args.dev_shots, data_seed=seed),
                            backbone="smollm2-135m", method=method, method_options=dict(options),
                            head=HeadConfig(kind="language_modeling"), max_length=GENERATION_MAX_LENGTH,
-                           train=TrainConfig(max_steps=args.steps, eval_every=args.eval_every, seed=seed, quiet=True),
+                           train=TrainConfig(max_steps=args.steps, eval_every=args.eval_every, batch_size=args.batch_size,
+                                             seed=seed, quiet=True),
                            **extra)
     started = time.process_time()
     result = run_generation(cfg, backbone=backbone, baseline=False, log=lambda line: print(f"  {line}", flush=True))
@@ -48,6 +49,7 @@ def run_row(name: str, method: str, options: dict[str, Any], extra: dict[str, An
             "exact_match": test["exact_match"], "token_f1": test["token_f1"], "rouge_l": test["rouge_l"],
             "bleu": test["bleu"], "test_pairs": test["n"], "dev_token_accuracy": result["dev_token_accuracy"],
             "trainable_params": result["trainable_params"], "steps": result["steps"], "best_step": result["best_step"],
+            "batch_size": args.batch_size,
             "cpu_seconds": round(time.process_time() - started, 1), "wall_seconds": round(result["wall_seconds"], 1),
             "examples": test["examples"][:3]}
 
@@ -56,12 +58,12 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     by_row: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_row.setdefault(r["row"], []).append(r)
-    lines = ["| run | seeds | exact match | token F1 | ROUGE-L | BLEU | trainable params | CPU s (per seed) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | seeds | exact match | token F1 | ROUGE-L | BLEU | trainable params | steps | CPU s (per seed) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, *_ in ROWS:
         got = by_row.get(name)
         if not got:
-            lines.append(f"| {name} | 0 | not run | | | | | |")
+            lines.append(f"| {name} | 0 | not run (no time left on the shared machine) | | | | | | |")
             continue
 
         def mean(key: str, rs: list[dict[str, Any]] = got) -> float:
@@ -69,7 +71,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
         lines.append(f"| {name} | {len(got)} | {mean('exact_match'):.3f} | {mean('token_f1'):.3f} | "
                      f"{mean('rouge_l'):.3f} | {mean('bleu'):.1f} | {got[0]['trainable_params']:,} | "
-                     f"{mean('cpu_seconds'):.0f} |")
+                     f"{got[0]['steps']} | {mean('cpu_seconds'):.0f} |")
     return "\n".join(lines)
 
 
@@ -82,7 +84,7 @@ Task `trivia_qa` (chatterbot-corpus english/trivia.yml: 182 pool pairs, fixed te
 K = {args.shots} training pairs and {args.dev_shots} dev pairs drawn with the data seed, greedy answers (the
 first line written, at most the longest train/dev target's tokens + 8), scored by SQuAD-normalised exact
 match, token F1, ROUGE-L (`rouge-score`) and corpus BLEU (`sacrebleu`, 0-100). Trained runs: {args.steps}
-steps, batch 8, each method's default learning rate, the best dev step (teacher-forced target-token
+steps, batch {args.batch_size}, each method's default learning rate, the best dev step (teacher-forced target-token
 accuracy, checked every {args.eval_every} steps) kept. Seeds: data seed = training seed = each of
 {', '.join(map(str, args.seeds))}.
 
@@ -119,9 +121,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[13])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--shots", type=int, default=32)
     parser.add_argument("--dev-shots", type=int, default=8)
-    parser.add_argument("--only", nargs="*", default=None, help="row names to run (default: all)")
+    parser.add_argument("--only", nargs="*", default=None, choices=[r[0] for r in ROWS],
+                        help="row names to run, in this order (default: all, in table order)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     out = Path(args.out)
@@ -129,15 +133,15 @@ def main() -> None:
     store = out / "generation_trivia.json"
     rows: list[dict[str, Any]] = json.loads(store.read_text()) if store.is_file() else []
     command = ("PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python benchmarks/generation_trivia.py --seeds "
-               f"{' '.join(map(str, args.seeds))} --steps {args.steps} --shots {args.shots} --dev-shots {args.dev_shots}")
+               f"{' '.join(map(str, args.seeds))} --steps {args.steps} --batch-size {args.batch_size} --shots {args.shots} "
+               f"--dev-shots {args.dev_shots}" + (f" --only {' '.join(repr(n) for n in args.only)}" if args.only else ""))
     write_report(out, rows, args, command)
     from promptlearning.backbones import shared_backbone
 
     backbone = shared_backbone("smollm2-135m")
+    chosen = [next(r for r in ROWS if r[0] == n) for n in args.only] if args.only else ROWS  # in the order given
     for seed in args.seeds:
-        for name, method, options, extra in ROWS:
-            if args.only is not None and name not in args.only:
-                continue
+        for name, method, options, extra in chosen:
             if any(r["row"] == name and r["seed"] == seed for r in rows):
                 continue
             print(f"{name}, seed {seed}", flush=True)
