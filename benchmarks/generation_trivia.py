@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -51,6 +52,7 @@ def run_row(name: str, method: str, options: dict[str, Any], extra: dict[str, An
             "trainable_params": result["trainable_params"], "steps": result["steps"], "best_step": result["best_step"],
             "batch_size": args.batch_size,
             "cpu_seconds": round(time.process_time() - started, 1), "wall_seconds": round(result["wall_seconds"], 1),
+            "load_average": round(os.getloadavg()[0], 1),
             "examples": test["examples"][:3]}
 
 
@@ -94,9 +96,9 @@ Command (from a frozen copy of the code, `nice -n 10`):
 
     {command}
 
-Machine: a 2-core CPU shared with about seven other engineers' jobs at the same time (load average
-10-14 during the runs), torch {torch_version()} CPU, Python {platform.python_version()}; CPU seconds are
-this process's own, wall time was several times more.
+Machine: a 2-core CPU shared with about seven other engineers' jobs at the same time ({load_text(rows)}),
+torch {torch_version()} CPU, Python {platform.python_version()}; CPU seconds are this process's own (the
+wall time of each row, in the JSON, was many times more).
 
 Reduced from the issue's request (3 seeds; the issue names no step count or K): **1 seed** where only one
 ran, {args.steps} steps, K = {args.shots}, {args.dev_shots} dev pairs, 8 in-context demonstrations rather than K, because
@@ -108,6 +110,14 @@ First answers of each run:
 {examples}
 """
     (out / "generation_trivia.md").write_text(text)
+
+
+def load_text(rows: list[dict[str, Any]]) -> str:
+    """The 1-minute load averages recorded as the rows finished."""
+    loads = [r["load_average"] for r in rows if "load_average" in r]
+    if not loads:
+        return "load average not recorded"
+    return f"1-minute load average {min(loads):g}-{max(loads):g} as rows finished"
 
 
 def torch_version() -> str:
