@@ -80,7 +80,7 @@ def _kept(scores: dict[str, Any]) -> dict[str, Any]:
 
 
 def score_elsewhere(model: Any, target: dict[str, Any], max_test: int | None) -> dict[str, Any]:
-    """The trained tagger's scores on one cross-domain test set (its first ``max_test`` sentences)."""
+    """The trained tagger's scores on one cross-domain test set (a fixed random ``max_test`` of its sentences, as ``--max-test`` draws them)."""
     from promptlearning.data.loading import DataConfig
     from promptlearning.runs.tagging import evaluate_tagger, evaluate_tagger_on_file
 

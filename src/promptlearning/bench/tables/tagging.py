@@ -175,8 +175,8 @@ def write(rows: list[dict[str, Any]], out: Path, entry: dict[str, Any], suite: s
              f"K = training sentences (and as many dev sentences, which pick the best checkpoint); "
              f"{_one([c['train']['max_steps'] for c in configs])} steps, batch "
              f"{_one([c['train']['batch_size'] for c in configs])}, max length {_one([c['max_length'] for c in configs])}"
-             f" tokens; each seed draws its own K sentences. Scored on the first {tests} sentences of each fixed test "
-             "set; cross-domain tags the training tag set lacks count as errors. Mean ± std over seeds (n).", "",
+             f" tokens; each seed draws its own K sentences. Scored on a fixed random {tests} sentences of each fixed test "
+             "set (all of a smaller one); cross-domain tags the training tag set lacks count as errors. Mean ± std over seeds (n).", "",
              f"Machine: {machine_text(mine, entry, _describe)}.", "", f"Command: `{command}`", "",
              *tagging_section(mine, entry)]
     out.write_text("\n".join(lines).rstrip("\n") + "\n")
