@@ -108,7 +108,8 @@ wall time of each row, in the JSON, was many times more).
 
 Reduced from the issue's request (3 seeds; the issue names no step count or K): **1 seed** where only one
 ran, {args.steps} steps, K = {args.shots}, {args.dev_shots} dev pairs, 8 in-context demonstrations rather than K, because
-the whole comparison had to fit about 30 CPU-minutes on a machine giving each job a fraction of a core.
+the comparison had to finish within the session on a machine giving each job a small fraction of a core
+(each row's wall time, in the JSON, was 6-44 times its CPU time).
 With 78 test pairs one answer is 1.3 points of exact match: differences of a few points are noise.
 
 First answers of each run:
