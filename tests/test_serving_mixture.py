@@ -17,7 +17,7 @@ from promptlearning.model import PromptModel
 
 OPTIONS: dict[str, dict[str, object]] = {"prompt_tuning": {"num_tokens": 3}, "p_tuning_v2": {"num_tokens": 3},
                                          "hyperprompt": {"task_repr": "learned", "num_tokens": 3}}
-MIXABLE = [cls.name for cls in list_methods() if not cls.trains_backbone]
+MIXABLE = [cls.name for cls in list_methods() if not cls.trains_backbone and "text" in cls.input_kinds]  # images: test_image_methods
 TEXTS = ["great movie", "awful film", "fun and funny story", "bad", "i love this film", "so boring"]
 
 

@@ -35,7 +35,7 @@ def _sha(examples: list[Example]) -> str:
 
 def test_registry_lists_every_task_and_rejects_unknown() -> None:
     assert [t.name for t in list_tasks()] == sorted(EXPECTED)
-    with pytest.raises(UnknownNameError, match=r"unknown task 'mrr'; choose one of: cr, drugs3, .*promptlearning tasks"):
+    with pytest.raises(UnknownNameError, match=r"unknown task 'mrr'; choose one of: cr, (digits, )?drugs3, .*promptlearning tasks"):
         get_task("mrr")
 
 

@@ -31,7 +31,7 @@ TAGS = ["DT", "JJ", "NN", "RB", "VBZ"]
 TAG_IDS = {t: i for i, t in enumerate(TAGS)}
 OPTIONS: dict[str, dict[str, Any]] = {"prompt_tuning": {"num_tokens": 3}, "p_tuning_v2": {"num_tokens": 3},
                                       "hyperprompt": {"task_repr": "learned", "num_tokens": 3}}
-METHODS = [cls.name for cls in list_methods()]
+METHODS = [cls.name for cls in list_methods() if "text" in cls.input_kinds]  # images: test_image_methods
 
 
 def _tagger(backbone: Backbone, method: str) -> tuple[PromptModel, Template | None]:
