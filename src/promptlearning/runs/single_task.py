@@ -92,6 +92,7 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
+        out["train"] = self.train.to_dict()  # its own rule: settings added later absent at their defaults
         for key, default in (("truncation", "head"), ("dtype", "float32"), ("ensemble", None),
                              ("demonstrations", 0)):
             if out[key] == default:  # absent at its default: stored job keys and fingerprints stay as they were
