@@ -65,7 +65,7 @@ def evaluate_generation(model: Any, args: argparse.Namespace) -> int:
     """`evaluate` of a generator: exact match, token F1, ROUGE-L and BLEU of its greedy answers on its task,
     another generation task, the user's files, or one --test-file alone; one JSON line. As for sentence
     adapters, --split dev/train redraw the adapter's own shots and data seed unless told otherwise."""
-    from promptlearning.adapters import read_adapter_config
+    from promptlearning.cli.loading import adopt_adapter_split, scores_test_file_alone
     from promptlearning.cli.options import experiment_config, experiment_values
     from promptlearning.data.text_pairs import generation_task_names, is_generation_task
     from promptlearning.runs.generation import evaluate_generator, evaluate_generator_on_file
@@ -73,21 +73,13 @@ def evaluate_generation(model: Any, args: argparse.Namespace) -> int:
     budget = _answer_budget(args.adapter)
     values = experiment_values(args, skip=("adapter", "backbone", "split", "dtype"))
     data = values["data"]
-    if "test_file" in data and not {"task", "train_file"} & set(data):
-        if args.split != "test":
-            raise ConfigError(f"--split {args.split} is drawn from the training data; add --train-file (the file the "
-                              "generator was trained on) or --task NAME, or drop --split to score --test-file")
-        if data.get("max_test") is not None and int(data["max_test"]) < 1:
-            raise ConfigError(f"max_test must be >= 1 (got {data['max_test']}); omit --max-test to use the whole file")
+    if scores_test_file_alone(data, args.split, "generator"):
         print(json.dumps(evaluate_generator_on_file(model, str(data["test_file"]),
                                                     text_column=str(data.get("text_column", "text")),
                                                     label_column=str(data.get("label_column", "label")),
                                                     max_test=data.get("max_test"), max_new_tokens=budget)))
         return 0
-    trained_on = read_adapter_config(Path(args.adapter)).get("extra") or {}
-    for key in ("shots", "data_seed"):  # the dev and train splits are the adapter's own unless told otherwise
-        if args.split != "test" and key not in data and isinstance(trained_on.get(key), int):
-            data[key] = trained_on[key]
+    adopt_adapter_split(data, args.split, args.adapter)
     if not {"task", "train_file"} & set(data):  # no data named: the adapter's own task
         if not is_generation_task(model.task):
             raise ConfigError(f"the generator was trained on your own data (task {model.task!r}); pass --test-file "

@@ -54,3 +54,26 @@ def read_lines(path: str | None) -> list[str]:
         return [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
     except FileNotFoundError as exc:
         raise ConfigError(f"--file {path} does not exist; give a text file with one input per line") from exc
+
+
+def scores_test_file_alone(data: dict[str, Any], split: str, model_kind: str) -> bool:
+    """Whether `evaluate` scores one --test-file alone (no --task or --train-file named), refusing what
+    that cannot do: --split dev/train (drawn from training data) and a --max-test below 1."""
+    if "test_file" not in data or {"task", "train_file"} & set(data):
+        return False
+    if split != "test":
+        raise ConfigError(f"--split {split} is drawn from the training data; add --train-file (the file the "
+                          f"{model_kind} was trained on) or --task NAME, or drop --split to score --test-file")
+    if data.get("max_test") is not None and int(data["max_test"]) < 1:
+        raise ConfigError(f"max_test must be >= 1 (got {data['max_test']}); omit --max-test to use the whole file")
+    return True
+
+
+def adopt_adapter_split(data: dict[str, Any], split: str, adapter: str) -> None:
+    """For --split dev/train, redraw the adapter's own shots and data seed unless the user named them."""
+    from promptlearning.adapters import read_adapter_config
+
+    trained_on = read_adapter_config(Path(adapter)).get("extra") or {}
+    for key in ("shots", "data_seed"):
+        if split != "test" and key not in data and isinstance(trained_on.get(key), int):
+            data[key] = trained_on[key]
