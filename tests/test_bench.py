@@ -327,6 +327,48 @@ def test_a_new_field_at_its_default_keeps_finished_rows(tmp_path: Path) -> None:
         assert store.status_of(job_key(new)) == "done" and store.status_of(job_key(old)) is None
 
 
+def _store_as_legacy_rows(tmp_path: Path, jobs: list[Job]) -> None:
+    """Finished rows of ``jobs`` as they were keyed before jobs carried their learning rate (``lr: null``)."""
+    with ResultStore(tmp_path / "store") as store:
+        for job in jobs:
+            legacy = {**job.config, "train": {**job.config["train"], "lr": None}}
+            store.add_jobs([Job(job_key(legacy), job.label, legacy)], "toy")
+            store.finish(job_key(legacy), "me", {"test_accuracy": 0.5})
+
+
+def test_a_job_key_carries_the_learning_rate_training_uses(tmp_path: Path) -> None:
+    from promptlearning.methods import get_method
+
+    unset = load_suite(write_suite(tmp_path, methods="[prompt_tuning, finetune]")).jobs
+    assert [j.config["train"]["lr"] for j in unset] == [get_method("prompt_tuning").default_lr] * 2 + [3e-5] * 2
+    explicit = load_suite(write_suite(tmp_path, methods="[{method: prompt_tuning, train: {lr: 0.03}}]")).jobs
+    assert [j.key for j in explicit] == [j.key for j in unset[:2]]  # the same run, however it is spelled
+
+
+def test_legacy_rows_without_a_learning_rate_match_while_the_default_is_unchanged(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    jobs = load_suite(write_suite(tmp_path, methods="[prompt_tuning, linear_probe]")).jobs
+    _store_as_legacy_rows(tmp_path, jobs)
+    assert main(["bench", str(tmp_path / "suite.yaml"), "--dry-run", "--store", str(tmp_path / "store")]) == 0
+    assert "4 jobs: 4 done" in capsys.readouterr().out  # a dry run sees the rows it would take over
+    with ResultStore(tmp_path / "store") as store:
+        assert store.add_jobs(jobs, "toy") == 0  # taken over: trained at the rate the jobs now name
+        assert {store.status_of(j.key) for j in jobs} == {"done"}
+        assert store.rows()[0]["config"]["train"]["lr"] is not None
+
+
+def test_a_changed_default_learning_rate_is_a_new_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptlearning.methods import get_method
+
+    _store_as_legacy_rows(tmp_path, load_suite(write_suite(tmp_path, methods="[prompt_tuning, linear_probe]")).jobs)
+    monkeypatch.setattr(get_method("prompt_tuning"), "default_lr", 0.1)
+    jobs = load_suite(tmp_path / "suite.yaml").jobs
+    assert {j.config["train"]["lr"] for j in jobs if j.label == "prompt_tuning"} == {0.1}
+    with ResultStore(tmp_path / "store") as store:
+        assert store.add_jobs(jobs, "toy") == 2  # prompt_tuning's two seeds run again at the new rate
+        assert {j.label: store.status_of(j.key) for j in jobs} == {"prompt_tuning": "pending", "linear_probe": "done"}
+
+
 @pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("benchmarks/suites/*.yaml")),
                          ids=lambda p: p.stem)
 def test_shipped_suites_parse(path: Path) -> None:

@@ -21,6 +21,18 @@ from promptlearning.errors import ConfigError, UnknownNameError
 _NOT_HASHED_TRAIN = ("quiet",)
 TASK_FILE_KEYS = ("name", "train_file", "test_file", "text_column", "text_b_column", "label_column", "description")
 
+#: The learning rate each method trained at when a job left ``train.lr`` unset, frozen as it was for
+#: every row stored so far: such jobs were keyed with ``lr: null``. A job's key now carries the rate
+#: training really uses (:func:`default_lr`), so a changed ``default_lr`` is a new job; a stored row
+#: with ``lr: null`` is adopted (:func:`with_legacy_lr`) only by a job whose rate is this one. Never
+#: edit a value here: it records what was run, not what the code defaults to now.
+LEGACY_DEFAULT_LR: dict[str, float] = {
+    "cocoop": 2e-3, "coop": 2e-3, "finetune": 3e-5, "fixed_prompt": 1e-2, "generator": 3e-3, "hyperprompt": 1e-2,
+    "linear_probe": 1e-2, "multitask_prompt": 3e-2, "p_tuning": 3e-3, "p_tuning_v2": 1e-2, "prefix_tuning": 1e-2,
+    "prompt_attention": 3e-2, "prompt_tuning": 3e-2, "spt": 3e-3, "visual_prompt": 1e-2, "vpt": 1e-2,
+    "zero_shot": 1e-2,
+}
+
 
 @dataclass(frozen=True)
 class Job:
@@ -48,6 +60,30 @@ def job_key(config: dict[str, Any]) -> str:
     for name in _NOT_HASHED_TRAIN:
         hashed.get("train", {}).pop(name, None)
     return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:24]
+
+
+def default_lr(method: str, runner: str = "promptlearning") -> float:
+    """The learning rate a run of ``method`` trains at when ``train.lr`` is unset: the method's own
+    ``default_lr`` (what :func:`~promptlearning.training.optimization.parameter_groups` uses for its
+    weights, and for the backbone when it fine-tunes), or for a ``peft:*`` method our closest method's."""
+    if runner == "peft":
+        from promptlearning.runs import peft_runner
+
+        return float(peft_runner.default_lr(method))
+    from promptlearning.methods import get_method
+
+    return float(get_method(method).default_lr)
+
+
+def with_legacy_lr(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored job config with ``train.lr: null`` (keyed before jobs carried their learning rate) as it
+    would be keyed now: the rate it was trained at, from :data:`LEGACY_DEFAULT_LR`. Other configs as they are."""
+    train = config.get("train")
+    if not isinstance(train, dict) or "lr" not in train or train["lr"] is not None:
+        return config
+    if config.get("runner") == "peft" or config.get("method") not in LEGACY_DEFAULT_LR:
+        return config
+    return {**config, "train": {**train, "lr": LEGACY_DEFAULT_LR[str(config["method"])]}}
 
 
 def fail(path: Path, message: str) -> ConfigError:

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from promptlearning.bench.jobs import with_legacy_lr
 from promptlearning.bench.suite import Job, canonical_json, job_key
 from promptlearning.errors import ConfigError
 
@@ -146,7 +147,10 @@ class ResultStore:
 
         A job whose config only *adds* fields to a stored row's config (the code gained an
         option since, at its default) takes over that row instead of running again, so a
-        long sweep survives a new field; any changed value is a new job.
+        long sweep survives a new field; any changed value is a new job. A row keyed before jobs
+        carried their learning rate (``lr: null``) counts as trained at the rate frozen for its
+        method in :data:`~promptlearning.bench.jobs.LEGACY_DEFAULT_LR`, so it is taken over while
+        the job's rate (the method's current default, when the suite sets none) is that one.
         """
         now, added = time.time(), 0
         with self._write() as db:
@@ -165,16 +169,24 @@ class ResultStore:
         return added
 
     @staticmethod
-    def _adopt(db: sqlite3.Connection, job: Job) -> None:
+    def _adoptable(db: sqlite3.Connection, job: Job) -> str | None:
+        """The key of a stored row (under another key) that ``job`` takes over, if any."""
         if db.execute("SELECT 1 FROM runs WHERE key = ?", (job.key,)).fetchone():
-            return
+            return None
         c = job.config
         for row in db.execute("SELECT key, config FROM runs WHERE task = ? AND method = ? AND shots = ? AND seed = ? "
                               "AND backbone = ?", (job.task, c["method"], c["data"]["shots"], _seed(c),
                                                    c["backbone"])).fetchall():
-            if extends(json.loads(row["config"]), c, job.defaults):
-                db.execute("UPDATE runs SET key = ?, config = ? WHERE key = ?", (job.key, canonical_json(c), row["key"]))
-                return
+            old = json.loads(row["config"])
+            if extends(old, c, job.defaults) or extends(with_legacy_lr(old), c, job.defaults):
+                return str(row["key"])
+        return None
+
+    @classmethod
+    def _adopt(cls, db: sqlite3.Connection, job: Job) -> None:
+        key = cls._adoptable(db, job)
+        if key is not None:
+            db.execute("UPDATE runs SET key = ?, config = ? WHERE key = ?", (job.key, canonical_json(job.config), key))
 
     def claim(self, owner: str, keys: Iterable[str] | None = None) -> Job | None:
         """Atomically take the oldest pending job (or a stale running one); None when none is left."""
@@ -300,6 +312,11 @@ class ResultStore:
     def status_of(self, key: str) -> str | None:
         row = self._db.execute("SELECT status FROM runs WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row["status"])
+
+    def status_of_job(self, job: Job) -> str | None:
+        """The status ``job`` would have after :meth:`add_jobs` (its own row's, or that of the row it would
+        take over), without writing anything: what ``bench --dry-run`` shows."""
+        return self.status_of(self._adoptable(self._db, job) or job.key)
 
     # ------------------------------------------------------------------ metadata
     def set_meta(self, key: str, value: Any) -> None:

@@ -75,7 +75,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         status = {job.key: "new" for job in suite.jobs}
         if store_path(store_dir).is_file():  # a dry run never creates a store
             with ResultStore(store_dir) as store:
-                status = {job.key: store.status_of(job.key) or "new" for job in suite.jobs}
+                status = {job.key: store.status_of_job(job) or "new" for job in suite.jobs}
         tally = {s: list(status.values()).count(s) for s in dict.fromkeys(status.values())}
         for job in suite.jobs:
             c = job.config

@@ -21,6 +21,7 @@ from promptlearning.bench.jobs import (
     Job,
     as_list,
     check_backbone,
+    default_lr,
     fail,
     ints,
     job_key,
@@ -73,11 +74,12 @@ def _method_config(entry: dict[str, Any], suite_train: dict[str, Any], suite_hea
         if peft_runner.is_peft_method(name):
             options = peft_runner.resolve_options(name, options)
             runner = "peft"
-            train.setdefault("lr", peft_runner.default_lr(name))
         else:
             name = get_method(name).name
             options = make_config(name, options).to_dict()
             runner = "promptlearning"
+        if train.get("lr") is None:  # the key carries the rate training uses, so a changed default is a new job
+            train["lr"] = default_lr(name, runner)
         train_cfg = TrainConfig.from_dict(train)
         head = HeadConfig.from_dict({**suite_head, **(entry.get("head") or {})}).to_dict()
     except PromptLearningError as exc:

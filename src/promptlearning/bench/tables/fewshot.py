@@ -13,8 +13,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from promptlearning.bench.jobs import default_lr
 from promptlearning.bench.kinds import kind_of
 from promptlearning.bench.tables import machine_text
+from promptlearning.errors import PromptLearningError
 
 OPTIONS = ("methods", "title")
 
@@ -22,6 +24,17 @@ OPTIONS = ("methods", "title")
 def _one(values: list[Any]) -> str:
     """A setting the rows share, or all of them when they differ."""
     return "/".join(str(v) for v in dict.fromkeys(values))
+
+
+def _default_lr(config: dict[str, Any]) -> bool:
+    """Whether a run trained at its method's default rate (unset, as rows keyed before jobs carried it)."""
+    lr = config["train"].get("lr")
+    if lr is None:
+        return True
+    try:
+        return bool(lr == default_lr(config["method"], str(config.get("runner", "promptlearning"))))
+    except PromptLearningError:  # a method this version no longer has
+        return False
 
 
 def _describe(m: dict[str, Any]) -> str:
@@ -40,7 +53,8 @@ def write(rows: list[dict[str, Any]], out: Path, entry: dict[str, Any], suite: s
     tasks = list(dict.fromkeys(r["task"] for r in mine))
     methods = [m for m in order if any(r["label"] == m for r in mine)]
     lrs = {c["train"].get("lr") for c in configs}
-    lr = "the method's default learning rate" if lrs == {None} else f"learning rate {_one(sorted(lrs, key=str))}"
+    lr = ("the method's default learning rate" if all(map(_default_lr, configs))
+          else f"learning rate {_one(sorted(lrs, key=str))}")
     command = str(entry.get("produced_by") or f"promptlearning bench benchmarks/suites/{suite}.yaml")
     lines = [f"# {entry.get('title') or suite} ({_one([c['data']['shots'] for c in configs])} shots per class, "
              f"{_one([c['backbone'] for c in configs])})", "",
