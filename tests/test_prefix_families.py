@@ -77,3 +77,25 @@ def test_deep_prompts_work_or_are_refused_on_every_family(family: Backbone, meth
     first, second = logits(0), logits(1)
     assert first.shape == (2, 2) and torch.isfinite(first).all()
     assert not torch.allclose(first, second)  # the prompt reaches the output: not silently ignored
+
+
+def test_key_value_prefixes_use_the_cache_argument_the_installed_transformers_wants(family: Backbone) -> None:
+    """transformers renamed ``past_key_values`` to ``cache`` and warns on the old name: no prefix forward (nor the
+    generation cache's start and continuation, on decoders) may raise that FutureWarning."""
+    import warnings
+
+    from promptlearning import injection
+
+    if (family.info.model_type, "prefix_tuning") in REFUSED:
+        pytest.skip("no key/value cache in this family")
+    texts = [Example("good movie", 0), Example("bad film and boring plot", 1)]
+    batch = collate(encode(family.tokenizer, texts, 32), int(family.tokenizer.pad_token_id or 0),
+                    family.info.is_decoder)
+    model = PromptModel.build(family, "prefix_tuning", ["a", "b"], method_options={"num_tokens": 3}, max_length=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        model(batch)
+        if family.info.is_decoder:
+            _, mask, cache = injection.start_cached(family, model.method, batch)
+            injection.continue_cached(family, model.method, cache, batch.input_ids[:, :1],
+                                      torch.cat([mask, mask.new_ones(2, 1)], dim=1))

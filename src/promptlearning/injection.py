@@ -63,11 +63,17 @@ def check_length(backbone: Backbone, prompt_len: int, text_len: int) -> None:
         )
 
 
+def cache_argument(backbone: Backbone) -> str:
+    """The keyword the backbone's forward takes its key/value cache by: ``cache`` where the installed
+    transformers has renamed it (it warns that ``past_key_values`` will go), ``past_key_values`` before."""
+    return "cache" if backbone.accepts("cache") else "past_key_values"
+
+
 def check_kv_prefix(backbone: Backbone, method: PromptMethod) -> None:
     """Key/value prefixes need attention that reads a cache; refuse a family without one.
 
-    A model whose config has no ``use_cache`` (DistilBERT, ALBERT, DeBERTa, MPNet) never reads
-    ``past_key_values``: it would crash on the longer mask or, worse, ignore the prefix."""
+    A model whose config has no ``use_cache`` (DistilBERT, ALBERT, DeBERTa, MPNet) never reads a cache
+    (``cache``, formerly ``past_key_values``): it would crash on the longer mask or, worse, ignore the prefix."""
     if method.num_prefix_positions and not hasattr(backbone.model.config, "use_cache"):
         raise ConfigError(
             f"{backbone.info.name} ({backbone.info.model_type}) has no key/value cache, so it cannot take the "
@@ -143,7 +149,7 @@ def continue_cached(backbone: Backbone, method: PromptMethod, cache: Any, token_
     check_length(backbone, method.num_prefix_positions, int(mask.shape[1]))
     embeds = backbone.embed(token_ids)  # (B, N, H)
     full = torch.cat([mask.new_ones(mask.shape[0], method.num_prefix_positions), mask], dim=1)
-    kwargs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": full, "past_key_values": cache,
+    kwargs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": full, cache_argument(backbone): cache,
                               "use_cache": True}
     if backbone.accepts("position_ids"):
         positions = position_ids_for(backbone, mask)[:, -token_ids.shape[1]:]  # (B, N)
@@ -185,7 +191,7 @@ def _forward(backbone: Backbone, method: PromptMethod, batch: Batch, ctx: Prompt
     elif keep_cache:
         cache = DynamicCache()
     if cache is not None:
-        kwargs["past_key_values"] = cache
+        kwargs[cache_argument(backbone)] = cache
         kwargs["use_cache"] = True
     if types is not None and backbone.accepts("token_type_ids"):
         kwargs["token_type_ids"] = types
