@@ -195,6 +195,31 @@ def test_generate_on_a_causal_lm(llama: Backbone, tmp_path: Path) -> None:
         ["fun"], max_new_tokens=4, do_sample=True, seed=7)}
 
 
+def test_classify_refuses_generators_and_taggers(llama: Backbone, tmp_path: Path) -> None:
+    """/v1/classify answers one label per text: a generator is sent to /v1/generate, a tagger is refused (taggers
+    are not served), each with a 400 naming it, and no forward runs for the request."""
+    from promptlearning.heads.base import HeadConfig
+    from promptlearning.model import PromptModel
+
+    write_adapters(llama, tmp_path, {"pt": SPECS["pt"]})
+    PromptModel.build(llama, "prompt_tuning", [], method_options={"num_tokens": 2},
+                      head=HeadConfig(kind="language_modeling")).save_pretrained(tmp_path / "gen")
+    PromptModel.build(llama, "prompt_tuning", ["DT", "NN", "VB"], method_options={"num_tokens": 2},
+                      head=HeadConfig(kind="token_classification")).save_pretrained(tmp_path / "tag")
+    server = PromptServer(llama, {"pt": "pt", "gen": "gen", "tag": "tag"}, adapters_dir=tmp_path)
+    cases = [({"adapter": "gen", "texts": ["x"]}, "send its texts to /v1/generate"),
+             ({"adapter": "tag", "texts": ["x"]}, "tagging is not served"),
+             ({"adapters": ["pt", "gen"], "texts": ["x", "y"]}, "'gen' is a generator")]
+    with serving(server) as (client, _):
+        for body, words in cases:
+            response = client.post("/v1/classify", json=body)
+            assert response.status_code == 400 and words in response.json()["error"]["message"], response.text
+            assert "\n" not in response.json()["error"]["message"]
+        assert client.post("/v1/classify", json={"adapter": "pt", "texts": ["fine"]}).status_code == 200
+        generated = client.post("/v1/generate", json={"adapter": "gen", "texts": ["x"], "max_new_tokens": 2})
+        assert generated.status_code == 200, generated.text
+
+
 def test_cli_refusals_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--backbone", "tiny-bert"]) == 2
     assert "nothing to serve" in capsys.readouterr().err

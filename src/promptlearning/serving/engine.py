@@ -28,6 +28,7 @@ import torch
 from promptlearning.backbones import Backbone
 from promptlearning.ensemble import EnsembleModel, load_predictor
 from promptlearning.errors import AdapterError, UnknownNameError
+from promptlearning.heads.base import OutputKind
 from promptlearning.mixture import AdapterFamilies
 from promptlearning.model import PromptModel
 from promptlearning.serving.limits import RequestError, ServingLimits
@@ -66,6 +67,18 @@ def can_generate(model: PromptModel | EnsembleModel) -> bool:
     """An ensemble only classifies; one prompt on a causal LM with its LM head can continue texts."""
     return bool(isinstance(model, PromptModel) and model.backbone.info.is_decoder
                 and model.backbone.lm_head is not None)
+
+
+def _check_classifies(entry: Loaded) -> None:
+    """Refuse (400) an adapter whose head does not answer with one label per text: a generator's answers are
+    texts (/v1/generate serves them), a tagger's one tag per word (not served over HTTP)."""
+    output = entry.model.head.output
+    if output is OutputKind.TEXT:
+        raise RequestError(f"adapter {entry.name!r} is a generator (its {entry.model.head.kind} head answers with "
+                           "text, not a label); send its texts to /v1/generate", 400)
+    if output is not OutputKind.LABEL:
+        raise RequestError(f"adapter {entry.name!r} is a tagger (its {entry.model.head.kind} head tags every word); "
+                           "tagging is not served over HTTP: tag with `promptlearning predict --adapter DIR`", 400)
 
 
 @dataclass
@@ -165,6 +178,8 @@ class PromptServer:
         if len(names) != len(texts):
             raise RequestError(f"`adapters` has {len(names)} names for {len(texts)} texts; give one per text", 422)
         entries = self._resolve([str(n) for n in names])
+        for entry in {e.key: e for e in entries}.values():
+            _check_classifies(entry)
         return await self._await(_Request(list(zip(entries, texts, strict=True)), Future()))
 
     async def generate(self, texts: Sequence[str], adapter: str, *, max_new_tokens: int = 20, do_sample: bool = False,
