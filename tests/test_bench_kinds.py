@@ -241,12 +241,22 @@ def test_every_kind_has_a_module_with_expand_and_execute() -> None:
      "methods: [{label: f, method: fixed_prompt, trained_on: none}]\n", "needs a prompt to start from"),
     ("kind: heldout\nadapt: prompt\ntasks: [mr]\nseeds: [1]\nshots: [0]\n"
      "methods: [{label: a, method: prompt_tuning, trained_on: target}]\n", "list shots above 0"),
+    # an ensemble is trained by `train --ensemble`, never by a bench job: refused, not ignored
+    ("tasks: [mr]\nseeds: [1]\nensemble: 3\nmethods: [linear_probe]\n", "unknown key.*ensemble.*train --ensemble N"),
+    ("tasks: [mr]\nseeds: [1]\nmethods: [{method: prompt_tuning, ensemble: 3}]\n", "ensemble.*train --ensemble N"),
+    ("kind: tagging\ntasks: [pos_wsj]\nseeds: [1]\nmethods: [{method: prompt_tuning, ensemble: 3}]\n",
+     "ensemble.*train --ensemble N"),
+    ("kind: heldout\ntasks: [mr]\nseeds: [1]\nshots: [4]\nmethods: [{label: a, method: prompt_tuning, ensemble: 3}]\n",
+     "ensemble.*train --ensemble N"),
+    ("kind: prompt_search\ntasks: [mr]\nseeds: [1]\nensemble: 3\nmethods: [{label: f, fixed_prompt: true}]\n",
+     "ensemble.*train --ensemble N"),
 ])
 def test_bad_kind_suites_raise_one_line_errors(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "suite.yaml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=expected):
+    with pytest.raises(ConfigError, match=expected) as info:
         load_suite(path)
+    assert "\n" not in str(info.value)
 
 
 def _has_results(path: Path) -> bool:

@@ -121,3 +121,11 @@ def test_tune_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("error:") == 4
     assert "another configuration" in err and "several `promptlearning tune`" in err
+
+
+def test_tune_refuses_an_ensemble_it_would_ignore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "run.yaml").write_text("method: prompt_tuning\nensemble: 3\n")
+    assert main(["tune", "--config", str(tmp_path / "run.yaml"), "--output", str(tmp_path / "study")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and "`ensemble` would be ignored" in err
+    assert not (tmp_path / "study").exists()  # refused before any trial

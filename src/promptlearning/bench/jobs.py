@@ -86,6 +86,14 @@ def with_legacy_lr(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "train": {**train, "lr": LEGACY_DEFAULT_LR[str(config["method"])]}}
 
 
+def unknown_keys_hint(unknown: list[str]) -> str:
+    """What to do instead, for unknown suite keys that name a feature the bench does not run."""
+    if "ensemble" in unknown:
+        return ("; a bench job trains one prompt, so `ensemble` is not run: train an ensemble with "
+                "`promptlearning train --ensemble N`")
+    return ""
+
+
 def fail(path: Path, message: str) -> ConfigError:
     return ConfigError(f"suite {path}: {message}")
 

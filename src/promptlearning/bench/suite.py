@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from promptlearning.bench.jobs import Job, as_list, canonical_json, fail, job_key
+from promptlearning.bench.jobs import Job, as_list, canonical_json, fail, job_key, unknown_keys_hint
 from promptlearning.errors import ConfigError
 
 
@@ -86,7 +86,8 @@ def load_suite(path: str | Path) -> Suite:
     module = get_kind(kind)
     unknown = sorted(set(raw) - set(module.SUITE_KEYS))
     if unknown:
-        raise fail(path, f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(module.SUITE_KEYS)}")
+        raise fail(path, f"unknown key(s) {', '.join(unknown)}; valid: {', '.join(module.SUITE_KEYS)}"
+                         + unknown_keys_hint(unknown))
     if raw.get("report") is not None:
         _check_report(raw["report"], path)
     jobs = module.expand(raw, path)

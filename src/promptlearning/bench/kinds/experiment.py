@@ -26,6 +26,7 @@ from promptlearning.bench.jobs import (
     ints,
     job_key,
     suite_tasks,
+    unknown_keys_hint,
 )
 from promptlearning.bench.measure import machine_info, measure_latency, peak_memory_mb, reset_peak_memory
 from promptlearning.errors import PromptLearningError
@@ -44,7 +45,7 @@ def _method_entries(value: Any, path: Path) -> list[dict[str, Any]]:
         unknown = sorted(set(entry) - set(METHOD_KEYS))
         if unknown:
             raise fail(path, f"unknown key(s) {', '.join(unknown)} in method {entry['method']!r}; "
-                              f"valid: {', '.join(METHOD_KEYS)}")
+                              f"valid: {', '.join(METHOD_KEYS)}" + unknown_keys_hint(unknown))
         entries.append(entry)
     labels = [str(e.get("label") or e["method"]) for e in entries]
     dupes = sorted({x for x in labels if labels.count(x) > 1})

@@ -50,7 +50,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from promptlearning.bench.jobs import Job, as_list, canonical_json, check_backbone, fail, ints, job_key
+from promptlearning.bench.jobs import (
+    Job,
+    as_list,
+    canonical_json,
+    check_backbone,
+    fail,
+    ints,
+    job_key,
+    unknown_keys_hint,
+)
 from promptlearning.errors import ConfigError, PromptLearningError, UnknownNameError
 
 SUITE_KEYS = ("name", "description", "store", "kind", "report", "backbone", "tasks", "train_tasks", "protocol",
@@ -71,7 +80,7 @@ def _entries(raw: dict[str, Any], path: Path) -> list[dict[str, Any]]:
         unknown = sorted(set(item) - set(METHOD_KEYS))
         if unknown:
             raise fail(path, f"unknown key(s) {', '.join(unknown)} in method {item['label']!r}; "
-                             f"valid: {', '.join(METHOD_KEYS)}")
+                             f"valid: {', '.join(METHOD_KEYS)}" + unknown_keys_hint(unknown))
         if item.get("trained_on", "train_tasks") not in TRAINED_ON:
             raise fail(path, f"trained_on of {item['label']!r} must be one of {', '.join(TRAINED_ON)}")
         out.append(item)

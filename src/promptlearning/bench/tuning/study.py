@@ -58,6 +58,10 @@ class TuneConfig:
             raise ConfigError(f"--sampler-seed must be between 0 and 2**32 - 1 (got {self.sampler_seed})")
         if self.pruner not in ("median", "none"):
             raise ConfigError(f"--pruner must be median or none (got {self.pruner!r})")
+        if getattr(self.base, "ensemble", None) is not None:  # each trial trains and scores one prompt
+            raise ConfigError("tune scores one prompt per trial, so `ensemble` would be ignored; remove it, then "
+                              "train the best as an ensemble: promptlearning train --config OUTPUT/best.yaml "
+                              "--ensemble N")
         if self.base.tasks:
             raise ConfigError("tune runs one task per training run; give the tasks to average over with "
                               "--on-tasks A,B instead of --tasks")
