@@ -306,3 +306,36 @@ def test_shipped_suites_find_their_stored_rows(path: Path, tmp_path: Path) -> No
         store.add_jobs(suite.jobs, suite.name)
         status = {store.status_of(job.key) for job in suite.jobs}
     assert status == {"done"}
+
+
+HELDOUT_LR = ("kind: heldout\ntasks: [mr]\ntrain_tasks: [cr]\nseeds: [1]\nshots: [4]\nmethods:\n"
+              "  - {label: pt, method: prompt_tuning, trained_on: target}\n"
+              "  - {label: moe, method: prompt_tuning, trained_on: train_tasks}\n"
+              "  - {label: fixed, method: fixed_prompt, trained_on: none}\n")
+
+
+def test_heldout_rows_stored_without_a_learning_rate_match_only_at_the_frozen_rate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held-out jobs that train carry the method's rate in their key; a row stored before (no lr) is taken over
+    while that rate is the one it was trained at, and a changed default_lr runs the job again."""
+    from promptlearning.methods import get_method
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(HELDOUT_LR)
+    jobs = load_suite(path).jobs
+    assert {j.label: j.config["train"].get("lr") for j in jobs} == {"pt": 0.03, "moe": 0.03, "fixed": None}
+    with ResultStore(tmp_path) as store:
+        for job in jobs:
+            legacy = {**job.config, "train": {k: v for k, v in job.config["train"].items() if k != "lr"}}
+            store.record_done("s", job.label, job.task, legacy["method"], legacy["data"]["shots"],
+                              legacy["train"]["seed"], legacy["backbone"], legacy, {"test_accuracy": 0.5})
+    shutil.copy(tmp_path / "results.sqlite", tmp_path / "kept.sqlite")  # the legacy rows, before any take-over
+    with ResultStore(tmp_path) as store:
+        assert store.add_jobs(jobs, "s") == 0  # every row taken over: the default is the frozen rate
+        assert {store.status_of(j.key) for j in jobs} == {"done"}
+    monkeypatch.setattr(get_method("prompt_tuning"), "default_lr", 0.1)
+    changed = load_suite(path).jobs
+    with ResultStore(tmp_path / "kept.sqlite") as store:
+        assert store.add_jobs(changed, "s") == 2  # both trained jobs run again at the new rate
+        assert {j.label: store.status_of(j.key) for j in changed} == {"pt": "pending", "moe": "pending",
+                                                                       "fixed": "done"}

@@ -51,10 +51,12 @@ from pathlib import Path
 from typing import Any
 
 from promptlearning.bench.jobs import (
+    LEGACY_DEFAULT_LR,
     Job,
     as_list,
     canonical_json,
     check_backbone,
+    default_lr,
     fail,
     ints,
     job_key,
@@ -175,11 +177,23 @@ def expand(raw: dict[str, Any], path: Path) -> list[Job]:
                         config["train"] = {"seed": seed, "max_steps": train["max_steps"]}
                     else:
                         config["train"] = {"seed": seed, **train}
-                    jobs.append(Job(job_key(config), label, config))
+                    defaults: dict[str, Any] = {}
+                    if role != "none":  # every training of the job runs at the method's rate: the key says which
+                        config["train"]["lr"] = default_lr(config["method"])
+                        # rows stored before keys held it were trained at the frozen rate: taken over at that rate only
+                        defaults = {"train": {"lr": LEGACY_DEFAULT_LR.get(config["method"])}}
+                    jobs.append(Job(job_key(config), label, config, defaults))
     return jobs
 
 
 # ---------------------------------------------------------------------------- running one job
+def _rate(c: dict[str, Any]) -> dict[str, Any]:
+    """The job's learning rate as part of a kept model's settings: absent at the rate every model kept so far
+    was trained at (so their places stay), present otherwise (so a changed default trains anew)."""
+    lr = c["train"].get("lr")
+    return {} if lr is None or lr == LEGACY_DEFAULT_LR.get(c["method"]) else {"lr": lr}
+
+
 def _cached(workdir: Path, what: dict[str, Any]) -> Path:
     """Where the model trained with settings ``what`` is kept (shared by the jobs that need it)."""
     digest = hashlib.sha256(canonical_json(what).encode()).hexdigest()[:16]
@@ -223,7 +237,8 @@ def single_task(backbone: Any, c: dict[str, Any], task: str, shots: int) -> tupl
     model = PromptModel.build(backbone, c["method"], data.labels, method_options=dict(c["method_options"]),
                               head=HeadConfig(**c["head"]), task=task,
                               tasks=[TaskInfo(task, data.labels, data.description)])
-    Trainer(model, TrainConfig(max_steps=c["train"]["max_steps"], eval_every=SINGLE_EVAL_EVERY, seed=seed, quiet=True),
+    Trainer(model, TrainConfig(max_steps=c["train"]["max_steps"], lr=c["train"].get("lr"), eval_every=SINGLE_EVAL_EVERY,
+                               seed=seed, quiet=True),
             model.encode(split.train), model.encode(split.dev)).fit()
     return model, evaluate(model, model.encode(test_subset(split.test, c["data"]["max_test"])))["accuracy"]
 
@@ -254,14 +269,14 @@ def _cross(backbone: Any, c: dict[str, Any], workdir: Path) -> tuple[Any, dict[s
     seed, train = c["train"]["seed"], c["train"]
     what = {"kind": "cross", **{k: c.get(k) for k in ("backbone", "head", "method", "method_options", "meta",
                                                          "train_tasks")},
-            "seed": seed, "max_steps": train["max_steps"], "train_shots": train["train_shots"]}
+            "seed": seed, "max_steps": train["max_steps"], "train_shots": train["train_shots"], **_rate(c)}
     place = _cached(workdir, what)
 
     def fit() -> Any:
         cfg = ExperimentConfig(backbone=c["backbone"], method=c["method"], method_options=dict(c["method_options"]),
                                tasks=list(c["train_tasks"]), head=HeadConfig(**c["head"]),
-                               train=TrainConfig(max_steps=train["max_steps"], eval_every=CROSS_EVAL_EVERY, seed=seed,
-                                                 quiet=True),
+                               train=TrainConfig(max_steps=train["max_steps"], lr=train.get("lr"),
+                                                 eval_every=CROSS_EVAL_EVERY, seed=seed, quiet=True),
                                meta=MetaConfig(**(c.get("meta") or {})), output_dir=str(place / "run"))
         cfg.data.shots, cfg.data.data_seed, cfg.data.max_test = train["train_shots"], seed, CROSS_MAX_TEST
         return run_multitask(cfg, log=lambda *_: None)["_model"]
@@ -287,10 +302,12 @@ def rank_sources(backbone: Any, target: str, candidates: list[str]) -> list[tupl
 def _nearest(backbone: Any, c: dict[str, Any], workdir: Path) -> tuple[Any, dict[str, Any]]:
     """Prompt transfer's start: the kept single-task prompt (K = train_shots) of the nearest training task."""
     source, similarity = rank_sources(backbone, c["heldout_task"], list(c["train_tasks"]))[0]
-    source_cfg = {**c, "train": {"seed": c["train"]["seed"], "max_steps": c["train"]["max_steps"]}}
+    source_train = {"seed": c["train"]["seed"], "max_steps": c["train"]["max_steps"]}
+    source_cfg = {**c, "train": {**source_train, "lr": c["train"].get("lr")}}
     shots = int(c["train"]["train_shots"])  # the source's K (16, as its single-task row)
-    what = {"kind": "source", "task": source, "shots": shots, **{k: source_cfg.get(k) for k in (
-        "backbone", "head", "method", "method_options", "train")}, "max_test": c["data"]["max_test"]}
+    what = {"kind": "source", "task": source, "shots": shots, **{k: c.get(k) for k in (
+        "backbone", "head", "method", "method_options")}, "train": source_train, "max_test": c["data"]["max_test"],
+        **_rate(c)}
     model, seconds = _load_or_train(backbone, _cached(workdir, what),
                                     lambda: single_task(backbone, source_cfg, source, shots)[0])
     return model, {"source": source, "source_similarity": similarity, "source_seconds": seconds,
@@ -324,8 +341,9 @@ def adaptation_curve(backbone: Any, c: dict[str, Any], start: Any = None) -> dic
     dev = model.encode(split.dev)
     first = evaluate(model, dev)["accuracy"]
     # the whole curve is the row's point: the run goes on past a perfect dev score (the kept model is the same)
-    fit = Trainer(model, TrainConfig(max_steps=train["adapt_steps"], eval_every=train["eval_every"], seed=seed,
-                                     quiet=True, train_past_perfect_dev=True), model.encode(split.train), dev).fit()
+    fit = Trainer(model, TrainConfig(max_steps=train["adapt_steps"], lr=train.get("lr"), eval_every=train["eval_every"],
+                                     seed=seed, quiet=True, train_past_perfect_dev=True),
+                  model.encode(split.train), dev).fit()
     test = evaluate(model, model.encode(test_subset(split.test, c["data"]["max_test"])))["accuracy"]
     return {"curve": [[0, first]] + [[h["step"], h["dev_accuracy"]] for h in fit.history], "test_accuracy": test,
             "adapt_seconds": fit.train_seconds}
@@ -367,7 +385,8 @@ def execute(job: Job, log: Any = lambda _: None, workdir: Path | None = None) ->
     else:
         trained, extra = (_cross if role == "train_tasks" else _nearest)(backbone, c, workdir)
         r = adapt_to_task(copy.deepcopy(trained), load_task(target), shots=k, seed=c["train"]["seed"],
-                          steps=c["train"]["adapt_steps"], max_test=c["data"]["max_test"], quiet=True,
+                          steps=c["train"]["adapt_steps"], lr=c["train"].get("lr"), max_test=c["data"]["max_test"],
+                          quiet=True,
                           log=lambda *_: None)
         row = {"test_accuracy": r["after"], "before": r["before"], "adapt_seconds": r["adapt_seconds"], **extra}
     return row | {"machine": machine_info()}  # where it ran: what a published table states
