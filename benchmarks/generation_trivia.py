@@ -14,6 +14,8 @@ import argparse
 import json
 import os
 import platform
+import statistics
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -67,7 +69,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     for r in rows:
         by_row.setdefault(r["row"], []).append(r)
     lines = ["| run | seeds | exact match | token F1 | ROUGE-L | BLEU | trainable params | steps | CPU s (per seed) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, *_ in ROWS:
         got = by_row.get(name)
         if not got:
@@ -77,45 +79,56 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         def mean(key: str, rs: list[dict[str, Any]] = got) -> float:
             return sum(r[key] for r in rs) / len(rs)
 
-        lines.append(f"| {name} | {len(got)} | {mean('exact_match'):.3f} | {mean('token_f1'):.3f} | "
-                     f"{mean('rouge_l'):.3f} | {mean('bleu'):.1f} | {got[0]['trainable_params']:,} | "
+        def cell(key: str, digits: int, rs: list[dict[str, Any]] = got) -> str:
+            spread = f" ± {statistics.stdev(r[key] for r in rs):.{digits}f}" if len(rs) > 1 else ""
+            return f"{mean(key):.{digits}f}{spread}"
+
+        seeds = ", ".join(str(r["seed"]) for r in sorted(got, key=lambda r: r["seed"]))
+        lines.append(f"| {name} | {len(got)} ({seeds}) | {cell('exact_match', 3)} | {cell('token_f1', 3)} | "
+                     f"{cell('rouge_l', 3)} | {cell('bleu', 1)} | {got[0]['trainable_params']:,} | "
                      f"{got[0]['steps']} | {mean('cpu_seconds'):.0f} |")
     return "\n".join(lines)
 
 
 def write_report(out: Path, rows: list[dict[str, Any]], args: argparse.Namespace, command: str) -> None:
+    """Rebuild generation_trivia.md from the rows; ``generation_trivia.notes.md`` (what the numbers say, written
+    by hand) is appended when it exists, so a rerun keeps it."""
     examples = "\n".join(f"- {r['row']} (seed {r['seed']}): " + "; ".join(
         f"{e['input'][:50]!r} -> {e['answer']!r} (gold {e['target']!r})" for e in r["examples"]) for r in rows)
+    commands = list(dict.fromkeys(r.get("command", command) for r in rows)) or [command]
+    seeds = sorted({r["seed"] for r in rows} | set(args.seeds))
+    per_row = {n: sum(r["row"] == n for r in rows) for n, *_ in ROWS}
+    counts = sorted(set(per_row.values()))
+    notes = out / "generation_trivia.notes.md"
     text = f"""# Trivia QA generation on SmolLM2-135M (issue 19, part 2)
 
 Task `trivia_qa` (chatterbot-corpus english/trivia.yml: 182 pool pairs, fixed test set of 78 pairs),
 K = {args.shots} training pairs and {args.dev_shots} dev pairs drawn with the data seed, greedy answers (the
 first line written, at most the longest train/dev target's tokens + 8), scored by SQuAD-normalised exact
 match, token F1, ROUGE-L (`rouge-score`) and corpus BLEU (`sacrebleu`, 0-100). Trained runs: {args.steps}
-steps, batch {args.batch_size}, each method's default learning rate, the best dev step (teacher-forced target-token
-accuracy, checked every {args.eval_every} steps) kept. Seeds: data seed = training seed = each of
-{', '.join(map(str, args.seeds))}.
+steps, batch {args.batch_size}, each method's default learning rate unless the row names one, the best dev step
+(teacher-forced target-token accuracy, checked every {args.eval_every} steps) kept. Data seed = training seed =
+each seed listed per row (of {', '.join(map(str, seeds))}); scores are the mean ± std over those seeds.
 
 {table(rows, args)}
 
-Command (from a frozen copy of the code, `nice -n 10`):
+Commands (each from a frozen copy of the code, `nice -n 10`; a rerun skips the rows done):
 
-    {command}
+""" + "\n".join(f"    {c}" for c in commands) + f"""
 
-Machine: a 2-core CPU shared with about seven other engineers' jobs at the same time ({load_text(rows)}),
+Machine: a 2-core CPU shared with other engineers' jobs ({load_text(rows)}),
 torch {torch_version()} CPU, Python {platform.python_version()}; CPU seconds are this process's own (the
-wall time of each row, in the JSON, was many times more).
+wall time of each row, in the JSON, was several times more).
 
-Reduced from the issue's request (3 seeds; the issue names no step count or K): **1 seed** where only one
-ran, {args.steps} steps, K = {args.shots}, {args.dev_shots} dev pairs, 8 in-context demonstrations rather than K, because
-the comparison had to finish within the session on a machine giving each job a small fraction of a core
-(each row's wall time, in the JSON, was 6-44 times its CPU time).
-With 78 test pairs one answer is 1.3 points of exact match: differences of a few points are noise.
+Reduced from the issue's request (3 seeds; the issue names no step count or K): {args.steps} steps, K = {args.shots},
+{args.dev_shots} dev pairs, 8 in-context demonstrations rather than K; seeds per row: {' or '.join(map(str, counts))}
+(the table's seeds column). With 78 test pairs one answer is 1.3 points of exact match: differences of a few
+points are noise.
 
 First answers of each run:
 
 {examples}
-"""
+""" + (f"\n{notes.read_text()}" if notes.is_file() else "")
     (out / "generation_trivia.md").write_text(text)
 
 
@@ -125,6 +138,16 @@ def load_text(rows: list[dict[str, Any]]) -> str:
     if not loads:
         return "load average not recorded"
     return f"1-minute load average {min(loads):g}-{max(loads):g} as rows finished"
+
+
+def commit() -> str:
+    """The commit of the checkout the script runs in (freeze the code at it before a long run)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).parent)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
 
 
 def torch_version() -> str:
@@ -151,7 +174,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = json.loads(store.read_text()) if store.is_file() else []
     command = ("PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python benchmarks/generation_trivia.py --seeds "
                f"{' '.join(map(str, args.seeds))} --steps {args.steps} --batch-size {args.batch_size} --shots {args.shots} "
-               f"--dev-shots {args.dev_shots}" + (f" --only {' '.join(repr(n) for n in args.only)}" if args.only else ""))
+               f"--dev-shots {args.dev_shots}" + (f" --only {' '.join(repr(n) for n in args.only)}" if args.only else "")
+               + f"   # commit {commit()}")
     write_report(out, rows, args, command)
     from promptlearning.backbones import shared_backbone
 
@@ -162,7 +186,7 @@ def main() -> None:
             if any(r["row"] == name and r["seed"] == seed for r in rows):
                 continue
             print(f"{name}, seed {seed}", flush=True)
-            rows.append(run_row(name, method, options, extra, seed, args, backbone))
+            rows.append({**run_row(name, method, options, extra, seed, args, backbone), "command": command})
             store.write_text(json.dumps(rows, indent=1) + "\n")
             write_report(out, rows, args, command)
             print(f"  done: exact match {rows[-1]['exact_match']:.3f}, ROUGE-L {rows[-1]['rouge_l']:.3f}, "
