@@ -100,6 +100,18 @@ class Backbone(nn.Module):
         """
         return _layer_list(self.model, self._layer_path)
 
+    @property
+    def reads_kv_cache(self) -> bool:
+        """Whether attention reads ``past_key_values`` (key/value prefixes need it). A model whose config has
+        no ``use_cache`` (DistilBERT, ALBERT, DeBERTa, MPNet) never does."""
+        return hasattr(self.model.config, "use_cache")
+
+    @property
+    def cache_keyword(self) -> str:
+        """The keyword the forward takes its key/value cache by: ``cache`` where the installed transformers
+        has renamed it (it warns that ``past_key_values`` will go), ``past_key_values`` before."""
+        return "cache" if self.accepts("cache") else "past_key_values"
+
     def accepts(self, argument: str) -> bool:
         """Whether the base model's forward takes this keyword (position_ids, token_type_ids...)."""
         return argument in self._forward_args

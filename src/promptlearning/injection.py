@@ -64,17 +64,14 @@ def check_length(backbone: Backbone, prompt_len: int, text_len: int) -> None:
 
 
 def cache_argument(backbone: Backbone) -> str:
-    """The keyword the backbone's forward takes its key/value cache by: ``cache`` where the installed
-    transformers has renamed it (it warns that ``past_key_values`` will go), ``past_key_values`` before."""
-    return "cache" if backbone.accepts("cache") else "past_key_values"
+    """The keyword the backbone's forward takes its key/value cache by (see :attr:`Backbone.cache_keyword`)."""
+    return backbone.cache_keyword
 
 
 def check_kv_prefix(backbone: Backbone, method: PromptMethod) -> None:
-    """Key/value prefixes need attention that reads a cache; refuse a family without one.
-
-    A model whose config has no ``use_cache`` (DistilBERT, ALBERT, DeBERTa, MPNet) never reads a cache
-    (``cache``, formerly ``past_key_values``): it would crash on the longer mask or, worse, ignore the prefix."""
-    if method.num_prefix_positions and not hasattr(backbone.model.config, "use_cache"):
+    """Key/value prefixes need attention that reads a cache; refuse a family without one: it would crash
+    on the longer mask or, worse, ignore the prefix."""
+    if method.num_prefix_positions and not backbone.reads_kv_cache:
         raise ConfigError(
             f"{backbone.info.name} ({backbone.info.model_type}) has no key/value cache, so it cannot take the "
             f"key/value prefixes of {type(method).name}; use --method p_tuning_v2 (per-layer prompts) instead"

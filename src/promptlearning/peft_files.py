@@ -125,11 +125,13 @@ def read_exported(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tens
 
 
 def _flat_prefix(method_config: dict[str, Any], state: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(P, layers * 2 * kv_heads * head_dim): the stored prefix, or what the MLP makes of its table."""
+    """(P, layers * 2 * kv_heads * head_dim): the stored prefix, or what the MLP makes of its table (plus the
+    real-token anchors it learns a change to, when it started from them)."""
     if not method_config.get("reparam", True):
         return state["method.prefix"]
     hidden = torch.tanh(state["method.table"] @ state["method.mlp.0.weight"].T + state["method.mlp.0.bias"])
-    return hidden @ state["method.mlp.2.weight"].T + state["method.mlp.2.bias"]
+    made = hidden @ state["method.mlp.2.weight"].T + state["method.mlp.2.bias"]
+    return made + state["method.anchor"] if "method.anchor" in state else made
 
 
 def to_peft(config: dict[str, Any], state: dict[str, torch.Tensor], where: Path

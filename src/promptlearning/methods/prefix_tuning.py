@@ -4,12 +4,19 @@ With ``reparam`` (Li & Liang, 2021) the prefixes are produced during training by
 a small embedding table, which steadies optimisation; :meth:`PrefixTuning.fold` computes the
 table once and drops the MLP, so inference pays nothing and outputs do not change. Without
 ``reparam`` the prefixes are trained directly: P-tuning v2 in its original key/value form.
+
+How the prefixes start matters more than anything else in few-shot training. Random prefixes
+(``init=random``) carry keys and values nothing like the ones the layers learnt to read, and with
+few examples training often collapses to one label. ``init=vocab`` (or ``text``) starts from the
+keys and values the frozen backbone computes for real tokens, as Li & Liang advise for low-data
+settings: the model starts out reading P ordinary tokens before its input. With ``reparam`` the
+MLP then learns a change to those anchors (its output layer starts at zero).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -24,6 +31,7 @@ from promptlearning.methods.base import (
     option,
     register_method,
 )
+from promptlearning.methods.prompt_init import INITS, token_ids_for_init
 from promptlearning.methods.search_space import Choice, IntRange, LogFloat
 
 
@@ -32,16 +40,27 @@ class PrefixTuningConfig(MethodConfig):
     num_tokens: int = option(16, "prefix length P (key/value positions per layer)")
     reparam: bool = option(True, "produce the prefixes by an MLP during training (fold it away for inference)")
     reparam_hidden: int = option(256, "hidden width of the reparameterisation MLP")
-    init_std: float = option(0.5, "standard deviation of the initial prefixes (or of the MLP's input table)")
+    init: str = option("vocab", "initialisation: vocab (the backbone's keys and values of sampled vocabulary "
+                                "tokens), text (of init_text's tokens) or random (Gaussian, init_std)")
+    init_text: str | None = option(None, "text whose tokens' keys and values start the prefix (init=text)")
+    init_std: float = option(0.5, "standard deviation of the initial prefixes for init=random (or of the MLP's "
+                                  "input table)")
     init_seed: int = option(0, "seed of the initialisation")
     peft_positions: bool = option(False, "number the input's positions from P, after the prefix, as Hugging Face "
                                          "PEFT does (set on import from PEFT; needed to export to PEFT)")
+
+    # prefixes started random before ``init`` existed; an adapter or bench row without the key did that
+    saved_before: ClassVar[dict[str, Any]] = {"init": "random"}
 
     def check(self) -> None:
         if self.num_tokens < 1:
             raise ConfigError(f"num_tokens must be >= 1 (got {self.num_tokens}); pass --option num_tokens=16")
         if self.reparam_hidden < 1:
             raise ConfigError("reparam_hidden must be >= 1")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; choose one of: {', '.join(INITS)}")
+        if self.init == "text" and not self.init_text:
+            raise ConfigError("init=text needs init_text; pass --option init_text=\"a phrase\" or choose init vocab/random")
 
     def check_backbone(self, info: BackboneInfo) -> None:
         check_prompt_length(self.num_tokens, info, "prefix")
@@ -62,7 +81,8 @@ class PrefixTuning(PromptMethod):
                "P-tuning v2's original key/value form")
     default_lr = 1e-2
     search_space = {"num_tokens": IntRange(4, 32, 4), "reparam": Choice((True, False)),
-                    "init_std": LogFloat(0.02, 1.0), "train.lr": LogFloat(1e-4, 1e-1)}
+                    "init": Choice(("vocab", "random")), "init_std": LogFloat(0.02, 1.0),
+                    "train.lr": LogFloat(1e-4, 1e-1)}
 
     def __init__(self, config: PrefixTuningConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)
@@ -72,10 +92,20 @@ class PrefixTuning(PromptMethod):
         width = info.num_layers * 2 * info.num_kv_heads * info.head_dim
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.init_seed)
+            # a family without a key/value cache is refused by the injector at the first forward, in its words
+            real = config.init != "random" and backbone.reads_kv_cache
+            anchor = real_token_prefix(backbone, config) if real else None  # (P, W)
             if config.reparam:
                 self.table = nn.Parameter(torch.randn(config.num_tokens, info.hidden_size) * config.init_std)
                 self.mlp = nn.Sequential(nn.Linear(info.hidden_size, config.reparam_hidden), nn.Tanh(),
                                          nn.Linear(config.reparam_hidden, width))
+                if anchor is not None:
+                    # the MLP learns a change to the anchors, starting from none
+                    nn.init.zeros_(self.mlp[2].weight)
+                    nn.init.zeros_(self.mlp[2].bias)
+                    self.register_buffer("anchor", anchor)
+            elif anchor is not None:
+                self.prefix = nn.Parameter(anchor)
             else:
                 self.prefix = nn.Parameter(torch.randn(config.num_tokens, width) * config.init_std)  # (P, W)
 
@@ -90,7 +120,11 @@ class PrefixTuning(PromptMethod):
 
     def flat_prefix(self) -> torch.Tensor:
         """(P, layers * 2 * kv_heads * head_dim), from the MLP or the folded table."""
-        return self.mlp(self.table) if self.config.reparam else self.prefix
+        if not self.config.reparam:
+            return self.prefix
+        made = self.mlp(self.table)
+        anchor = getattr(self, "anchor", None)
+        return made if anchor is None else made + anchor
 
     def kv_prefix(self, ctx: PromptContext) -> list[tuple[torch.Tensor, torch.Tensor]]:
         layers, _, heads, length, dim = self._shape
@@ -107,5 +141,32 @@ class PrefixTuning(PromptMethod):
         table = self.flat_prefix().detach().clone()
         del self.mlp
         del self.table
+        if hasattr(self, "anchor"):
+            del self.anchor
         self.prefix = nn.Parameter(table)
         self.config.reparam = False
+
+
+@torch.no_grad()
+def real_token_prefix(backbone: Backbone, config: PrefixTuningConfig) -> torch.Tensor:
+    """The keys and values every layer computes for P real tokens, laid out as the flat prefix (P, W).
+
+    The frozen backbone reads the tokens alone (positions 0..P-1, no special tokens) and fills a
+    key/value cache, the same cache the injector hands it prefixes through, so this works for every
+    backbone family the injector supports."""
+    from transformers import DynamicCache
+
+    ids = token_ids_for_init(config.init, config.num_tokens, backbone.input_embeddings().num_embeddings,
+                             backbone.tokenizer, seed=config.init_seed, text=config.init_text)  # (P,)
+    device = backbone.input_embeddings().weight.device
+    cache = DynamicCache()
+    mask = torch.ones(1, len(ids), dtype=torch.long, device=device)
+    backbone.model(input_ids=ids.unsqueeze(0).to(device), attention_mask=mask, use_cache=True,
+                   **{backbone.cache_keyword: cache})
+    keys = [layer.keys for layer in cache.layers]  # each (1, h, P, d)
+    values = [layer.values for layer in cache.layers]
+    if len(keys) != backbone.info.num_layers:
+        raise ConfigError(f"the backbone returned keys and values for {len(keys)} of its {backbone.info.num_layers} "
+                          "layers; use --option init=random with this backbone")
+    kv = torch.stack([torch.stack([k[0], v[0]]) for k, v in zip(keys, values)])  # (N, 2, h, P, d)
+    return kv.permute(3, 0, 1, 2, 4).reshape(config.num_tokens, -1).to(torch.float32).cpu().clone()  # (P, W)

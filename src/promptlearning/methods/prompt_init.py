@@ -34,12 +34,27 @@ def vocab_prompt(embeddings: torch.Tensor, length: int, generator: torch.Generat
 
 def text_prompt(embeddings: torch.Tensor, tokenizer: Any, text: str, length: int) -> torch.Tensor:
     """Embeddings of a text's tokens, repeated or cut to P positions, (P, H)."""
+    return embeddings.detach()[text_token_ids(tokenizer, text, length)].to(torch.float32).clone()
+
+
+def text_token_ids(tokenizer: Any, text: str, length: int) -> torch.Tensor:
+    """A text's token ids, repeated or cut to P, (P,)."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if not ids:
         raise ConfigError(f"init_text {text!r} has no tokens; give a non-empty text such as 'classify the sentiment'")
     reps = -(-length // len(ids))
-    chosen = torch.tensor((ids * reps)[:length])
-    return embeddings.detach()[chosen].to(torch.float32).clone()
+    return torch.tensor((ids * reps)[:length])
+
+
+def token_ids_for_init(init: str, length: int, vocab_size: int, tokenizer: Any, *, seed: int,
+                       text: str | None) -> torch.Tensor:
+    """The P token ids that ``init`` vocab (sampled, like :func:`vocab_prompt`) or text starts from, (P,)."""
+    if init == "vocab":
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randint(0, min(5000, vocab_size), (length,), generator=generator)
+    if init == "text" and text:
+        return text_token_ids(tokenizer, text, length)
+    raise ConfigError(f"init {init!r} has no tokens to start from; choose vocab or text (with init_text)")
 
 
 def initial_prompt(init: str, length: int, embeddings: torch.Tensor, tokenizer: Any, *, seed: int,
