@@ -192,9 +192,6 @@ class Options:
     """
 
     where: ClassVar[str] = "option(s)"
-    # options added after configs were first saved whose default is not what those configs did: a saved
-    # config (an adapter, a bench row) that lacks the key meant this value, not today's default
-    saved_before: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self) -> None:
         self.check()
@@ -208,12 +205,6 @@ class Options:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Any:
         return build(cls, values, cls.where)
-
-    @classmethod
-    def from_saved(cls, values: dict[str, Any]) -> Any:
-        """Read a config written earlier: a key it lacks takes the value it had before the option existed
-        (``saved_before``) where the default has moved since, so old adapters load as they were trained."""
-        return cls.from_dict({**cls.saved_before, **values})
 
     @classmethod
     def help(cls) -> dict[str, str]:

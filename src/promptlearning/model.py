@@ -354,7 +354,7 @@ def model_from_config(config: dict[str, Any], backbone: Backbone, directory: Pat
     ``directory`` names the adapter in messages. An ensemble builds each member from its own config."""
     try:
         cls = get_method(config["method"])
-        method = cls(cls.config_class.from_saved(config["method_config"]), backbone)
+        method = cls(cls.config_class.from_dict(config["method_config"]), backbone)
         head = build_head(HeadConfig.from_saved(config["head"]), backbone, config["labels"])
         tasks = [TaskInfo.from_dict(t) for t in config["tasks"]] if config.get("tasks") else None
         model = PromptModel(backbone, method, head, config["labels"], task=config.get("task"),

@@ -117,11 +117,8 @@ def _defaults(method: dict[str, Any]) -> dict[str, Any]:
 
     top = {f.name: f.default for f in dataclasses.fields(ExperimentConfig) if f.default is not dataclasses.MISSING}
     try:
-        if method["runner"] == "peft":
-            options = peft_runner.resolve_options(method["method"], {})
-        else:
-            config = make_config(method["method"], {})
-            options = {**config.to_dict(), **type(config).saved_before}
+        options = (peft_runner.resolve_options(method["method"], {}) if method["runner"] == "peft"
+                   else make_config(method["method"], {}).to_dict())
     except PromptLearningError:  # a method with required options has no all-default config
         options = {}
     from promptlearning.training.gate_search import SearchConfig
