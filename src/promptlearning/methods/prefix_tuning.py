@@ -167,5 +167,5 @@ def real_token_prefix(backbone: Backbone, config: PrefixTuningConfig) -> torch.T
     if len(keys) != backbone.info.num_layers:
         raise ConfigError(f"the backbone returned keys and values for {len(keys)} of its {backbone.info.num_layers} "
                           "layers; use --option init=random with this backbone")
-    kv = torch.stack([torch.stack([k[0], v[0]]) for k, v in zip(keys, values)])  # (N, 2, h, P, d)
+    kv = torch.stack([torch.stack([k[0], v[0]]) for k, v in zip(keys, values, strict=True)])  # (N, 2, h, P, d)
     return kv.permute(3, 0, 1, 2, 4).reshape(config.num_tokens, -1).to(torch.float32).cpu().clone()  # (P, W)
