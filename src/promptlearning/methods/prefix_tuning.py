@@ -96,12 +96,13 @@ class PrefixTuning(PromptMethod):
             anchor = real_token_prefix(backbone, config) if real else None  # (P, W)
             if config.reparam:
                 self.table = nn.Parameter(torch.randn(config.num_tokens, info.hidden_size) * config.init_std)
-                self.mlp = nn.Sequential(nn.Linear(info.hidden_size, config.reparam_hidden), nn.Tanh(),
-                                         nn.Linear(config.reparam_hidden, width))
+                first = nn.Linear(info.hidden_size, config.reparam_hidden)  # drawn first, as it always was
+                out = nn.Linear(config.reparam_hidden, width)
+                self.mlp = nn.Sequential(first, nn.Tanh(), out)
                 if anchor is not None:
                     # the MLP learns a change to the anchors, starting from none
-                    nn.init.zeros_(self.mlp[2].weight)
-                    nn.init.zeros_(self.mlp[2].bias)
+                    nn.init.zeros_(out.weight)
+                    nn.init.zeros_(out.bias)
                     self.register_buffer("anchor", anchor)
             elif anchor is not None:
                 self.prefix = nn.Parameter(anchor)
@@ -162,9 +163,9 @@ def real_token_prefix(backbone: Backbone, config: PrefixTuningConfig) -> torch.T
     mask = torch.ones(1, len(ids), dtype=torch.long, device=device)
     backbone.model(input_ids=ids.unsqueeze(0).to(device), attention_mask=mask, use_cache=True,
                    **{backbone.cache_keyword: cache})
-    keys = [layer.keys for layer in cache.layers]  # each (1, h, P, d)
-    values = [layer.values for layer in cache.layers]
-    if len(keys) != backbone.info.num_layers:
+    keys: list[Any] = [getattr(layer, "keys", None) for layer in cache.layers]  # each (1, h, P, d)
+    values: list[Any] = [getattr(layer, "values", None) for layer in cache.layers]
+    if len(keys) != backbone.info.num_layers or any(k is None for k in keys + values):
         raise ConfigError(f"the backbone returned keys and values for {len(keys)} of its {backbone.info.num_layers} "
                           "layers; use --option init=random with this backbone")
     kv = torch.stack([torch.stack([k[0], v[0]]) for k, v in zip(keys, values, strict=True)])  # (N, 2, h, P, d)
