@@ -92,6 +92,18 @@ def test_selection_rebuilds_a_fixed_model(bert: Backbone, tmp_path: Path) -> Non
     assert not fixed.method.gates.requires_grad  # type: ignore[union-attr]
 
 
+def test_search_traces_every_steps_gates_and_chooses_with_the_best_dev_steps(bert: Backbone) -> None:
+    model = _model(bert)
+    found = search_layers(model, TrainConfig(max_steps=4, eval_every=2, quiet=True), SearchConfig(budget=1, arch_lr=0.5),
+                          _items(bert), _items(bert, 2, 2), None)
+    assert [t["step"] for t in found.gate_trace] == [1, 2, 3, 4]
+    assert all(len(t["gates"]) == len(t["grad"]) == 2 for t in found.gate_trace)  # tiny-bert: 2 candidate layers
+    assert [s for s, _ in found.dev_curve] == [2, 4] and found.best_step in (2, 4)
+    kept = next(t["gates"] for t in found.gate_trace if t["step"] == found.best_step)
+    assert found.final_gates == pytest.approx(kept, abs=1e-6)  # the best-on-dev step's gates, not the last step's
+    assert found.gate_trace[0]["gates"] != found.gate_trace[-1]["gates"]
+
+
 def test_consistency_term_measures_the_gap_to_the_discretised_model(bert: Backbone) -> None:
     model = _model(bert).eval()  # eval: no head dropout, so equal models give equal predictions
     trainer = BilevelTrainer(model, TrainConfig(max_steps=1, quiet=True), SearchConfig(consistency=1.0, budget=2),

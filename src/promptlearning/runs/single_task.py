@@ -192,7 +192,8 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
                          "search_seconds": found.search_seconds})
         result.update({"chosen_layers": found.chosen_layers, "search_seconds": found.search_seconds,
                        "search_steps": found.search_steps, "final_gates": found.final_gates,
-                       "gate_history": found.gate_history,
+                       "gate_history": found.gate_history, "gate_trace": found.gate_trace,
+                       "search_best_step": found.best_step, "search_dev_curve": found.dev_curve,
                        "trainable_params": trainable, "trainable_share": trainable / total,
                        "prompt_layers": model.method.prompt_layers})
         if out is not None and (out / "gates.png").is_file():

@@ -93,6 +93,9 @@ class BilevelTrainer(Trainer):
         self.val_items = val
         self.arch_optimizer = torch.optim.Adam(self.arch_params, lr=search.arch_lr, betas=(0.5, 0.999),
                                                weight_decay=search.arch_weight_decay)
+        # every search step's gate probabilities (after its architecture update) and the gate-logit gradient
+        # that moved them: the trajectory the dev-time history (every eval_every steps) only samples
+        self.gate_trace: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ data
     def val_rows_at(self, step: int) -> list[int]:
@@ -143,6 +146,8 @@ class BilevelTrainer(Trainer):
             p.grad = g
         self.arch_optimizer.step()
         self.arch_optimizer.zero_grad(set_to_none=True)
+        self.gate_trace.append({"step": step + 1, "gates": [round(float(p), 6) for p in self.gates.probabilities()],
+                                "grad": [float(f"{float(g):.4g}") for g in torch.cat([g.reshape(-1) for g in grads])]})
         loss = self.loss(batch)
         self.accelerator.backward(loss)
         for p in self.arch_params:
@@ -168,8 +173,9 @@ class BilevelTrainer(Trainer):
 
     def strategy_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, meta = optimizer_tensors(self.arch_optimizer)
-        return tensors, {"arch_optimizer": meta}
+        return tensors, {"arch_optimizer": meta, "gate_trace": self.gate_trace}
 
     def load_strategy_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         if "arch_optimizer" in meta:
             restore_optimizer(self.arch_optimizer, tensors, meta["arch_optimizer"])
+        self.gate_trace = list(meta.get("gate_trace", []))  # a checkpoint written before traces: none

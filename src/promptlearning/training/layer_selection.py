@@ -11,6 +11,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from promptlearning.data.batching import Encoded
 from promptlearning.methods.protocols import layer_gates_of
@@ -26,6 +27,11 @@ class SearchResult:
     final_gates: list[float] = field(default_factory=list)
     search_seconds: float = 0.0
     search_steps: int = 0
+    # every search step's gates and gate gradients (BilevelTrainer.gate_trace); the search's best-on-dev
+    # step, whose gates (not the last step's) choose the layers; the supernet's dev accuracy at each evaluation
+    gate_trace: list[dict[str, Any]] = field(default_factory=list)
+    best_step: int = 0
+    dev_curve: list[tuple[int, float]] = field(default_factory=list)
 
 
 def search_layers(model: PromptModel, train_cfg: TrainConfig, search: SearchConfig, train: list[Encoded],
@@ -41,10 +47,13 @@ def search_layers(model: PromptModel, train_cfg: TrainConfig, search: SearchConf
     fit = trainer.fit(resume=resume and output_dir is not None and (output_dir / "search" / "checkpoint").is_dir())
     history = [(int(h["step"]), list(h["gates"])) for h in fit.history if "gates" in h]
     final = [float(p) for p in method.probabilities()]
-    if output_dir is not None and history and trainer.parallel.is_main:
-        plot_gates(history, method.candidate_layers, output_dir / "gates.png")
+    trace = [(int(t["step"]), list(t["gates"])) for t in trainer.gate_trace]
+    if output_dir is not None and (trace or history) and trainer.parallel.is_main:
+        plot_gates(trace or history, method.candidate_layers, output_dir / "gates.png")
     chosen = method.select_layers(search.budget, search.threshold)
-    return SearchResult(chosen, history, final, time.perf_counter() - started, fit.steps)
+    dev_curve = [(int(h["step"]), float(h["dev_accuracy"])) for h in fit.history if "dev_accuracy" in h]
+    return SearchResult(chosen, history, final, time.perf_counter() - started, fit.steps,
+                        list(trainer.gate_trace), fit.best_step, dev_curve)
 
 
 def plot_gates(history: list[tuple[int, list[float]]], layers: list[int], path: Path) -> Path | None:
