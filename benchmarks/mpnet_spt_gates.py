@@ -2,8 +2,9 @@
 
 Reads the done rows of the mpnet_spt suite from its store and draws, with the SPT table's plotting
 function, each task's mean final gate probability per layer (spt_k4) and how often each of the 12
-layers was chosen at K = 4 (spt_k4) and K = 2 (spt_k2). The gate trajectories of one search over
-its steps are in `gates.png` of a `promptlearning train --method spt --output DIR` run.
+layers was chosen at K = 4 (spt_k4 at the default gate learning rate, spt_k4_fast_gates at 0.3,
+spt_k4_gates_lr1 at 1.0) and K = 2 (spt_k2), for the labels that have done rows. Every search
+step's gates are drawn by benchmarks/mpnet_spt_gate_trace.py (mpnet_spt_gate_trace.png).
 
     python benchmarks/mpnet_spt_gates.py [--store benchmarks/results/mpnet16]
 """
@@ -37,8 +38,10 @@ def main() -> None:
             if result.get("final_gates"):
                 gates = ", ".join(f"{g:.2f}" for g in result["final_gates"])
                 print(f"{task} seed {seed} {label}: chose {result.get('chosen_layers')}; final gates {gates}")
-    written = plot_gates(runs, tasks, Path(args.out), searched=("spt_k4", "spt_k2"),
-                         budget="K = 4 (spt_k4) and K = 2 (spt_k2) of 12")
+    searched = tuple(label for label in ("spt_k4", "spt_k4_fast_gates", "spt_k4_gates_lr1", "spt_k2")
+                     if any(lab == label for _, lab in runs))
+    written = plot_gates(runs, tasks, Path(args.out), searched=searched or ("spt_k4",),
+                         budget="K = 4 (spt_k4*: gate learning rate 0.03, 0.3, 1.0) and K = 2 (spt_k2) of 12")
     print(f"wrote {written}" if written else "matplotlib is not installed: no figure")
 
 
