@@ -63,6 +63,16 @@ def test_fewshot_table_shows_the_entry_methods_in_order(tmp_path: Path) -> None:
     assert lines[1] == "| a | 60.0 ± 14.1 (2) | – | 60.0 | 10 (0.10%) | 0.500 |"  # a never ran on t2
 
 
+def test_fewshot_table_writes_its_notes_after_the_table(tmp_path: Path) -> None:
+    out = tmp_path / "table.md"
+    notes = ["## Why\n\nBecause.", "Second paragraph."]
+    table_module("fewshot").write([_row("a", "t1", 1, 0.5)], out, {"notes": notes}, "s")
+    text = out.read_text()
+    assert text.endswith("| a | 50.0 ± 0.0 (1) | 50.0 | 10 (0.10%) | 0.500 |\n\n## Why\n\nBecause.\n\nSecond paragraph.\n")
+    table_module("fewshot").write([_row("a", "t1", 1, 0.5)], out, {"notes": "One note.\n"}, "s")
+    assert out.read_text().endswith("0.500 |\n\nOne note.\n")
+
+
 def test_fewshot_table_states_the_machines_the_rows_recorded(tmp_path: Path) -> None:
     box = {"cpu": "Box CPU", "torch_threads": 1, "torch": "9.9", "promptlearning": "0.0"}
     out = tmp_path / "table.md"

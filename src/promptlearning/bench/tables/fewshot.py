@@ -3,8 +3,10 @@
 Methods x tasks of test accuracy (mean ± std over seeds, n per cell), the mean over tasks,
 trainable parameters (with their share of the backbone) and seconds per training step, both
 medians over the method's runs. Entry options: ``methods`` (the labels to show, in order;
-default: every label of the suite) and ``title``; one suite can so publish several tables
-from one store, e.g. the classic methods and the family methods run under one protocol.
+default: every label of the suite), ``title`` and ``notes`` (Markdown paragraphs written after
+the table: what the numbers say, kept in the suite so the file still regenerates whole); one
+suite can so publish several tables from one store, e.g. the classic methods and the family
+methods run under one protocol.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from promptlearning.bench.kinds import kind_of
 from promptlearning.bench.tables import machine_text
 from promptlearning.errors import PromptLearningError
 
-OPTIONS = ("methods", "title")
+OPTIONS = ("methods", "title", "notes")
 
 
 def _one(values: list[Any]) -> str:
@@ -81,5 +83,8 @@ def write(rows: list[dict[str, Any]], out: Path, entry: dict[str, Any], suite: s
         sps = statistics.median(r["seconds_per_step"] for r in results)
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {100 * statistics.mean(means):.1f} | "
                      f"{int(params):,} ({100 * share:.2f}%) | {sps:.3f} |")
+    notes = entry.get("notes") or []
+    for note in [notes] if isinstance(notes, str) else notes:
+        lines += ["", str(note).rstrip("\n")]
     out.write_text("\n".join(lines) + "\n")
     return [out]
