@@ -189,7 +189,9 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict[s
               "```", " ".join(["OMP_NUM_THREADS=1 nice -n 10 python benchmarks/ensembles.py", *args.argv]), "```", "",
               "(a rerun skips the (task, seed) rows already in the .json).", "",
               "## Reduced from the issue", "",
-              f"The issue asks for 4 tasks x 5 seeds: {len(rows)} runs here ({len(seeds)} data seed(s)). Reduced to fit "
+              f"The issue asks for 4 tasks x 5 seeds: {len(rows)} runs here (data seed: tasks run; "
+              + "; ".join(f"{s}: {', '.join(r['task'] for r in rows if r['seed'] == s)}" for s in seeds)
+              + "). Reduced to fit "
               f"a shared 2-core machine: prompt tuning only, {args.steps} steps (the classic few-shot table uses 100), "
               f"{args.max_test} test examples per task; one training step took {step_seconds:.2f} s of wall time on "
               "average over these runs. The members of the 5-ensemble are reused for the 3-ensemble. Differences "
