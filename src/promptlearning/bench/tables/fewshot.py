@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from promptlearning.bench.jobs import default_lr
+from promptlearning.bench.jobs import default_lr, with_legacy_lr
 from promptlearning.bench.kinds import kind_of
 from promptlearning.bench.tables import machine_text
 from promptlearning.errors import PromptLearningError
@@ -51,7 +51,8 @@ def write(rows: list[dict[str, Any]], out: Path, entry: dict[str, Any], suite: s
     if not mine:
         out.write_text(f"# {suite}: no runs of {', '.join(order) or 'any method'} in this store yet\n")
         return [out]
-    configs = [r["config"] for r in mine]
+    # a row stored before jobs carried their rate ran at the default of its day, which may have moved since
+    configs = [with_legacy_lr(r["config"]) for r in mine]
     tasks = list(dict.fromkeys(r["task"] for r in mine))
     methods = [m for m in order if any(r["label"] == m for r in mine)]
     lrs = {c["train"].get("lr") for c in configs}
