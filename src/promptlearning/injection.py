@@ -63,11 +63,6 @@ def check_length(backbone: Backbone, prompt_len: int, text_len: int) -> None:
         )
 
 
-def cache_argument(backbone: Backbone) -> str:
-    """The keyword the backbone's forward takes its key/value cache by (see :attr:`Backbone.cache_keyword`)."""
-    return backbone.cache_keyword
-
-
 def check_kv_prefix(backbone: Backbone, method: PromptMethod) -> None:
     """Key/value prefixes need attention that reads a cache; refuse a family without one: it would crash
     on the longer mask or, worse, ignore the prefix."""
@@ -146,7 +141,7 @@ def continue_cached(backbone: Backbone, method: PromptMethod, cache: Any, token_
     check_length(backbone, method.num_prefix_positions, int(mask.shape[1]))
     embeds = backbone.embed(token_ids)  # (B, N, H)
     full = torch.cat([mask.new_ones(mask.shape[0], method.num_prefix_positions), mask], dim=1)
-    kwargs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": full, cache_argument(backbone): cache,
+    kwargs: dict[str, Any] = {"inputs_embeds": embeds, "attention_mask": full, backbone.cache_keyword: cache,
                               "use_cache": True}
     if backbone.accepts("position_ids"):
         positions = position_ids_for(backbone, mask)[:, -token_ids.shape[1]:]  # (B, N)
@@ -188,7 +183,7 @@ def _forward(backbone: Backbone, method: PromptMethod, batch: Batch, ctx: Prompt
     elif keep_cache:
         cache = DynamicCache()
     if cache is not None:
-        kwargs[cache_argument(backbone)] = cache
+        kwargs[backbone.cache_keyword] = cache
         kwargs["use_cache"] = True
     if types is not None and backbone.accepts("token_type_ids"):
         kwargs["token_type_ids"] = types

@@ -27,9 +27,12 @@ def vocab_prompt(embeddings: torch.Tensor, length: int, generator: torch.Generat
 
     Low ids are the frequent tokens in most vocabularies, so this avoids rare sub-words.
     """
-    pool = min(top, embeddings.shape[0])
-    ids = torch.randint(0, pool, (length,), generator=generator)
-    return embeddings.detach()[ids].to(torch.float32).clone()
+    return embeddings.detach()[vocab_token_ids(length, embeddings.shape[0], generator, top)].to(torch.float32).clone()
+
+
+def vocab_token_ids(length: int, vocab_size: int, generator: torch.Generator, top: int = 5000) -> torch.Tensor:
+    """P token ids sampled from the first ``top`` vocabulary entries, (P,)."""
+    return torch.randint(0, min(top, vocab_size), (length,), generator=generator)
 
 
 def text_prompt(embeddings: torch.Tensor, tokenizer: Any, text: str, length: int) -> torch.Tensor:
@@ -50,8 +53,7 @@ def token_ids_for_init(init: str, length: int, vocab_size: int, tokenizer: Any, 
                        text: str | None) -> torch.Tensor:
     """The P token ids that ``init`` vocab (sampled, like :func:`vocab_prompt`) or text starts from, (P,)."""
     if init == "vocab":
-        generator = torch.Generator().manual_seed(seed)
-        return torch.randint(0, min(5000, vocab_size), (length,), generator=generator)
+        return vocab_token_ids(length, vocab_size, torch.Generator().manual_seed(seed))
     if init == "text" and text:
         return text_token_ids(tokenizer, text, length)
     raise ConfigError(f"init {init!r} has no tokens to start from; choose vocab or text (with init_text)")
