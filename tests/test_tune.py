@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +116,28 @@ def test_dev_curve_pruning_reports_each_evaluation_and_prunes() -> None:
 def test_tune_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _tune(tmp_path, "--n-trials", "1") == 0
     assert _tune(tmp_path, "--n-trials", "2", "--max-steps", "6") == 2  # another setup in the same study
-    assert _tune(tmp_path, "--executor", "ray") == 2
+    assert _tune(tmp_path, "--workers", "2") == 2  # a Ray option without --executor ray
     assert _tune(tmp_path, "--n-trials", "0") == 2
     assert main(["tune", "--method", "fixed_prompt", "--output", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("error:") == 4
     assert "another configuration" in err and "several `promptlearning tune`" in err
+
+
+def test_three_failed_trials_in_a_row_stop_the_study_naming_the_error(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert _tune(tmp_path, "--n-trials", "5", "--train-file", str(tmp_path / "missing.csv")) == 2
+    assert _trials(tmp_path) == [(0, "FAIL"), (1, "FAIL"), (2, "FAIL")]
+    assert "3 trials in a row failed (last: DataError: data file not found" in capsys.readouterr().err
+
+
+def test_tune_on_ray_without_the_ray_extra_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as it does without the extra
+    assert _tune(tmp_path, "--executor", "ray", "--n-trials", "1") == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and "pip install 'promptlearning[ray]'" in err
+    assert not (tmp_path / "study").exists()  # refused before the study was made
 
 
 def test_tune_refuses_an_ensemble_it_would_ignore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,8 @@
 The options are ``train``'s (flags or ``--config``): what is given is fixed, the rest of the
 method's declared search space (:mod:`promptlearning.methods.search_space`) is searched. The
 study lives in an Optuna RDB (``OUTPUT/study.sqlite3`` by default): run the same command again
-to resume a killed study or to add trials.
+to resume a killed study or to add trials. Trials run in this process, or with ``--executor ray``
+as Ray tasks, several at once (:mod:`promptlearning.bench.tuning.on_ray`).
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ from promptlearning.cli.options import (
 )
 from promptlearning.errors import ConfigError
 
+#: the flags that only mean something with --executor ray
+RAY_FLAGS = ("address", "workers", "threads", "gpus_per_trial")
 #: the flags of `tune` itself, not options of the trials' experiment
 TUNE_FLAGS = ("tune_output", "n_trials", "timeout", "storage", "study_name", "seeds", "on_tasks", "pruner",
-              "sampler_seed", "executor")
+              "sampler_seed", "executor", *RAY_FLAGS)
 
 EXAMPLES = """examples:
   promptlearning tune --method prefix_tuning --task mr --max-steps 100 --n-trials 30 --seeds 13,21
   promptlearning tune --method prompt_tuning --on-tasks mr,cr,subj --timeout 3600 --output runs/tune/pt
   promptlearning tune --config my_run.yaml --option num_tokens=8      # num_tokens fixed, the rest searched
+  promptlearning tune --method prompt_tuning --task mr --executor ray --address auto --workers 8   # on a Ray cluster
   promptlearning train --config runs/tune/prefix_tuning/best.yaml --output runs/best
 """
 
@@ -47,11 +51,19 @@ def _ints(text: str) -> list[int]:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from promptlearning.bench.tuning.best_config import write_best
-    from promptlearning.bench.tuning.study import TuneConfig, run_tune
+    from promptlearning.bench.tuning.study import TrialRunner, TuneConfig, run_here, run_tune
 
+    runner: TrialRunner = run_here
     if args.executor == "ray":
-        raise ConfigError("tune runs its trials in this process; to tune in parallel, start several `promptlearning "
-                          "tune` with the same --storage and --study-name (docs/tuning.md), Ray is not used")
+        from promptlearning.bench.tuning.on_ray import RayOptions, RayTrials
+
+        runner = RayTrials(RayOptions(address=args.address, workers=args.workers, threads=args.threads,
+                                      gpus=args.gpus_per_trial or 0.0))
+    else:
+        given = [f"--{name.replace('_', '-')}" for name in RAY_FLAGS if getattr(args, name) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} only apply with --executor ray; locally, tune in parallel by "
+                              "starting several `promptlearning tune` on one --storage (docs/tuning.md)")
     values = experiment_values(args, skip=TUNE_FLAGS)
     for key in ("output_dir",):
         values.pop(key, None)  # trials save nothing; the study's folder is --output
@@ -67,7 +79,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                      sampler_seed=args.sampler_seed)
     command = "promptlearning " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
-        summary = run_tune(cfg, log=lambda line: print(line, flush=True))
+        summary = run_tune(cfg, log=lambda line: print(line, flush=True), runner=runner)
     except KeyboardInterrupt:
         print(f"interrupted; finished trials are in {cfg.storage_url}: run the same command to resume",
               file=sys.stderr)
@@ -90,7 +102,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description="Optuna's TPE sampler searches the method's declared space (see docs/tuning.md) for the best "
                     "mean dev accuracy over the given tasks and seeds; trials that fall behind are pruned on their "
                     "dev curve. Options given (flags or --config, as for train) are fixed; the method's defaults "
-                    "are the first trial. The study is an Optuna RDB: the same command resumes it.",
+                    "are the first trial. The study is an Optuna RDB: the same command resumes it. With --executor ray "
+                    "the trials run as Ray tasks, --workers at once.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_flag(p)
     p.add_argument("--method", default=argparse.SUPPRESS, help="prompt method (see `promptlearning methods`)")
@@ -115,8 +128,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="median: stop a trial whose dev accuracy is below the median of earlier trials at the "
                         "same step (default); none: run every trial to the end")
     g.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
-    g.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local (default); ray is refused: run several tune processes on one --storage instead")
+    r = p.add_argument_group("where trials run")
+    r.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local (default): one trial after another in this process; ray: each trial a Ray task, "
+                        "--workers at once, this process alone writing the study (docs/tuning.md)")
+    r.add_argument("--address", default=None,
+                   help="with --executor ray: the cluster to join (e.g. auto, or ray://HOST:10001); default: "
+                        "RAY_ADDRESS, else a new local cluster")
+    r.add_argument("--workers", type=int, default=None,
+                   help="with --executor ray: trials at once (default: the cluster's CPUs // --threads)")
+    r.add_argument("--threads", type=int, default=None,
+                   help="with --executor ray: torch threads of a trial, and the CPUs its task asks for (default 1)")
+    r.add_argument("--gpus-per-trial", type=float, default=None,
+                   help="with --executor ray: GPUs a trial's task asks for (a fraction shares one); without it "
+                        "trials see no GPU")
     add_data_flags(p)
     add_dataclass_flags(p.add_argument_group("training"), TrainConfig)
     p.set_defaults(func=cmd_tune)

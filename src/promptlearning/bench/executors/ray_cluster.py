@@ -61,15 +61,21 @@ def import_ray() -> ModuleType:
     return ray
 
 
-def run_job_in_worker(job: Job, threads: int, workdir: Path | None, verbose: bool,
-                      execute: JobFunction = execute_job) -> dict[str, Any]:
-    """The body of one Ray task: run the job with ``threads`` torch threads and return its result row."""
+def prepare_worker(threads: int) -> None:
+    """What every task does first: its share of torch threads, and no tokenizer threads or library chatter
+    on top of it."""
     import torch
     from transformers.utils import logging as hf_logging
 
     torch.set_num_threads(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     hf_logging.set_verbosity_error()
+
+
+def run_job_in_worker(job: Job, threads: int, workdir: Path | None, verbose: bool,
+                      execute: JobFunction = execute_job) -> dict[str, Any]:
+    """The body of one Ray task: run the job with ``threads`` torch threads and return its result row."""
+    prepare_worker(threads)
 
     def log(line: str) -> None:
         print(f"[{describe(job)}] {line}", flush=True)
@@ -83,17 +89,18 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, *, gpus: float = 0.0, execute: JobFunction = execute_job,
-                 poll_seconds: float = HEARTBEAT_SECONDS) -> None:
+                 poll_seconds: float = HEARTBEAT_SECONDS, gpus_flag: str = "--gpus-per-job") -> None:
         if not gpus >= 0:
-            raise ConfigError(f"--gpus-per-job must be >= 0 (got {gpus})")
+            raise ConfigError(f"{gpus_flag} must be >= 0 (got {gpus})")
         self.address = address
         self.gpus = gpus
+        self.gpus_flag = gpus_flag  # the option that set ``gpus``, as errors name it
         self.execute = execute
         self.poll_seconds = poll_seconds
         self._started_here = False
 
     # ------------------------------------------------------------------ the cluster
-    def _connect(self) -> ModuleType:
+    def connect(self) -> ModuleType:
         """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local one; a running
         ``ray.init`` of the caller (a notebook, a test) is used as it is."""
         ray = import_ray()
@@ -111,7 +118,7 @@ class RayExecutor:
         self._started_here = True
         return ray
 
-    def _disconnect(self, ray: ModuleType) -> None:
+    def disconnect(self, ray: ModuleType) -> None:
         if self._started_here:
             ray.shutdown()
             self._started_here = False
@@ -123,9 +130,9 @@ class RayExecutor:
         if threads is not None and threads < 1:
             raise ConfigError(f"--threads must be >= 1 (got {threads})")
         threads = threads or 1
-        resources = self._connect().cluster_resources()
+        resources = self.connect().cluster_resources()
         if self.gpus > resources.get("GPU", 0):  # Ray would wait forever for a GPU that is not there
-            raise ConfigError(f"--gpus-per-job {self.gpus:g} but the Ray cluster has {resources.get('GPU', 0):g} GPU(s); "
+            raise ConfigError(f"{self.gpus_flag} {self.gpus:g} but the Ray cluster has {resources.get('GPU', 0):g} GPU(s); "
                               "lower it or join a cluster with GPUs (--address)")
         if workers is None:
             workers = max(1, int(resources.get("CPU", 1)) // threads)
@@ -134,13 +141,13 @@ class RayExecutor:
         return workers, threads
 
     def describe(self) -> dict[str, Any]:
-        ray = self._connect()
+        ray = self.connect()
         return {"ray_address": self.address or os.environ.get("RAY_ADDRESS") or "local",
                 "ray_cpus": ray.cluster_resources().get("CPU"), "ray_nodes": len(ray.nodes())}
 
     # ------------------------------------------------------------------ the sweep
     def run(self, store_file: Path, keys: list[str], *, workers: int, threads: int, log: Log, verbose: bool) -> None:
-        ray = self._connect()
+        ray = self.connect()
         # a task that asks for no GPU sees none (Ray empties CUDA_VISIBLE_DEVICES): --gpus-per-job gives it one
         task = ray.remote(run_job_in_worker).options(num_cpus=threads, num_gpus=self.gpus, max_retries=0)
         log(f"Ray: up to {workers} job(s) at once, {threads} torch thread(s)"
@@ -173,7 +180,7 @@ class RayExecutor:
                         log(f"interrupted: {describe(job)} is pending again")
                     raise
         finally:
-            self._disconnect(ray)
+            self.disconnect(ray)
 
     @staticmethod
     def _record(ray: ModuleType, store: ResultStore, ref: Any, job: Job, owner: str, seconds: float,

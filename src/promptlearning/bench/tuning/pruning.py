@@ -3,6 +3,10 @@
 A trial may train several runs (tasks x seeds) one after another; each run's evaluations are
 reported at ``offset + step``, the offset being the steps of the runs before it, so every
 trial reports the same steps in the same order and the pruner compares like with like.
+
+The trial may be Optuna's own (trials run in this process) or a Ray task's relay to the driver
+(:class:`promptlearning.bench.tuning.on_ray.RelayedTrial`): the callback only needs its
+``report`` and ``should_prune``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from promptlearning.training.callbacks import TrainerCallback
 
 
 class DevCurvePruning(TrainerCallback):
-    """Report each dev evaluation to the Optuna trial; raise ``optuna.TrialPruned`` when it loses."""
+    """Report each dev evaluation to the trial; raise ``optuna.TrialPruned`` when it loses."""
 
     def __init__(self, trial: Any, offset: int) -> None:
         self.trial = trial
