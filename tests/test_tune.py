@@ -113,6 +113,28 @@ def test_dev_curve_pruning_reports_each_evaluation_and_prunes() -> None:
     assert trial.reports == [(0.5, 22), (0.25, 24)]
 
 
+def test_dev_curve_pruning_asks_the_pruner_only_from_the_middle_of_each_run() -> None:
+    class Trial:
+        def __init__(self) -> None:
+            self.reports: list[int] = []
+            self.asked: list[int] = []
+
+        def report(self, value: float, step: int) -> None:
+            self.reports.append(step)
+
+        def should_prune(self) -> bool:
+            self.asked.append(self.reports[-1])
+            return True
+
+    trial = Trial()
+    second_run = DevCurvePruning(trial, offset=10, warmup=5)  # the second run of a trial of 10-step runs
+    second_run.on_evaluate(None, {"step": 2, "dev_accuracy": 0.1})
+    second_run.on_evaluate(None, {"step": 4, "dev_accuracy": 0.1})
+    with pytest.raises(optuna.TrialPruned):
+        second_run.on_evaluate(None, {"step": 6, "dev_accuracy": 0.1})
+    assert trial.reports == [12, 14, 16] and trial.asked == [16]
+
+
 def test_tune_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _tune(tmp_path, "--n-trials", "1") == 0
     assert _tune(tmp_path, "--n-trials", "2", "--max-steps", "6") == 2  # another setup in the same study

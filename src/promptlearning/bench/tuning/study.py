@@ -129,7 +129,8 @@ def run_trial(cfg: TuneConfig, params: dict[str, Any], trial: Any) -> list[float
     for i, (task, seed) in enumerate(cfg.runs()):
         run = trial_config(cfg, params, task, seed)
         result = run_experiment(run, baseline=False, log=lambda _: None,
-                                callbacks=[DevCurvePruning(trial, i * run.train.max_steps)])
+                                callbacks=[DevCurvePruning(trial, i * run.train.max_steps,
+                                                           warmup=run.train.max_steps // 2)])
         result.pop("_model", None)
         scores.append(float(result["dev_accuracy"]))
         trial.set_user_attr("dev_accuracies", list(scores))
@@ -171,7 +172,7 @@ def make_pruner(optuna: Any, cfg: TuneConfig) -> Any:
     """The study's pruner: median over earlier trials at the same step, or none."""
     if cfg.pruner == "none":
         return optuna.pruners.NopPruner()
-    # no pruning in the first half of the first run: an early dev score says little of where a run ends
+    # no pruning in the first half of the first run (DevCurvePruning also skips the first half of every later run)
     return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=cfg.base.train.max_steps // 2)
 
 
