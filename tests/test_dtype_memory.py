@@ -69,6 +69,16 @@ def test_dtype_is_absent_from_the_job_key_at_its_default() -> None:
         ExperimentConfig(dtype="float64")
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_fine_tuning_a_half_precision_backbone_is_refused(dtype: str) -> None:
+    # the optimizer would step the bfloat16 weights themselves: an update of 3e-5 on a weight of 0.05 rounds away
+    weight = torch.tensor([0.05], dtype=torch.bfloat16)
+    assert torch.equal(weight + 3e-5, weight)
+    with pytest.raises(ConfigError, match=f"finetune trains the backbone's own weights.*drop --dtype {dtype}"):
+        ExperimentConfig(method="finetune", dtype=dtype)
+    assert ExperimentConfig(method="prompt_tuning", dtype=dtype).dtype == dtype
+
+
 def test_memory_check_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     gib = 2**30
     with pytest.raises(BackboneError, match=r"needs about 8\.9 GiB .* only 6\.0 GiB is free; pass --dtype bfloat16"):

@@ -21,7 +21,7 @@ from promptlearning.data.batching import batches
 from promptlearning.data.loading import DataConfig, load_data, make_split, test_subset  # noqa: F401  (re-exported)
 from promptlearning.data.truncation import TruncationCount
 from promptlearning.devices import resolve_device
-from promptlearning.errors import ConfigError
+from promptlearning.errors import ConfigError, PromptLearningError
 from promptlearning.fileio import write_json
 from promptlearning.heads.base import HeadConfig
 from promptlearning.launcher import is_main_process
@@ -89,6 +89,12 @@ class ExperimentConfig:
         from promptlearning.memory import parse_dtype
 
         parse_dtype(self.dtype)  # an unknown name fails here, before anything loads
+        if self.dtype != "float32" and _trains_backbone(self.method):
+            # the optimizer would step the backbone's own bfloat16/float16 weights: an update under about
+            # 1/256 of a weight (every one at fine-tuning's rate 3e-5) rounds away, so the run trains little
+            raise ConfigError(f"{self.method} trains the backbone's own weights, which must stay float32 (updates "
+                              f"smaller than the {self.dtype} rounding step would be lost); drop --dtype {self.dtype}, "
+                              "or train a prompt method on the half-precision backbone")
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -98,6 +104,15 @@ class ExperimentConfig:
             if out[key] == default:  # absent at its default: stored job keys and fingerprints stay as they were
                 del out[key]
         return out
+
+
+def _trains_backbone(method: str) -> bool:
+    from promptlearning.methods import get_method
+
+    try:
+        return bool(get_method(method).trains_backbone)
+    except PromptLearningError:  # an unknown method is refused where the model is built, with the list
+        return False
 
 
 def report_truncation(counts: dict[str, TruncationCount], max_length: int, mode: str, log: Any) -> None:
