@@ -45,11 +45,20 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):+.1f} ± {statistics.stdev(values):.1f}"
 
 
-def table(rows: list[dict[str, Any]], pairs: list[tuple[str, str]], tasks: list[str], seeds: list[int]) -> str:
+def _kept(r: dict[str, Any], tasks: list[str], seeds: list[int], shots: int) -> bool:
+    return bool(r["status"] == "done" and r["result"] and r["task"] in tasks and r["seed"] in seeds
+                and r["shots"] == shots)
+
+
+def table(rows: list[dict[str, Any]], pairs: list[tuple[str, str]], tasks: list[str], seeds: list[int],
+          shots: int) -> str:
     by: dict[tuple[str, str, int], dict[str, Any]] = {}
+    labels = {x for p in pairs for x in p}
     for r in rows:
-        if r["status"] == "done" and r["result"] and r["task"] in tasks and r["seed"] in seeds:
-            by.setdefault((r["label"], r["task"], r["seed"]), r)
+        if r["label"] in labels and _kept(r, tasks, seeds, shots):
+            if (r["label"], r["task"], r["seed"]) in by:  # one label, task, seed and shots: one protocol
+                raise SystemExit(f"two {r['label']} rows for {r['task']} seed {r['seed']} at {shots} shots")
+            by[(r["label"], r["task"], r["seed"])] = r
     head = "| method | setting | " + " | ".join(tasks) + " | mean | paired gain (points) | tuned better |"
     lines = [head, "|" + "---|" * 2 + "---:|" * (len(tasks) + 3)]
     missing = 0
@@ -87,6 +96,7 @@ def main() -> None:
     ap.add_argument("--tasks", required=True)
     ap.add_argument("--seeds", required=True)
     ap.add_argument("--pair", action="append", required=True, help="DEFAULT_LABEL:TUNED_LABEL, repeatable")
+    ap.add_argument("--shots", type=int, default=16, help="K per class of the rows compared (default 16)")
     ap.add_argument("--json", help="also write the paired rows here")
     args = ap.parse_args()
     tasks = args.tasks.split(",")
@@ -94,12 +104,11 @@ def main() -> None:
     pairs = [tuple(p.split(":", 1)) for p in args.pair]
     with ResultStore(Path(args.store)) as store:
         rows = store.rows()
-    print(table(rows, pairs, tasks, seeds))  # type: ignore[arg-type]
+    print(table(rows, pairs, tasks, seeds, args.shots))  # type: ignore[arg-type]
     if args.json:
         keep = [{"label": r["label"], "task": r["task"], "seed": r["seed"], "config": r["config"],
                  "test_accuracy": r["result"]["test_accuracy"]} for r in rows
-                if r["status"] == "done" and r["task"] in tasks and r["seed"] in seeds
-                and r["label"] in {x for p in pairs for x in p}]
+                if _kept(r, tasks, seeds, args.shots) and r["label"] in {x for p in pairs for x in p}]
         Path(args.json).write_text(json.dumps(keep, indent=1) + "\n")
 
 
