@@ -65,3 +65,14 @@ def toy_csv(path: Path, n_per_class: int = 12, seed: int = 5) -> Path:
         for e in toy_examples(n_per_class, seed=seed):
             writer.writerow([e.text_a, ["neg", "pos"][e.label]])
     return path
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    """A small local Ray cluster for one test module (the modules that use it skip without the ray extra)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, configure_logging=False,
+             log_to_driver=False)
+    yield
+    ray.shutdown()
+

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,6 @@ from promptlearning.bench.executors.ray_cluster import RayExecutor  # noqa: E402
 #: what a job computes, as opposed to when and where it ran
 OUTCOME = ("test_accuracy", "test_macro_f1", "dev_accuracy", "dev_macro_f1", "dev_curve", "best_step", "steps",
            "trainable_params")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, configure_logging=False,
-             log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _rows(store_dir: Path) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlite3
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,6 @@ optuna = pytest.importorskip("optuna", reason="the tune extra is not installed: 
 
 from promptlearning.bench.tuning import study as study_module  # noqa: E402
 from promptlearning.bench.tuning.space import defaults, method_space, suggest  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, configure_logging=False,
-             log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _tune(tmp_path: Path, *extra: str) -> int:

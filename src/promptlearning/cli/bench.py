@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from promptlearning.cli.options import RAY_ADDRESS_HELP
 from promptlearning.errors import ConfigError
 
 BENCH_EXAMPLES = """examples:
@@ -143,8 +144,7 @@ def add_bench_parser(sub: Any) -> argparse.ArgumentParser:
                    help="where jobs run: local processes (default), or one Ray task per job with this process "
                         "alone writing the store (needs the ray extra; see docs/cluster.md)")
     p.add_argument("--address", default=None,
-                   help="with --executor ray: the cluster to join (e.g. auto, or ray://HOST:10001); default: "
-                        "RAY_ADDRESS, else a new local cluster")
+                   help=RAY_ADDRESS_HELP)
     p.add_argument("--gpus-per-job", type=float, default=None, metavar="N",
                    help="with --executor ray: GPUs each job's Ray task asks for (a fraction shares one); without it "
                         "Ray tasks see no GPU")

@@ -360,3 +360,9 @@ def experiment_config(values: dict[str, Any]) -> Any:
         assert strategy.section is not None and strategy.config is not None
         parts[strategy.section] = build(strategy.config, values.pop(strategy.section), f"{strategy.section} option(s)")
     return build(ExperimentConfig, {**values, **parts}, "option(s)")
+
+
+#: ``--address`` of the commands that can run on Ray (bench, tune)
+RAY_ADDRESS_HELP = ("with --executor ray: the cluster to join (e.g. auto, or ray://HOST:10001); default: RAY_ADDRESS, "
+                    "else a new local cluster")
+

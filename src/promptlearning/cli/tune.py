@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from promptlearning.cli.options import (
+    RAY_ADDRESS_HELP,
     add_config_flag,
     add_data_flags,
     add_dataclass_flags,
@@ -133,8 +134,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="local (default): one trial after another in this process; ray: each trial a Ray task, "
                         "--workers at once, this process alone writing the study (docs/tuning.md)")
     r.add_argument("--address", default=None,
-                   help="with --executor ray: the cluster to join (e.g. auto, or ray://HOST:10001); default: "
-                        "RAY_ADDRESS, else a new local cluster")
+                   help=RAY_ADDRESS_HELP)
     r.add_argument("--workers", type=int, default=None,
                    help="with --executor ray: trials at once (default: the cluster's CPUs // --threads)")
     r.add_argument("--threads", type=int, default=None,
