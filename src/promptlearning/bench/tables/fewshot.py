@@ -83,9 +83,17 @@ def write(rows: list[dict[str, Any]], out: Path, entry: dict[str, Any], suite: s
         share = statistics.median(r["trainable_share"] for r in results)
         sps = statistics.median(r["seconds_per_step"] for r in results)
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {100 * statistics.mean(means):.1f} | "
-                     f"{int(params):,} ({100 * share:.2f}%) | {sps:.3f} |")
+                     f"{int(params):,} ({_percent(share)}) | {sps:.3f} |")
     notes = entry.get("notes") or []
     for note in [notes] if isinstance(notes, str) else notes:
         lines += ["", str(note).rstrip("\n")]
     out.write_text("\n".join(lines) + "\n")
     return [out]
+
+
+def _percent(share: float) -> str:
+    """A trainable share as a percentage; below 0.01 % with two significant digits, so a prompt on a
+    0.5B backbone (0.003 %) does not read as nothing trained."""
+    if 0 < share < 1e-4:
+        return f"{100 * share:.2g}%"
+    return f"{100 * share:.2f}%"
