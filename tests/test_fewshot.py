@@ -14,6 +14,7 @@ import pytest
 
 from promptlearning.data import LMBFF_SEEDS, Example, FewShotSplit, TaskData, few_shot_split, max_k
 from promptlearning.data.examples import build_task_data, clean_records, fixed_test_size, normalize_text
+from promptlearning.data.fewshot import check_pool_draw
 from promptlearning.errors import DataError
 
 
@@ -63,6 +64,24 @@ def test_k_too_large_names_class_and_max() -> None:
         few_shot_split(data, 21, 13, dev_k=5)
     with pytest.raises(DataError, match="at least 1"):
         few_shot_split(data, 0, 13)
+
+
+
+@pytest.mark.parametrize(("pool", "k", "dev_k", "fix"), [
+    (9, 5, 5, "use --shots <= 4"),
+    (9, 8, 3, "use --shots <= 6 with --dev-shots 3"),
+    (1, 1, 1, "give at least 2 pairs (one or more to train on, as many for dev)"),
+    (3, 1, 3, "give at least 4 pairs"),
+])
+def test_a_too_small_pool_of_whole_items_names_a_shots_that_fits_or_how_many_to_give(
+        pool: int, k: int, dev_k: int, fix: str) -> None:
+    """Tagged sentences and text pairs are drawn whole, not per class: the fix names a --shots that fits,
+    keeping a --dev-shots the user set, and never "--shots <= 0" when the pool is too small for any."""
+    if pool >= 2:
+        check_pool_draw("toy", pool, 1, 1, "pairs")  # the smallest draw fits: no error
+    with pytest.raises(DataError) as err:
+        check_pool_draw("toy", pool, k, dev_k, "pairs")
+    assert fix in str(err.value) and "<= 0" not in str(err.value) and "\n" not in str(err.value)
 
 
 _CHILD = """

@@ -37,6 +37,20 @@ def max_k(data: TaskData, dev_k: int | None = None) -> int:
     return smallest // 2 if dev_k is None else smallest - dev_k
 
 
+def check_pool_draw(task: str, pool_size: int, k: int, dev_k: int, noun: str) -> None:
+    """Refuse a draw of K training and ``dev_k`` dev items from a pool of whole items (text pairs, tagged
+    sentences) that is too small, naming a --shots that fits or, when none does, how many items to give."""
+    if pool_size >= k + dev_k:
+        return
+    same = dev_k == k
+    fits = pool_size // 2 if same else pool_size - dev_k
+    if fits >= 1:
+        fix = f"use --shots <= {fits}" + ("" if same else f" with --dev-shots {dev_k}")
+    else:
+        fix = f"give at least {2 if same else dev_k + 1} {noun} (one or more to train on, as many for dev)"
+    raise DataError(f"task {task!r} has {pool_size} pool {noun}, fewer than shots + dev shots = {k} + {dev_k}; {fix}")
+
+
 def few_shot_split(data: TaskData, k: int, seed: int, dev_k: int | None = None) -> FewShotSplit:
     """Sample ``k`` train and ``dev_k`` (default ``k``) dev examples per class from the pool.
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from promptlearning.data.fewshot import check_pool_draw
 from promptlearning.errors import DataError, UnknownNameError
 
 #: Share of a tagged corpus held out as its fixed test set (capped at :data:`MAX_TEST_SENTENCES`).
@@ -299,9 +300,7 @@ def tagged_few_shot(data: TaggedData, k: int, seed: int, dev_k: int | None = Non
     if k < 1:
         raise DataError(f"shots must be at least 1 sentence (got {k})")
     dev_n = k if dev_k is None else dev_k
-    if len(data.pool) < k + dev_n:
-        raise DataError(f"task {data.name!r} has {len(data.pool)} pool sentences, fewer than shots + dev shots = "
-                        f"{k} + {dev_n}; use --shots <= {len(data.pool) // 2}")
+    check_pool_draw(data.name, len(data.pool), k, dev_n, "sentences")
     picked = random.Random(seed).sample(range(len(data.pool)), k + dev_n)
     return TaggedSplit(data.name, k, seed, [data.pool[i] for i in picked[:k]], [data.pool[i] for i in picked[k:]],
                        list(data.test))

@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from promptlearning.data.fewshot import check_pool_draw
 from promptlearning.errors import DataError, UnknownNameError
 
 #: Share of a pair corpus held out as its fixed test set (as for tagged corpora: a few hundred pairs).
@@ -224,9 +225,7 @@ def pair_few_shot(data: PairData, k: int, seed: int, dev_k: int | None = None) -
     if k < 1:
         raise DataError(f"shots must be at least 1 pair (got {k})")
     dev_n = k if dev_k is None else dev_k
-    if len(data.pool) < k + dev_n:
-        raise DataError(f"task {data.name!r} has {len(data.pool)} pool pairs, fewer than shots + dev shots = "
-                        f"{k} + {dev_n}; use --shots <= {len(data.pool) // 2}")
+    check_pool_draw(data.name, len(data.pool), k, dev_n, "pairs")
     picked = random.Random(seed).sample(range(len(data.pool)), k + dev_n)
     return PairSplit(data.name, k, seed, [data.pool[i] for i in picked[:k]], [data.pool[i] for i in picked[k:]],
                      list(data.test))
