@@ -3,7 +3,7 @@
 Runs exactly the search a ``promptlearning train --method spt`` run (or an mpnet_spt bench row) makes
 (same data, options and order of operations, through ``run_experiment``), stops before the
 retraining, and records each search's per-step gate trace, kept (best-on-dev) step, final gates and
-chosen layers. ``--seeds`` are training seeds: with ``--data-seed`` fixed the 32 few-shot examples
+chosen layers. ``--seeds`` are training seeds: with ``--data-seed`` fixed the 2K few-shot examples
 stay the same, and the seed changes which half trains the gates (the search's validation split),
 the batch order and the head's initialisation. The first seed equal to the data seed reproduces the
 bench row of the same settings (a check of this script).
@@ -36,8 +36,8 @@ class SearchDone(Exception):
 
 
 def search_once(task: str, data_seed: int, seed: int, arch_lr: float, steps: int, budget: int,
-                backbone: str, val_fraction: float) -> dict[str, Any]:
-    cfg = ExperimentConfig(data=DataConfig(task=task, shots=16, data_seed=data_seed, max_test=200),
+                backbone: str, val_fraction: float, shots: int = 16) -> dict[str, Any]:
+    cfg = ExperimentConfig(data=DataConfig(task=task, shots=shots, data_seed=data_seed, max_test=200),
                            backbone=backbone, method="spt", method_options={"gate": "sigmoid"},
                            train=TrainConfig(max_steps=50, eval_every=10, seed=seed, quiet=True),
                            search=SearchConfig(budget=budget, search_steps=steps, arch_lr=arch_lr,
@@ -57,7 +57,7 @@ def search_once(task: str, data_seed: int, seed: int, arch_lr: float, steps: int
         raise RuntimeError("the search did not run")
     finally:
         layer_selection.search_layers = real  # type: ignore[assignment]
-    return {"task": task, "data_seed": data_seed, "seed": seed, "arch_lr": arch_lr, "search_steps": steps,
+    return {"task": task, "shots": shots, "data_seed": data_seed, "seed": seed, "arch_lr": arch_lr, "search_steps": steps,
             "val_fraction": val_fraction, "budget": budget, "chosen_layers": found.chosen_layers,
             "final_gates": found.final_gates, "search_best_step": found.best_step,
             "search_dev_curve": found.dev_curve, "gate_trace": found.gate_trace,
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--search-steps", type=int, default=25)
     parser.add_argument("--val-fraction", type=float, default=0.5)
     parser.add_argument("--budget", type=int, default=4)
+    parser.add_argument("--shots", type=int, default=16, help="K per class; half of the 2K (val-fraction) trains the gates")
     parser.add_argument("--backbone", default="mpnet-base")
     parser.add_argument("--out", required=True, help="JSON lines file; runs already in it are skipped")
     args = parser.parse_args()
@@ -82,13 +83,14 @@ def main() -> None:
     if out.is_file():
         for line in out.read_text().splitlines():
             r = json.loads(line)
-            done.add((r["task"], r["data_seed"], r["seed"], r["arch_lr"], r["search_steps"], r["val_fraction"]))
+            done.add((r["task"], r.get("shots", 16), r["data_seed"], r["seed"], r["arch_lr"], r["search_steps"],
+                      r["val_fraction"]))
     for arch_lr, seed in itertools.product(args.arch_lr, args.seeds):
-        key = (args.task, args.data_seed, seed, arch_lr, args.search_steps, args.val_fraction)
+        key = (args.task, args.shots, args.data_seed, seed, arch_lr, args.search_steps, args.val_fraction)
         if key in done:
             continue
         r = search_once(args.task, args.data_seed, seed, arch_lr, args.search_steps, args.budget, args.backbone,
-                        args.val_fraction)
+                        args.val_fraction, args.shots)
         with out.open("a") as fh:
             fh.write(json.dumps(r) + "\n")
         print(f"{args.task} data seed {args.data_seed} seed {seed} arch_lr {arch_lr}: chose {r['chosen_layers']} "

@@ -135,6 +135,25 @@ def test_budget_and_candidate_errors(bert: Backbone) -> None:
         split_for_search(_items(bert, 1), 0.5, 2, 0)
 
 
+
+def test_gates_from_last_chooses_with_the_last_steps_gates(bert: Backbone) -> None:
+    """The best-on-dev restore rewinds the gates with the weights; gates_from=last puts the last step's back,
+    so the layers are the top-K of the final gates whichever step scored best on dev."""
+    def search(gates_from: str):  # type: ignore[no-untyped-def]
+        return search_layers(_model(bert), TrainConfig(max_steps=4, eval_every=1, quiet=True),
+                             SearchConfig(budget=1, arch_lr=0.5, gates_from=gates_from), _items(bert),
+                             _items(bert, 2, 2), None)
+
+    best, last = search("best"), search("last")
+    assert best.gate_trace == last.gate_trace and best.best_step == last.best_step < 4  # same search, dev ties
+    assert best.final_gates == pytest.approx(best.gate_trace[best.best_step - 1]["gates"], abs=1e-6)
+    assert last.final_gates == pytest.approx(last.gate_trace[-1]["gates"], abs=1e-6)
+    top = [max(range(2), key=lambda i: t[i]) for t in (best.final_gates, last.final_gates)]
+    assert top[0] != top[1]  # the two steps' gates disagree here, so the choices differ
+    assert best.chosen_layers == [top[0]] and last.chosen_layers == [top[1]]  # tiny-bert's candidates: 0, 1
+    with pytest.raises(ConfigError, match="gates_from must be best or last"):
+        SearchConfig(gates_from="first")
+
 def test_killed_search_resumes_exactly(bert: Backbone, tmp_path: Path) -> None:
     class Killed(BilevelTrainer):
         def training_step(self, batch, step):  # type: ignore[no-untyped-def]

@@ -44,6 +44,8 @@ class SearchConfig:
     search_steps: int | None = option(None, "steps of the search (default: max_steps)")
     threshold: float | None = option(None, "keep the layers whose gate probability reaches this instead of "
                                            "exactly K (at most K, at least the top one)")
+    gates_from: str = option("best", "which search step's gates choose the layers: best (the best-on-dev step's, "
+                                     "restored with the weights) or last (the final step's)")
 
     def __post_init__(self) -> None:
         if self.budget < 1:
@@ -54,6 +56,8 @@ class SearchConfig:
             raise ConfigError("arch_lr must be > 0 and consistency >= 0")
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ConfigError(f"threshold is a gate probability and must be in (0, 1) (got {self.threshold})")
+        if self.gates_from not in ("best", "last"):
+            raise ConfigError(f"gates_from must be best or last (got {self.gates_from!r})")
 
 
 def split_for_search(items: list[Encoded], fraction: float, num_labels: int, seed: int
@@ -96,6 +100,9 @@ class BilevelTrainer(Trainer):
         # every search step's gate probabilities (after its architecture update) and the gate-logit gradient
         # that moved them: the trajectory the dev-time history (every eval_every steps) only samples
         self.gate_trace: list[dict[str, Any]] = []
+        # the gate logits after the latest architecture step: the best-on-dev restore at the end of fit()
+        # rewinds the gates with the weights, and a search told to choose from its last step needs them back
+        self.last_gate_logits: list[torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ data
     def val_rows_at(self, step: int) -> list[int]:
@@ -146,6 +153,7 @@ class BilevelTrainer(Trainer):
             p.grad = g
         self.arch_optimizer.step()
         self.arch_optimizer.zero_grad(set_to_none=True)
+        self.last_gate_logits = [p.detach().clone() for p in self.arch_params]
         self.gate_trace.append({"step": step + 1, "gates": [round(float(p), 6) for p in self.gates.probabilities()],
                                 "grad": [float(f"{float(g):.4g}") for g in torch.cat([g.reshape(-1) for g in grads])]})
         loss = self.loss(batch)
@@ -168,14 +176,28 @@ class BilevelTrainer(Trainer):
             return torch.autograd.grad(self.loss(val, unrolled), self.arch_params)
 
     # ------------------------------------------------------------------ records and resume
+    def restore_last_gates(self) -> bool:
+        """Put the last search step's gate logits back (after fit() restored the best-on-dev ones);
+        False when no step has run."""
+        if self.last_gate_logits is None:
+            return False
+        with torch.no_grad():
+            for p, last in zip(self.arch_params, self.last_gate_logits, strict=True):
+                p.copy_(last.to(p.device))
+        return True
+
     def extra_record(self) -> dict[str, Any]:
         return {"gates": [round(float(p), 6) for p in self.gates.probabilities()]}
 
     def strategy_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, meta = optimizer_tensors(self.arch_optimizer)
+        if self.last_gate_logits is not None:
+            tensors.update({f"last_gates.{i}": t.detach().cpu() for i, t in enumerate(self.last_gate_logits)})
         return tensors, {"arch_optimizer": meta, "gate_trace": self.gate_trace}
 
     def load_strategy_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         if "arch_optimizer" in meta:
             restore_optimizer(self.arch_optimizer, tensors, meta["arch_optimizer"])
         self.gate_trace = list(meta.get("gate_trace", []))  # a checkpoint written before traces: none
+        if f"last_gates.{len(self.arch_params) - 1}" in tensors:
+            self.last_gate_logits = [tensors[f"last_gates.{i}"].clone() for i in range(len(self.arch_params))]

@@ -28,7 +28,8 @@ class SearchResult:
     search_seconds: float = 0.0
     search_steps: int = 0
     # every search step's gates and gate gradients (BilevelTrainer.gate_trace); the search's best-on-dev
-    # step, whose gates (not the last step's) choose the layers; the supernet's dev accuracy at each evaluation
+    # step, whose gates choose the layers unless the search says gates_from=last; the supernet's dev accuracy
+    # at each evaluation
     gate_trace: list[dict[str, Any]] = field(default_factory=list)
     best_step: int = 0
     dev_curve: list[tuple[int, float]] = field(default_factory=list)
@@ -45,6 +46,8 @@ def search_layers(model: PromptModel, train_cfg: TrainConfig, search: SearchConf
     trainer = BilevelTrainer(model, cfg, search, weights_part, val_part, dev,
                              output_dir / "search" if output_dir is not None else None)
     fit = trainer.fit(resume=resume and output_dir is not None and (output_dir / "search" / "checkpoint").is_dir())
+    if search.gates_from == "last":
+        trainer.restore_last_gates()
     history = [(int(h["step"]), list(h["gates"])) for h in fit.history if "gates" in h]
     final = [float(p) for p in method.probabilities()]
     trace = [(int(t["step"]), list(t["gates"])) for t in trainer.gate_trace]
