@@ -4,6 +4,7 @@ best.yaml that `train --config` runs. Tiny BERT and a toy CSV: seconds per trial
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sqlite3
 import sys
 from pathlib import Path
@@ -148,9 +149,21 @@ def test_tune_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_three_failed_trials_in_a_row_stop_the_study_naming_the_error(tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    assert _tune(tmp_path, "--n-trials", "5", "--train-file", str(tmp_path / "missing.csv")) == 2
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logging.getLogger("optuna.study._optimize").addHandler(handler)  # Optuna's own stream is not captured here
+    try:
+        assert _tune(tmp_path, "--n-trials", "5", "--train-file", str(tmp_path / "missing.csv")) == 2
+    finally:
+        logging.getLogger("optuna.study._optimize").removeHandler(handler)
+    assert [r.getMessage() for r in seen if r.levelno >= logging.WARNING] == []  # no "Trial 0 failed" + traceback
     assert _trials(tmp_path) == [(0, "FAIL"), (1, "FAIL"), (2, "FAIL")]
-    assert "3 trials in a row failed (last: DataError: data file not found" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "3 trials in a row failed (last: DataError: data file not found" in captured.err
+    out = captured.out + captured.err
+    assert "Traceback" not in out and "failed with" not in out  # Optuna's own warnings, with the trace, are quiet
+    assert out.count("fail (DataError: data file not found") == 3  # each trial's line names its error
 
 
 def test_tune_on_ray_without_the_ray_extra_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import statistics
 import warnings
 from collections.abc import Callable
@@ -227,6 +228,8 @@ class Progress:
             self.failures = 0
         params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
         value = f"dev {trial.value:.4f}" if trial.value is not None else state.lower()
+        if state == "FAIL" and trial.user_attrs.get(FAIL_REASON):
+            value += f" ({trial.user_attrs[FAIL_REASON]})"
         pruned = f" (pruned at step {trial.last_step})" if state == "PRUNED" else ""
         self.log(f"trial {trial.number}: {value}{pruned}{note}  {params}")
         return self.failures >= MAX_FAILURES_IN_A_ROW or (
@@ -256,8 +259,16 @@ def run_here(run: StudyRun) -> None:
         if run.progress.record(trial):
             study.stop()
 
-    run.study.optimize(make_objective(run.cfg, run.space), n_trials=None, timeout=run.cfg.timeout,
-                       callbacks=[callback], catch=(PromptLearningError,))
+    # Optuna logs a trial failed by a user error with its traceback, then again as "failed with value None";
+    # the progress line above names the error in one line, so its run loop's warnings are not needed
+    quiet = logging.getLogger("optuna.study._optimize")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        run.study.optimize(make_objective(run.cfg, run.space), n_trials=None, timeout=run.cfg.timeout,
+                           callbacks=[callback], catch=(PromptLearningError,))
+    finally:
+        quiet.setLevel(level)
 
 
 def run_tune(cfg: TuneConfig, log: Log = print, runner: TrialRunner = run_here) -> dict[str, Any]:
