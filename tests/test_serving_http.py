@@ -196,10 +196,13 @@ def test_generate_on_a_causal_lm(llama: Backbone, tmp_path: Path) -> None:
 
 
 def test_classify_refuses_generators_and_taggers(llama: Backbone, tmp_path: Path) -> None:
-    """/v1/classify answers one label per text: a generator is sent to /v1/generate, a tagger is refused (taggers
-    are not served), each with a 400 naming it, and no forward runs for the request."""
+    """/v1/classify answers one label per text: a generator is sent to /v1/generate, a tagger to /v1/tag, each
+    with a 400 naming it, and no forward runs for the request. /v1/tag tags each word as `predict` does, and
+    sends a classifier or generator back to its endpoint."""
+    from promptlearning.ensemble import load_predictor
     from promptlearning.heads.base import HeadConfig
     from promptlearning.model import PromptModel
+    from promptlearning.training.token_metrics import tag_texts
 
     write_adapters(llama, tmp_path, {"pt": SPECS["pt"]})
     PromptModel.build(llama, "prompt_tuning", [], method_options={"num_tokens": 2},
@@ -208,7 +211,7 @@ def test_classify_refuses_generators_and_taggers(llama: Backbone, tmp_path: Path
                       head=HeadConfig(kind="token_classification")).save_pretrained(tmp_path / "tag")
     server = PromptServer(llama, {"pt": "pt", "gen": "gen", "tag": "tag"}, adapters_dir=tmp_path)
     cases = [({"adapter": "gen", "texts": ["x"]}, "send its texts to /v1/generate"),
-             ({"adapter": "tag", "texts": ["x"]}, "tagging is not served"),
+             ({"adapter": "tag", "texts": ["x"]}, "send its texts to /v1/tag"),
              ({"adapters": ["pt", "gen"], "texts": ["x", "y"]}, "'gen' is a generator")]
     with serving(server) as (client, _):
         for body, words in cases:
@@ -218,6 +221,16 @@ def test_classify_refuses_generators_and_taggers(llama: Backbone, tmp_path: Path
         assert client.post("/v1/classify", json={"adapter": "pt", "texts": ["fine"]}).status_code == 200
         generated = client.post("/v1/generate", json={"adapter": "gen", "texts": ["x"], "max_new_tokens": 2})
         assert generated.status_code == 200, generated.text
+        texts = ["the dog runs", "a cat"]
+        tagged = client.post("/v1/tag", json={"adapter": "tag", "texts": texts})
+        assert tagged.status_code == 200, tagged.text
+        expect = tag_texts(load_predictor(tmp_path / "tag", backbone=llama).eval(), texts)  # as `predict` tags
+        assert [[(w["word"], w["tag"]) for w in row] for row in tagged.json()["results"]] == expect
+        assert [len(row) for row in expect] == [3, 2] and all(t in ("DT", "NN", "VB") for row in expect for _, t in row)
+        for name, where in (("pt", "/v1/classify"), ("gen", "/v1/generate")):
+            refused = client.post("/v1/tag", json={"adapter": name, "texts": ["x"]})
+            assert refused.status_code == 400 and f"send its texts to {where}" in refused.json()["error"]["message"]
+        assert client.post("/v1/tag", json={"adapter": "nope", "texts": ["x"]}).status_code == 404
 
 
 def test_cli_refusals_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,9 +21,9 @@ from promptlearning.heads.base import HeadConfig
 from promptlearning.methods import get_method, list_methods
 from promptlearning.model import PromptModel
 from promptlearning.runs.single_task import ExperimentConfig
-from promptlearning.runs.tagging import run_tagging, tag_texts
+from promptlearning.runs.tagging import run_tagging
 from promptlearning.training import TrainConfig
-from promptlearning.training.token_metrics import predict_word_tags
+from promptlearning.training.token_metrics import predict_word_tags, tag_texts
 from promptlearning.training.token_trainer import TokenTrainer
 from tests.token_toy import toy_sentences, write_word_tag
 

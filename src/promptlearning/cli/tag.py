@@ -79,7 +79,7 @@ def predict_tagging(model: Any, records: Sequence[Any], fmt: str = "tsv", output
     """`predict` with a tagger: each input's whitespace-separated words as one ``word/TAG ...`` line
     (``word/?`` past the adapter's max length, with a note on stderr), or with ``jsonl`` one object
     per input (its columns, ``words`` and ``tags``); to stdout or, written atomically, to ``output``."""
-    from promptlearning.runs.tagging import tag_texts
+    from promptlearning.training.token_metrics import tag_texts
 
     if any(getattr(r, "text_b", None) is not None for r in records):
         raise ConfigError("a tagger reads one text per input; drop --text-b-column")

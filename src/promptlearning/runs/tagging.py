@@ -29,7 +29,6 @@ from promptlearning.data.tagging import (
     read_tagged_file,
     tagged_few_shot,
 )
-from promptlearning.data.templates import Template
 from promptlearning.data.token_batching import TokenEncoded, encode_tagged
 from promptlearning.devices import resolve_device
 from promptlearning.errors import ConfigError, DataError
@@ -41,7 +40,7 @@ from promptlearning.runs.single_task import ExperimentConfig, backbone_for
 from promptlearning.seeding import seed_everything
 from promptlearning.training.callbacks import TrainerCallback
 from promptlearning.training.strategies import PLAIN, check_requests, sections_of, select_strategy
-from promptlearning.training.token_metrics import evaluate_tagged, tag_scores
+from promptlearning.training.token_metrics import evaluate_tagged, tag_scores, tagger_template
 from promptlearning.training.token_trainer import TokenTrainer
 
 #: ``max_length`` of tagging runs whose user set none: a WSJ sentence averages ~35 sub-tokens, and
@@ -84,12 +83,7 @@ def tagged_split(cfg: DataConfig, data: TaggedData) -> TaggedSplit:
 def encode_sentences(model: PromptModel, data: TaggedData, sentences: Sequence[TaggedSentence]) -> list[TokenEncoded]:
     """Sentences of ``data`` tokenised for ``model`` (its template, max length and tag set)."""
     return encode_tagged(model.backbone.tokenizer, [(s.words, data.names(s)) for s in sentences],
-                         {t: i for i, t in enumerate(model.labels)}, model.max_length, _template(model))
-
-
-def _template(model: PromptModel) -> Template | None:
-    text = model.template_of(0)
-    return Template.parse(text) if text else None
+                         {t: i for i, t in enumerate(model.labels)}, model.max_length, tagger_template(model))
 
 
 # ---------------------------------------------------------------------------- the run
@@ -221,15 +215,3 @@ def _scores(model: PromptModel, data: TaggedData, sentences: Sequence[TaggedSent
     used = {data.tags[t] for s in sentences for t in s.tags}
     return {**evaluate_tagged(model, encode_sentences(model, data, sentences)),
             "unseen_tags": sorted(used - set(model.labels))}
-
-
-def tag_texts(model: PromptModel, texts: Sequence[str], batch_size: int = 32) -> list[list[tuple[str, str | None]]]:
-    """(word, tag) per whitespace-separated word of each text (tag None: the word lies past max_length)."""
-    from promptlearning.training.token_metrics import predict_word_tags
-
-    sentences: list[tuple[Sequence[str], Sequence[str] | None]] = [(t.split(), None) for t in texts]
-    items = encode_tagged(model.backbone.tokenizer, sentences, {t: i for i, t in enumerate(model.labels)},
-                          model.max_length, _template(model))
-    tags = list(model.labels)
-    return [[(w, tags[p] if p >= 0 else None) for w, p in zip(words, pred, strict=True)]
-            for (words, _), pred in zip(sentences, predict_word_tags(model, items, batch_size), strict=True)]

@@ -55,6 +55,20 @@ class GenerateResponse(BaseModel):
     completions: list[str]
 
 
+class TagRequest(BaseModel):
+    adapter: str = Field(description="a tagger adapter (token_classification head)")
+    texts: list[str] = Field(description="texts to tag; words are split on whitespace")
+
+
+class TaggedWord(BaseModel):
+    word: str
+    tag: str | None = Field(description="null: the word lies past the adapter's max length")
+
+
+class TagResponse(BaseModel):
+    results: list[list[TaggedWord]]
+
+
 class LoadRequest(BaseModel):
     path: str = Field(description="adapter folder, relative to --adapters-dir")
 
@@ -105,7 +119,8 @@ def create_app(server: PromptServer, api_key: str | None = None, metrics: Metric
                 response = await call_next(request)
             except Exception as exc:  # noqa: BLE001  (a bug must cost one request, not the server)
                 response = _error(500, f"internal error: {type(exc).__name__}; the server keeps running")
-        endpoint = path if path in ("/v1/classify", "/v1/generate", "/v1/adapters", "/health", "/metrics") else (
+        endpoint = path if path in ("/v1/classify", "/v1/generate", "/v1/tag", "/v1/adapters", "/health",
+                                    "/metrics") else (
             "/v1/adapters/{name}" if path.startswith("/v1/adapters/") else "other")
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(time.monotonic() - started)
@@ -134,6 +149,12 @@ def create_app(server: PromptServer, api_key: str | None = None, metrics: Metric
                                      do_sample=body.do_sample, temperature=body.temperature, top_k=body.top_k,
                                      seed=body.seed)
         return {"completions": outs}
+
+    @app.post("/v1/tag", response_model=TagResponse)
+    async def tag(body: TagRequest) -> dict[str, Any]:
+        """One tag per whitespace-separated word of each text, by a tagger adapter."""
+        tagged = await server.tag(body.texts, body.adapter)
+        return {"results": [[{"word": w, "tag": t} for w, t in words] for words in tagged]}
 
     @app.get("/v1/adapters")
     async def adapters() -> dict[str, Any]:

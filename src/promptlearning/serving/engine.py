@@ -17,7 +17,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from promptlearning.model import PromptModel
 from promptlearning.serving.limits import RequestError, ServingLimits
 from promptlearning.serving.metrics import Metrics
 from promptlearning.serving.paths import adapter_path, check_name
+from promptlearning.training.token_metrics import tag_texts
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,14 @@ def can_generate(model: PromptModel | EnsembleModel) -> bool:
 
 def _check_classifies(entry: Loaded) -> None:
     """Refuse (400) an adapter whose head does not answer with one label per text: a generator's answers are
-    texts (/v1/generate serves them), a tagger's one tag per word (not served over HTTP)."""
+    texts (/v1/generate serves them), a tagger's one tag per word (/v1/tag serves them)."""
     output = entry.model.head.output
     if output is OutputKind.TEXT:
         raise RequestError(f"adapter {entry.name!r} is a generator (its {entry.model.head.kind} head answers with "
                            "text, not a label); send its texts to /v1/generate", 400)
     if output is not OutputKind.LABEL:
         raise RequestError(f"adapter {entry.name!r} is a tagger (its {entry.model.head.kind} head tags every word); "
-                           "tagging is not served over HTTP: tag with `promptlearning predict --adapter DIR`", 400)
+                           "send its texts to /v1/tag", 400)
 
 
 @dataclass
@@ -86,7 +87,8 @@ class _Request:
     rows: list[tuple[Loaded, str]]
     future: Future[Any]
     arrived: float = field(default_factory=time.monotonic)
-    generate: dict[str, Any] | None = None  # generation options: a generate request runs alone
+    # a request that runs alone, not in a mixed batch (generation, tagging): its rows' texts -> its answer
+    solo: Callable[[list[str]], Any] | None = None
     cancelled: bool = False
 
 
@@ -193,10 +195,31 @@ class PromptServer:
         if not can_generate(entry.model):
             raise RequestError(f"adapter {adapter!r} is on {self.backbone.info.name}, which cannot generate; "
                                "use /v1/classify (generation needs a causal LM such as smollm2-135m)", 400)
-        options = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "temperature": temperature,
-                   "top_k": top_k, "seed": seed}
-        rows = [(entry, t) for t in texts]
-        return await self._await(_Request(rows, Future(), generate=options))
+        model = entry.model
+        assert isinstance(model, PromptModel)  # can_generate: one prompt, not an ensemble
+
+        def continue_texts(given: list[str]) -> list[str]:
+            return model.generate(given, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                                  temperature=temperature, top_k=top_k, seed=seed)
+
+        return await self._await(_Request([(entry, t) for t in texts], Future(), solo=continue_texts))
+
+    async def tag(self, texts: Sequence[str], adapter: str) -> list[list[tuple[str, str | None]]]:
+        """(word, tag) per whitespace-separated word of each text, by a tagger adapter (tag None: the word
+        lies past the adapter's max length). Tagging runs alone, one request per forward pass."""
+        self.limits.check_texts(texts)
+        (entry,) = self._resolve([adapter])
+        model = entry.model
+        if not isinstance(model, PromptModel) or model.head.output is not OutputKind.TOKEN_LABELS:
+            where = "/v1/generate" if model.head.output is OutputKind.TEXT else "/v1/classify"
+            raise RequestError(f"adapter {adapter!r} is not a tagger (its {model.head.kind} head does not tag words); "
+                               f"send its texts to {where}", 400)
+
+        def tag_words(given: list[str]) -> list[list[tuple[str, str | None]]]:
+            with torch.inference_mode():
+                return tag_texts(model, given, self.limits.max_batch_size)
+
+        return await self._await(_Request([(entry, t) for t in texts], Future(), solo=tag_words))
 
     async def _await(self, request: _Request) -> Any:
         with self._cond:
@@ -230,7 +253,7 @@ class PromptServer:
                 continue
             one_adapter = len({e.key for e, _ in request.rows}) == 1
             key = request.rows[0][0].key if one_adapter else None
-            fits = (not taken) or (request.generate is None and taken[0].generate is None
+            fits = (not taken) or (request.solo is None and taken[0].solo is None
                                    and rows + len(request.rows) <= self.limits.max_batch_size
                                    and (self.cross_adapter or (key is not None and key == first_key)))
             if fits:
@@ -239,7 +262,7 @@ class PromptServer:
                 taken.append(request)
                 rows += len(request.rows)
                 self._queued_rows -= len(request.rows)
-                if request.generate is not None or rows >= self.limits.max_batch_size:
+                if request.solo is not None or rows >= self.limits.max_batch_size:
                     break
             else:
                 kept.append(request)
@@ -263,7 +286,7 @@ class PromptServer:
                     return  # closing and drained
                 deadline = self._queue[0].arrived + self.limits.max_wait_ms / 1000
                 while (not self._closing and self._ready_rows() < self.limits.max_batch_size
-                       and self._queue[0].generate is None and (left := deadline - time.monotonic()) > 0):
+                       and self._queue[0].solo is None and (left := deadline - time.monotonic()) > 0):
                     self._cond.wait(left)
                 batch = self._take()
                 if self.metrics is not None:
@@ -291,13 +314,11 @@ class PromptServer:
             _settle(request.future, result=result)
 
     def _forward_batch(self, batch: list[_Request]) -> list[Any]:
-        options = batch[0].generate
-        if options is not None:
+        solo = batch[0].solo
+        if solo is not None:
             (request,) = batch
-            entry = request.rows[0][0]
-            assert isinstance(entry.model, PromptModel)  # generate() refused any other (can_generate)
             with self._forward:
-                return [entry.model.generate([t for _, t in request.rows], **options)]
+                return [solo([t for _, t in request.rows])]
         rows = [(e.key, t) for r in batch for e, t in r.rows]
         entries = {e.key: e for r in batch for e, _ in r.rows}
         with self._lock:

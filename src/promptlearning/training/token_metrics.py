@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from promptlearning.data.token_batching import TokenEncoded, tagged_batches
+from promptlearning.data.templates import Template
+from promptlearning.data.token_batching import TokenEncoded, encode_tagged, tagged_batches
 
 if TYPE_CHECKING:
     from promptlearning.model import PromptModel
@@ -111,6 +112,23 @@ def predict_word_tags(model: PromptModel, items: Sequence[TokenEncoded], batch_s
             out[i] = [int(best[r, s + shift]) if s >= 0 else -1 for s in item.word_starts]
     model.train(was_training)
     return out
+
+
+def tagger_template(model: PromptModel) -> Template | None:
+    """The template a tagger's words are encoded in (its adapter's own), or None for the bare words."""
+    text = model.template_of(0)
+    return Template.parse(text) if text else None
+
+
+def tag_texts(model: PromptModel, texts: Sequence[str], batch_size: int = 32) -> list[list[tuple[str, str | None]]]:
+    """(word, tag) per whitespace-separated word of each text (tag None: the word lies past max_length);
+    what `predict` prints and the server's /v1/tag answers."""
+    sentences: list[tuple[Sequence[str], Sequence[str] | None]] = [(t.split(), None) for t in texts]
+    items = encode_tagged(model.backbone.tokenizer, sentences, {t: i for i, t in enumerate(model.labels)},
+                          model.max_length, tagger_template(model))
+    tags = list(model.labels)
+    return [[(w, tags[p] if p >= 0 else None) for w, p in zip(words, pred, strict=True)]
+            for (words, _), pred in zip(sentences, predict_word_tags(model, items, batch_size), strict=True)]
 
 
 def evaluate_tagged(model: PromptModel, items: Sequence[TokenEncoded], batch_size: int = 64) -> dict[str, Any]:
