@@ -205,3 +205,49 @@ def test_load_refusals(bert: Backbone, llama: Backbone, tmp_path: Path) -> None:
         server.load("ft", "ft")
     assert server.load("pt", "pt")["method"] == "prompt_tuning"
     server.close()
+
+
+def test_image_adapters_are_served_from_inline_images_only(tmp_path: Path) -> None:
+    """An image backbone's adapters answer data-URI images as each adapter alone does (mixed in one batch);
+    a file path is refused before anything opens it, whether or not the file exists."""
+    import numpy as np
+
+    from promptlearning.backbones import load_backbone
+    from promptlearning.data.images import image_uri
+
+    vit = load_backbone("tiny-vit")
+    torch.manual_seed(0)
+    models = {name: PromptModel.build(vit, method, ["dark", "bright"], method_options=options)
+              for name, method, options in (("vpt", "vpt", {"num_tokens": 2}), ("probe", "linear_probe", {}))}
+    for name, model in models.items():
+        model.save_pretrained(tmp_path / name)
+    rng = np.random.default_rng(0)
+    images = [image_uri(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(4)]
+    server = PromptServer(vit, {n: tmp_path / n for n in models}, limits=ServingLimits(max_wait_ms=50,
+                                                                                        max_chars=100_000))
+    names = ["vpt", "probe", "vpt", "probe"]
+    got = asyncio.run(server.submit(images, adapters=names))
+    for name, image, row in zip(names, images, got, strict=True):
+        want = models[name].predict_proba([image])[0]
+        assert (torch.tensor(list(row.probabilities.values())) - want).abs().max() < 1e-5
+    (tmp_path / "real.png").write_bytes(b"not really a png")
+    for path in (str(tmp_path / "real.png"), str(tmp_path / "missing.png")):
+        with pytest.raises(RequestError, match="send each image as a data URI") as refused:
+            asyncio.run(server.submit([images[0], path], adapter="vpt"))
+        assert refused.value.status == 400 and "text 1 " in str(refused.value)
+    server.close()
+
+
+def test_serve_gives_image_backbones_room_for_data_uri_images(bert: Backbone, tmp_path: Path) -> None:
+    """Without --max-chars, a text backbone's texts may have 2000 characters and an image backbone's (data-URI
+    images) a million; a --max-chars given is kept for either."""
+    from promptlearning.backbones import load_backbone
+    from promptlearning.cli.serve import ServeConfig, build
+
+    PromptModel.build(load_backbone("tiny-vit"), "linear_probe", ["a", "b"]).save_pretrained(tmp_path / "img")
+    write_adapters(bert, tmp_path, {"pt": SPECS["pt"]})
+    for backbone, adapter, given, want in (("tiny-vit", "img", None, 1_000_000), ("tiny-bert", "pt", None, 2000),
+                                           ("tiny-vit", "img", 5000, 5000)):
+        server, _ = build(ServeConfig(backbone=backbone, adapter=[f"a={tmp_path / adapter}"], max_chars=given))
+        server.close()
+        assert server.limits.max_chars == want

@@ -35,6 +35,7 @@ from promptlearning.context import PromptContext
 from promptlearning.data.batching import Batch, Encoded, batches
 from promptlearning.data.examples import Example
 from promptlearning.errors import ConfigError
+from promptlearning.image_backbones import is_image_backbone
 from promptlearning.injection import run_backbone
 from promptlearning.methods.base import PromptMethod
 
@@ -381,7 +382,9 @@ class AdapterFamilies:
         groups: dict[Geometry, list[tuple[str, PromptModel]]] = {}
         self.alone: list[str] = []
         for name, model in self.models.items():
-            if not isinstance(model, PromptModel):  # a model of several prompts (an ensemble) runs its own forward
+            if not isinstance(model, PromptModel) or is_image_backbone(model.backbone):
+                # a model of several prompts (an ensemble) runs its own forward; so does an image adapter,
+                # whose rows are pixels the mixture's token batches cannot carry
                 self.alone.append(name)
                 continue
             try:

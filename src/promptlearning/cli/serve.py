@@ -7,6 +7,7 @@ and is required for the admin ones (load/unload); run-time loads come only from 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,11 @@ def parse_adapters(specs: list[str]) -> dict[str, str]:
     return out
 
 
+#: characters per text when --max-chars is not given: for text, and for an image as a data URI (~750 KB of PNG)
+TEXT_MAX_CHARS = 2000
+IMAGE_MAX_CHARS = 1_000_000
+
+
 @dataclass
 class ServeConfig:
     """Everything `promptlearning serve` reads, from flags or a --config YAML file (flags win)."""
@@ -45,7 +51,8 @@ class ServeConfig:
     max_batch_size: int = option(32, "rows per forward, all adapters together")
     max_wait_ms: float = option(5.0, "how long the first queued row waits for others")
     max_texts: int = option(64, "texts per request")
-    max_chars: int = option(2000, "characters per text")
+    max_chars: int | None = option(None, "characters per text (default 2000; for an image backbone, whose texts are "
+                                         "data-URI images, 1,000,000)")
     max_queue: int = option(1024, "rows waiting, all requests together")
     timeout_s: float = option(30.0, "seconds from a request's arrival to its answer")
     max_new_tokens: int = option(64, "the most tokens one generate request may ask")
@@ -62,13 +69,14 @@ def build(config: ServeConfig) -> tuple[Any, Any]:
                           "pip install 'promptlearning[serve]'") from exc
     from promptlearning.backbones import load_backbone
     from promptlearning.devices import resolve_device
+    from promptlearning.image_backbones import is_image_backbone
     from promptlearning.serving import PromptServer, ServingLimits
 
     if not config.backbone:
         raise ConfigError("give --backbone NAME (the backbone the adapters were made on)")
     limits = ServingLimits(max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms,
-                           max_texts=config.max_texts, max_chars=config.max_chars, max_queue=config.max_queue,
-                           timeout_s=config.timeout_s, max_new_tokens=config.max_new_tokens)
+                           max_texts=config.max_texts, max_chars=config.max_chars or TEXT_MAX_CHARS,
+                           max_queue=config.max_queue, timeout_s=config.timeout_s, max_new_tokens=config.max_new_tokens)
     adapters = parse_adapters(config.adapter)
     if not adapters and not config.adapters_dir:
         raise ConfigError("nothing to serve; give --adapter NAME=PATH (repeatable) or --adapters-dir DIR "
@@ -77,6 +85,8 @@ def build(config: ServeConfig) -> tuple[Any, Any]:
         raise ConfigError(f"--adapters-dir {config.adapters_dir} is not a folder; give the folder holding adapters")
     backbone = load_backbone(config.backbone)
     backbone.model.to(resolve_device(config.device))
+    if config.max_chars is None and is_image_backbone(backbone):
+        limits = dataclasses.replace(limits, max_chars=IMAGE_MAX_CHARS)
     server = PromptServer(backbone, adapters, adapters_dir=config.adapters_dir, limits=limits,
                           cross_adapter=not config.one_adapter_per_batch)
     api_key = config.api_key or os.environ.get(API_KEY_ENV) or None

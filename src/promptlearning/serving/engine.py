@@ -29,6 +29,7 @@ from promptlearning.backbones import Backbone
 from promptlearning.ensemble import EnsembleModel, load_predictor
 from promptlearning.errors import AdapterError, UnknownNameError
 from promptlearning.heads.base import OutputKind
+from promptlearning.image_backbones import is_image_backbone
 from promptlearning.mixture import AdapterFamilies
 from promptlearning.model import PromptModel
 from promptlearning.serving.limits import RequestError, ServingLimits
@@ -182,7 +183,18 @@ class PromptServer:
         entries = self._resolve([str(n) for n in names])
         for entry in {e.key: e for e in entries}.values():
             _check_classifies(entry)
+        if is_image_backbone(self.backbone):
+            self._check_inline_images(texts)
         return await self._await(_Request(list(zip(entries, texts, strict=True)), Future()))
+
+    @staticmethod
+    def _check_inline_images(texts: Sequence[str]) -> None:
+        """An image backbone's rows are image references, and a path would have the server open its own
+        files for a client (and tell which exist): over HTTP only the pixels themselves, as data URIs."""
+        for i, ref in enumerate(texts):
+            if not ref.startswith("data:image/"):
+                raise RequestError(f"text {i} is not an inline image; send each image as a data URI "
+                                   "('data:image/png;base64,...'): the server does not open files by path", 400)
 
     async def generate(self, texts: Sequence[str], adapter: str, *, max_new_tokens: int = 20, do_sample: bool = False,
                        temperature: float = 1.0, top_k: int = 0, seed: int | None = None) -> list[str]:
