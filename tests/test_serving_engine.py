@@ -208,8 +208,8 @@ def test_load_refusals(bert: Backbone, llama: Backbone, tmp_path: Path) -> None:
 
 
 def test_image_adapters_are_served_from_inline_images_only(tmp_path: Path) -> None:
-    """An image backbone's adapters answer data-URI images as each adapter alone does (mixed in one batch);
-    a file path is refused before anything opens it, whether or not the file exists."""
+    """An image backbone's adapters answer data-URI images as each adapter alone does, adapters of one prompt
+    geometry sharing a forward; a file path is refused before anything opens it, whether or not it exists."""
     import numpy as np
 
     from promptlearning.backbones import load_backbone
@@ -218,14 +218,17 @@ def test_image_adapters_are_served_from_inline_images_only(tmp_path: Path) -> No
     vit = load_backbone("tiny-vit")
     torch.manual_seed(0)
     models = {name: PromptModel.build(vit, method, ["dark", "bright"], method_options=options)
-              for name, method, options in (("vpt", "vpt", {"num_tokens": 2}), ("probe", "linear_probe", {}))}
+              for name, method, options in (("vpt", "vpt", {"num_tokens": 2}), ("deep", "vpt", {"num_tokens": 2,
+                                            "deep": True}), ("probe", "linear_probe", {}),
+                                            ("pixels", "visual_prompt", {"pad": 4}))}
     for name, model in models.items():
         model.save_pretrained(tmp_path / name)
     rng = np.random.default_rng(0)
     images = [image_uri(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(4)]
     server = PromptServer(vit, {n: tmp_path / n for n in models}, limits=ServingLimits(max_wait_ms=50,
                                                                                         max_chars=100_000))
-    names = ["vpt", "probe", "vpt", "probe"]
+    names = ["vpt", "deep", "probe", "pixels"]
+    assert sorted(len(index) for _, index in server._families.families) == [2, 2] and not server._families.alone
     got = asyncio.run(server.submit(images, adapters=names))
     for name, image, row in zip(names, images, got, strict=True):
         want = models[name].predict_proba([image])[0]
@@ -251,3 +254,28 @@ def test_serve_gives_image_backbones_room_for_data_uri_images(bert: Backbone, tm
         server, _ = build(ServeConfig(backbone=backbone, adapter=[f"a={tmp_path / adapter}"], max_chars=given))
         server.close()
         assert server.limits.max_chars == want
+
+
+def test_clip_adapters_are_served_each_through_its_own_forward(tmp_path: Path) -> None:
+    """A CLIP head prompts the text tower with its adapter's class context, so CLIP adapters run alone."""
+    import numpy as np
+
+    from promptlearning.backbones import load_backbone
+    from promptlearning.data.images import image_uri
+    from promptlearning.heads.base import HeadConfig
+
+    clip = load_backbone("tiny-clip")
+    torch.manual_seed(0)
+    models = {name: PromptModel.build(clip, method, ["cat", "dog"], method_options={"num_context": 2},
+                                      head=HeadConfig(kind="clip")) for name, method in (("a", "coop"), ("b", "coop"))}
+    for name, model in models.items():
+        model.save_pretrained(tmp_path / name)
+    rng = np.random.default_rng(1)
+    images = [image_uri(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(2)]
+    server = PromptServer(clip, {n: tmp_path / n for n in models}, limits=ServingLimits(max_chars=100_000))
+    assert sorted(server._families.alone) == ["a#0", "b#1"] and not server._families.families
+    got = asyncio.run(server.submit(images, adapters=["a", "b"]))
+    server.close()
+    for name, image, row in zip(["a", "b"], images, got, strict=True):
+        want = models[name].predict_proba([image])[0]
+        assert (torch.tensor(list(row.probabilities.values())) - want).abs().max() < 1e-5

@@ -35,7 +35,8 @@ from promptlearning.context import PromptContext
 from promptlearning.data.batching import Batch, Encoded, batches
 from promptlearning.data.examples import Example
 from promptlearning.errors import ConfigError
-from promptlearning.image_backbones import is_image_backbone
+from promptlearning.image_backbones import ImageBackbone
+from promptlearning.image_injection import run_image_backbone
 from promptlearning.injection import run_backbone
 from promptlearning.methods.base import PromptMethod
 
@@ -246,6 +247,18 @@ class MethodMixture(PromptMethod):
             out[rows] = answer.to(out.dtype)
         return out
 
+    def pixel_prompt(self, pixels: torch.Tensor, ctx: PromptContext) -> torch.Tensor | None:
+        """Each adapter prompts its own rows' images (a visual prompt reads the pixels, so there is no bank);
+        rows of adapters without a pixel prompt keep their images."""
+        ids = self._ids(ctx)
+        out: torch.Tensor | None = None
+        for member, rows in rows_by_member(ids, range(len(self._methods))):
+            answer = self._methods[member].pixel_prompt(pixels[rows], sub_context(ctx, rows))  # (b, 3, S, S)
+            if answer is not None:
+                out = pixels.clone() if out is None else out
+                out[rows] = answer.to(out.dtype)
+        return out
+
     def kv_prefix(self, ctx: PromptContext) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         if not self.num_prefix_positions:
             return None
@@ -306,7 +319,10 @@ class AdapterMixture(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:
         """Logits (B, C_max); a row's columns past its adapter's label count are -inf."""
         batch = self._with_task_reprs(batch)
-        hidden, _, ctx = run_backbone(self.backbone, self.method, batch)  # (B, P + L, H)
+        if isinstance(self.backbone, ImageBackbone):  # pixels in: the same hidden states and context out
+            hidden, _, ctx = run_image_backbone(self.backbone, self.method, batch)  # (B, P + S, H)
+        else:
+            hidden, _, ctx = run_backbone(self.backbone, self.method, batch)  # (B, P + L, H)
         ids = batch.task_ids.to(hidden.device)
         out = hidden.new_full((hidden.shape[0], self.width), float("-inf"), dtype=torch.float32)  # (B, C_max)
         for member, rows in rows_by_member(ids, range(len(self.models))):
@@ -324,8 +340,8 @@ class AdapterMixture(nn.Module):
         items: list[Encoded] = []
         for text, a in zip(texts, adapters, strict=True):
             example = Example(text[0], 0, text[1]) if isinstance(text, tuple) else Example(text, 0)
-            item = self.models[a].encode([example])[0]
-            items.append(Encoded(item.input_ids, item.token_type_ids, 0, a, item.slots))
+            item = self.models[a].encode([example])[0]  # an image adapter's row carries its pixels
+            items.append(Encoded(item.input_ids, item.token_type_ids, 0, a, item.slots, pixels=item.pixels))
         return items
 
     @torch.no_grad()
@@ -382,9 +398,9 @@ class AdapterFamilies:
         groups: dict[Geometry, list[tuple[str, PromptModel]]] = {}
         self.alone: list[str] = []
         for name, model in self.models.items():
-            if not isinstance(model, PromptModel) or is_image_backbone(model.backbone):
-                # a model of several prompts (an ensemble) runs its own forward; so does an image adapter,
-                # whose rows are pixels the mixture's token batches cannot carry
+            if not isinstance(model, PromptModel) or getattr(model.backbone.info, "has_text_tower", False):
+                # a model of several prompts (an ensemble) runs its own forward; so does an adapter of a CLIP
+                # backbone, whose head prompts the text tower with its own class context per forward
                 self.alone.append(name)
                 continue
             try:
