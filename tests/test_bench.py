@@ -369,10 +369,10 @@ def test_a_changed_default_learning_rate_is_a_new_job(tmp_path: Path, monkeypatc
         assert {j.label: store.status_of(j.key) for j in jobs} == {"prompt_tuning": "pending", "linear_probe": "done"}
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("benchmarks/suites/*.yaml")),
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("benchmarks/suites/*.yaml"))
+                         + sorted(Path(__file__).parents[1].glob("benchmarks/pending/*.yaml")), ids=lambda p: p.stem)
 def test_shipped_suites_parse(path: Path) -> None:
-    """Every suite we ship is checked against the code that reads it."""
+    """Every suite we ship, run or waiting in benchmarks/pending, is checked against the code that reads it."""
     suite = load_suite(path)
     assert suite.jobs
     if path.stem == "smoke":
