@@ -19,7 +19,7 @@ def _greedy(backbone: Backbone, embeds: torch.Tensor, steps: int, prefix=None) -
     for _ in range(steps):
         kwargs = {}
         if prefix is not None:
-            kwargs = {"past_key_values": DynamicCache(ddp_cache_data=prefix), "use_cache": True,
+            kwargs = {backbone.cache_keyword: DynamicCache(ddp_cache_data=prefix), "use_cache": True,
                       "attention_mask": torch.ones(1, prefix[0][0].shape[2] + embeds.shape[1], dtype=torch.long),
                       "position_ids": torch.arange(embeds.shape[1]).unsqueeze(0)}
         hidden = backbone.model(inputs_embeds=embeds, **kwargs).last_hidden_state
