@@ -176,15 +176,14 @@ class BilevelTrainer(Trainer):
             return torch.autograd.grad(self.loss(val, unrolled), self.arch_params)
 
     # ------------------------------------------------------------------ records and resume
-    def restore_last_gates(self) -> bool:
-        """Put the last search step's gate logits back (after fit() restored the best-on-dev ones);
-        False when no step has run."""
+    def restore_last_gates(self) -> None:
+        """Put the last search step's gate logits back (after fit() restored the best-on-dev ones); a search
+        that ran no step keeps its gates."""
         if self.last_gate_logits is None:
-            return False
+            return
         with torch.no_grad():
             for p, last in zip(self.arch_params, self.last_gate_logits, strict=True):
                 p.copy_(last.to(p.device))
-        return True
 
     def extra_record(self) -> dict[str, Any]:
         return {"gates": [round(float(p), 6) for p in self.gates.probabilities()]}
