@@ -273,6 +273,11 @@ def test_multi_task_distillation_runs_data_parallel(toy_tasks: list[str], tmp_pa
     two = _launch([*TORCHRUN, *_port(5), str(script)], [*argv, "--output", str(tmp_path / "two")], module="")
     assert two.returncode == 0, two.stderr[-3000:]
     _same_adapter(tmp_path / "one", tmp_path / "two")
+    # the logged term is the whole batch's, as in one process, not rank 0's part of it
+    logged = [[json.loads(line)["distill_loss"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+               if "distill_loss" in json.loads(line)] for run in ("one", "two")]
+    assert logged[0] and len(logged[0]) == len(logged[1])
+    assert logged[0] == pytest.approx(logged[1], rel=1e-4, abs=1e-6)
 
 
 def test_train_continual_refuses_several_processes(monkeypatch: pytest.MonkeyPatch) -> None:

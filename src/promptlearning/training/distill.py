@@ -194,7 +194,8 @@ class DistillTrainer(MultiTaskTrainer):
                                   f"{student_labels}; give a teacher trained on {teacher.task}")
             for i, item in zip(rows, teacher.items, strict=True):
                 self.teacher_rows[i] = item
-        self._last: torch.Tensor | None = None
+        self._last_part: torch.Tensor | None = None  # this rank's part of the last teacher step's term
+        self._last: float | None = None  # the whole batch's term at that step, summed over the ranks
         self._teacher_tasks = {t.task_id for t in self.teachers}
 
     def fit(self, resume: bool = False) -> TrainResult:
@@ -206,6 +207,10 @@ class DistillTrainer(MultiTaskTrainer):
         if self.distill.distill_weight == 0 or not self.teachers:
             return None
         rows = self.local_rows(step)  # this process's rows of the batch, in order (a pure function of the step)
+        # the whole batch's teacher rows (every rank computes the same count from the step alone)
+        everyone = sum(1 for i in self.rows_at(step) if self.train_items[i].task_id in self._teacher_tasks)
+        if everyone == 0:
+            return None
         total, count = logits.new_zeros((), dtype=torch.float32), 0
         for teacher in self.teachers:
             positions = [j for j, i in enumerate(rows) if self.train_items[i].task_id == teacher.task_id]
@@ -221,25 +226,32 @@ class DistillTrainer(MultiTaskTrainer):
             student = logits[index, :classes]  # (b, C_t): the task's labels, other tasks' slots dropped
             total = total + distillation_loss(student, target, self.distill.distill_temperature) * len(positions)
             count += len(positions)
+        # this rank's part of the batch's mean term; the parts of all ranks sum to it (see sync_extra_record)
+        self._last_part = self.distill.distill_weight * total.detach() / everyone
         if count == 0:
             return None
         denominator: float = count
         if self.parallel.active:
             # the term is a mean over the whole batch's teacher rows; the trainer weights this process's loss
             # by its share of the batch's rows, so divide by that share of the whole batch's count
-            everyone = sum(1 for i in self.rows_at(step) if self.train_items[i].task_id in self._teacher_tasks)
             share = self.batch_share(step)
             if share == 0:
                 return total * 0.0
             denominator = everyone * share
-        loss = self.distill.distill_weight * total / denominator
-        self._last = loss.detach()
-        return loss
+        return self.distill.distill_weight * total / denominator
+
+    def sync_extra_record(self) -> None:
+        """The logged term is the batch's, not rank 0's part: sum the last teacher step's parts over the ranks."""
+        super().sync_extra_record()
+        if self._last_part is None:
+            self._last = None
+            return
+        self._last = float(self.parallel.reduce_sum([self._last_part], 1.0)[0])
 
     def extra_record(self) -> dict[str, Any]:
         record = super().extra_record()
         if self._last is not None:
-            record["distill_loss"] = round(float(self._last), 6)
+            record["distill_loss"] = round(self._last, 6)
         return record
 
     def _fingerprint(self) -> dict[str, Any]:

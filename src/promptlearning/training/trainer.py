@@ -156,8 +156,13 @@ class Trainer:
         """Restore what :meth:`strategy_state` saved."""
 
     def extra_record(self) -> dict[str, Any]:
-        """Extra values logged with every dev evaluation (e.g. gate probabilities)."""
+        """Extra values logged with every dev evaluation (e.g. gate probabilities); rank 0 alone calls it."""
         return {}
+
+    def sync_extra_record(self) -> None:
+        """Called on every rank just before a dev evaluation: a strategy whose logged value is each rank's
+        share of the batch sums the shares here, since :meth:`extra_record` runs on rank 0 alone and cannot
+        hold a collective."""
 
     def dev_scores(self) -> dict[str, Any]:
         """The dev set's scores; ``accuracy`` picks the best step (a tagger scores words, not rows; a generator
@@ -332,6 +337,7 @@ class Trainer:
             self._keep_best(state)
             return
         record: dict[str, Any] | None = None
+        self.sync_extra_record()
         if self.parallel.is_main:  # rank 0 evaluates; every rank takes the same decisions from its scores
             scores = self.dev_scores()
             record = {"step": state["step"], "dev_accuracy": scores["accuracy"],
