@@ -284,6 +284,8 @@ def test_a_cnn_can_be_fed_smaller_images_and_a_vit_cannot(cnn: ImageBackbone, vi
 
     small = at_image_size(cnn, 24)
     assert small.info.image_size == 24 and cnn.info.image_size == 32 and small.model is cnn.model
+    assert small.name == small.info.name == "tiny-effnet@24" and cnn.name == "tiny-effnet"  # adapters record it
+    assert at_image_size(small, 32).name == "tiny-effnet@32" and at_image_size(cnn, 32) is cnn
     with pytest.raises(BackboneError, match="position embeddings fix its input"):
         at_image_size(vit, 24)
 

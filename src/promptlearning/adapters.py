@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 FORMAT = 1
-_SHAPE_KEYS = ("model_type", "num_layers", "hidden_size", "num_heads", "vocab_size")
+#: image_size too: the same CNN fed another size computes other features (absent on text backbones)
+_SHAPE_KEYS = ("model_type", "num_layers", "hidden_size", "num_heads", "vocab_size", "image_size")
 
 
 def adapter_config(model: PromptModel) -> dict[str, Any]:

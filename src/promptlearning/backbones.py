@@ -279,6 +279,9 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE, dtype: str | torch.dtype
     from promptlearning.converted_backbones import CONVERSIONS, is_converted
     from promptlearning.memory import CONVERSION_FACTOR, check_fits, parse_dtype, weight_count
 
+    sized = _image_at_size(name_or_path, dtype)
+    if sized is not None:
+        return sized
     torch_dtype = parse_dtype(dtype)
     key = ALIASES.get(name_or_path, name_or_path)
     params = weight_count(key if key in ZOO else name_or_path)
@@ -295,6 +298,21 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE, dtype: str | torch.dtype
         f"unknown backbone {name_or_path!r}; choose one of: {', '.join(sorted(ZOO))}, "
         "a local model directory, or a hub id such as org/model (see `promptlearning backbones`)"
     )
+
+
+def _image_at_size(name: str, dtype: str | torch.dtype) -> Backbone | None:
+    """``NAME@SIZE`` (a packaged image backbone fed SIZE x SIZE images), loaded; None for any other name."""
+    base, at, size = name.rpartition("@")
+    if not at or ALIASES.get(base, base) not in ZOO:
+        return None
+    if not size.isdigit():
+        raise UnknownNameError(f"backbone {name!r}: the part after @ must be an image size in pixels, e.g. {base}@112")
+    image = _image_module()
+    backbone = load_backbone(base, dtype)
+    if not image.is_image_backbone(backbone):
+        raise BackboneError(f"{base} is a text backbone; an image size (@{size}) applies to image backbones only: "
+                            f"give --backbone {base}")
+    return image.at_image_size(backbone, int(size))
 
 
 #: a Hugging Face hub id: ``name`` or ``org/name``

@@ -336,14 +336,20 @@ def at_image_size(backbone: ImageBackbone, size: int) -> ImageBackbone:
     """The same convolutional network (sharing its weights) fed images of ``size`` x ``size`` pixels.
 
     A CNN pools whatever size it is given, and a smaller input costs quadratically less (what a busy
-    CPU needs); a vision transformer's position embeddings fix its size, so it is refused."""
+    CPU needs); a vision transformer's position embeddings fix its size, so it is refused. The result
+    is named ``NAME@SIZE``, the form ``--backbone`` (and :func:`promptlearning.backbones.load_backbone`)
+    take, so an adapter trained on it loads on it again."""
     if size < 16:
         raise BackboneError(f"image size {size} is too small; give at least 16 pixels")
     if backbone.info.num_layers:
         raise BackboneError(f"{backbone.name} is a vision transformer whose position embeddings fix its input at "
                             f"{backbone.info.image_size} pixels; keep that size")
+    if size == backbone.info.image_size:
+        return backbone
     resized = copy.copy(backbone)  # a new module object over the same submodules and weights
-    resized.info = dataclasses.replace(backbone.info, image_size=size)
+    # the size joins the name, which adapters record: loading one brings the backbone back at its size
+    resized.name = f"{backbone.name.partition('@')[0]}@{size}"
+    resized.info = dataclasses.replace(backbone.info, image_size=size, name=resized.name)
     return resized
 
 

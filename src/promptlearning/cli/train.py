@@ -131,7 +131,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--method", default=argparse.SUPPRESS, help="prompt method (see `promptlearning methods`)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="method option, repeatable, e.g. --option num_tokens=20 --option layers=[3,4,5]")
-    p.add_argument("--backbone", default=argparse.SUPPRESS, help="packaged name, local directory or hub id")
+    p.add_argument("--backbone", default=argparse.SUPPRESS,
+                   help="packaged name, local directory or hub id; an image CNN at another input size: NAME@SIZE "
+                        "(e.g. efficientnet-lite0@112)")
     p.add_argument("--max-length", type=int, default=argparse.SUPPRESS, help="max input tokens (default 64)")
     add_dtype_flag(p, "float32")
     p.add_argument("--truncation", choices=("head", "tail", "head+tail"), default=argparse.SUPPRESS,

@@ -109,7 +109,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_config_flag(p)
     p.add_argument("--method", default=argparse.SUPPRESS, help="prompt method (see `promptlearning methods`)")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="fix a method option, repeatable")
-    p.add_argument("--backbone", default=argparse.SUPPRESS, help="packaged name, local directory or hub id")
+    p.add_argument("--backbone", default=argparse.SUPPRESS,
+                   help="packaged name, local directory or hub id; an image CNN at another input size: NAME@SIZE "
+                        "(e.g. efficientnet-lite0@112)")
     p.add_argument("--max-length", type=int, default=argparse.SUPPRESS, help="max input tokens (default 64)")
     g = p.add_argument_group("the study")
     g.add_argument("--output", dest="tune_output", default=None,
