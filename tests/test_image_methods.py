@@ -308,3 +308,22 @@ def test_an_interrupted_image_run_resumes_exactly(vit: ImageBackbone, images: li
     result = run_interrupted_then_resumed(monkeypatch, run, tmp_path, Cut.at_step(Trainer, 6))
     assert_same_tensors(result.whole, result.resumed, "checkpoint")
     assert result.calls["resumed"] == 4  # steps 4..7 only
+
+
+def test_sized_names_are_packaged_names_everywhere_a_name_is_checked(tmp_path: Path) -> None:
+    """``NAME@SIZE`` passes the checks that a packaged name passes (adapter configs, bench suites); a size
+    that is not a number, or a base that is not packaged, does not."""
+    from promptlearning.backbones import packaged_base
+    from promptlearning.bench.jobs import check_backbone
+    from promptlearning.errors import AdapterError, UnknownNameError
+    from promptlearning.model import backbone_named_by
+
+    assert packaged_base("efficientnet-lite0@112") == packaged_base("efficientnet@112") == "efficientnet-lite0"
+    assert packaged_base("efficientnet-lite0@big") is None and packaged_base("nothing@32") is None
+    suite = tmp_path / "suite.yaml"
+    assert check_backbone("efficientnet-lite0@112", suite) == "efficientnet-lite0@112"
+    with pytest.raises(UnknownNameError, match="unknown backbone"):
+        check_backbone("nothing@32", suite)
+    assert backbone_named_by({"backbone": {"name": "efficientnet-lite0@112"}}, tmp_path) == "efficientnet-lite0@112"
+    with pytest.raises(AdapterError, match="not a packaged name"):
+        backbone_named_by({"backbone": {"name": "../x@32"}}, tmp_path)

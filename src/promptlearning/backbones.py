@@ -300,6 +300,16 @@ def load_backbone(name_or_path: str = DEFAULT_BACKBONE, dtype: str | torch.dtype
     )
 
 
+def packaged_base(name: str) -> str | None:
+    """The packaged backbone a name loads: its own key for a packaged name or alias, the base's for
+    ``NAME@SIZE`` (an image CNN at another input size); None for a directory, hub id or unknown name."""
+    base, at, size = name.rpartition("@")
+    if at and size.isdigit():
+        name = base
+    key = ALIASES.get(name, name)
+    return key if key in ZOO else None
+
+
 def _image_at_size(name: str, dtype: str | torch.dtype) -> Backbone | None:
     """``NAME@SIZE`` (a packaged image backbone fed SIZE x SIZE images), loaded; None for any other name."""
     base, at, size = name.rpartition("@")

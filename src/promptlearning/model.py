@@ -324,11 +324,10 @@ def backbone_named_by(config: dict[str, Any], directory: Path) -> str:
 
     A name read from a file is never opened as a path: an adapter made on a local model folder
     (or a crafted config naming ``../../etc``) needs that folder given explicitly."""
-    from promptlearning.backbones import ALIASES, ZOO
+    from promptlearning.backbones import packaged_base
 
     name = str(config.get("backbone", {}).get("name", "minilm-l6"))
-    base, at, size = name.rpartition("@")  # a packaged image backbone at another size: NAME@SIZE
-    if (at and size.isdigit() and ALIASES.get(base, base) in ZOO) or ALIASES.get(name, name) in ZOO or (_HUB_ID.match(name) and ".." not in name and not Path(name).exists()):
+    if packaged_base(name) or (_HUB_ID.match(name) and ".." not in name and not Path(name).exists()):
         return name
     raise AdapterError(f"adapter {directory} was made on the backbone at {name!r}, which is not a packaged name or "
                        f"hub id; pass it yourself: --backbone PATH (from Python: from_pretrained(dir, backbone=...))")

@@ -115,11 +115,11 @@ def ints(value: Any, what: str, path: Path) -> list[int]:
 
 
 def check_backbone(name: Any, path: Path) -> str:
-    from promptlearning.backbones import ALIASES, ZOO
+    from promptlearning.backbones import ZOO, packaged_base
 
     if not isinstance(name, str) or not name:
         raise fail(path, f"backbone must be a name or directory (got {name!r})")
-    if name in ZOO or name in ALIASES or os.path.isdir(name) or "/" in name:
+    if packaged_base(name) or os.path.isdir(name) or "/" in name:
         return name
     raise UnknownNameError(f"suite {path}: unknown backbone {name!r}; choose one of {', '.join(sorted(ZOO))}, "
                            "a local model directory or a hub id")
