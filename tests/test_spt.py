@@ -11,6 +11,7 @@ from promptlearning.backbones import Backbone
 from promptlearning.data.batching import batches, encode
 from promptlearning.errors import ConfigError
 from promptlearning.methods import build_method
+from promptlearning.methods.protocols import layer_gates_of
 from promptlearning.methods.spt import gate_values
 from promptlearning.model import PromptModel
 from promptlearning.training import TrainConfig
@@ -153,6 +154,28 @@ def test_gates_from_last_chooses_with_the_last_steps_gates(bert: Backbone) -> No
     assert best.chosen_layers == [top[0]] and last.chosen_layers == [top[1]]  # tiny-bert's candidates: 0, 1
     with pytest.raises(ConfigError, match="gates_from must be best or last"):
         SearchConfig(gates_from="first")
+
+def test_arch_batch_zero_trains_the_gates_on_the_whole_validation_split(bert: Backbone) -> None:
+    """arch_batch 0: every gate step sees every validation row, so its gradient is the whole split's (the
+    batch-noise-free gradient the gate analysis asked for); the default still draws a training-size batch."""
+    val = _items(bert, 3, 3)
+    n = len(val)
+    config = TrainConfig(max_steps=2, batch_size=4, quiet=True)
+    full = BilevelTrainer(_model(bert), config, SearchConfig(budget=1, arch_batch=0), _items(bert), val, [])
+    assert n > 4 and [full.val_rows_at(step) for step in range(3)] == [list(range(n))] * 3
+    assert full.val_batch_at(1).input_ids.shape[0] == n
+    drawn = BilevelTrainer(_model(bert), config, SearchConfig(budget=1), _items(bert), val, [])
+    assert [len(drawn.val_rows_at(step)) for step in range(2)] == [4, n - 4]
+    model = _model(bert).eval()  # no dropout: the two gradients see the same forward
+    expected = torch.autograd.grad(model(batches(val, n, model.pad_id, model.left_pad)[0]).loss,
+                                   layer_gates_of(model.method, "test").architecture_parameters())
+    trainer = BilevelTrainer(model, config, SearchConfig(budget=1, arch_batch=0), _items(bert), val, [])
+    trainer.training_step(trainer.batch_at(0), 0)
+    step_one = torch.tensor(trainer.gate_trace[0]["grad"])
+    assert step_one == pytest.approx(torch.cat([g.reshape(-1) for g in expected]), rel=1e-3, abs=1e-6)
+    with pytest.raises(ConfigError, match="arch_batch must be >= 0"):
+        SearchConfig(arch_batch=-1)
+
 
 def test_killed_search_resumes_exactly(bert: Backbone, tmp_path: Path) -> None:
     class Killed(BilevelTrainer):

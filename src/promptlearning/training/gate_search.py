@@ -1,7 +1,7 @@
 """Bi-level (DARTS-style) search: weights on training data, architecture on validation data.
 
 Each step first updates the architecture parameters (SPT's gate logits) on a validation
-batch, then the weights (generators and head) on a training batch, as in DARTS. The
+batch (or on the whole validation split, ``arch_batch`` 0), then the weights (generators and head) on a training batch, as in DARTS. The
 architecture gradient is first-order by default (taken at the current weights); with
 ``second_order`` it is the exact gradient through one unrolled weight step,
 ``w' = w - xi * grad_w L_train(w, a)``, computed with ``torch.func``. With ``consistency`` > 0
@@ -44,6 +44,8 @@ class SearchConfig:
     search_steps: int | None = option(None, "steps of the search (default: max_steps)")
     threshold: float | None = option(None, "keep the layers whose gate probability reaches this instead of "
                                            "exactly K (at most K, at least the top one)")
+    arch_batch: int | None = option(None, "validation rows per gate step (default: the training batch size); 0: the "
+                                          "whole validation split every step, the gradient without batch noise")
     gates_from: str = option("best", "which search step's gates choose the layers: best (the best-on-dev step's, "
                                      "restored with the weights) or last (the final step's)")
 
@@ -56,6 +58,8 @@ class SearchConfig:
             raise ConfigError("arch_lr must be > 0 and consistency >= 0")
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ConfigError(f"threshold is a gate probability and must be in (0, 1) (got {self.threshold})")
+        if self.arch_batch is not None and self.arch_batch < 0:
+            raise ConfigError(f"arch_batch must be >= 0 (0: the whole validation split; got {self.arch_batch})")
         if self.gates_from not in ("best", "last"):
             raise ConfigError(f"gates_from must be best or last (got {self.gates_from!r})")
 
@@ -106,8 +110,12 @@ class BilevelTrainer(Trainer):
 
     # ------------------------------------------------------------------ data
     def val_rows_at(self, step: int) -> list[int]:
-        """The gate step's validation rows (every process's), from (seed, epoch) alone."""
-        n, size = len(self.val_items), self.config.batch_size
+        """The gate step's validation rows (every process's), from (seed, epoch) alone; every row, in order,
+        with ``arch_batch`` 0."""
+        n = len(self.val_items)
+        if self.search.arch_batch == 0:
+            return list(range(n))
+        size = self.config.batch_size if self.search.arch_batch is None else self.search.arch_batch
         epoch, pos = divmod(step, math.ceil(n / size))
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed * 7_919 + epoch))
         return [int(i) for i in order[pos * size:(pos + 1) * size].tolist()]
