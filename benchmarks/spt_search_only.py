@@ -36,12 +36,14 @@ class SearchDone(Exception):
 
 
 def search_once(task: str, data_seed: int, seed: int, arch_lr: float, steps: int, budget: int,
-                backbone: str, val_fraction: float, shots: int = 16, arch_batch: int | None = None) -> dict[str, Any]:
+                backbone: str, val_fraction: float, shots: int = 16, arch_batch: int | None = None,
+                gate: str = "sigmoid", consistency: float = 0.0) -> dict[str, Any]:
     cfg = ExperimentConfig(data=DataConfig(task=task, shots=shots, data_seed=data_seed, max_test=200),
-                           backbone=backbone, method="spt", method_options={"gate": "sigmoid"},
+                           backbone=backbone, method="spt", method_options={"gate": gate},
                            train=TrainConfig(max_steps=50, eval_every=10, seed=seed, quiet=True),
                            search=SearchConfig(budget=budget, search_steps=steps, arch_lr=arch_lr,
-                                               val_fraction=val_fraction, arch_batch=arch_batch))
+                                               val_fraction=val_fraction, arch_batch=arch_batch,
+                                               consistency=consistency))
     real = layer_selection.search_layers
 
     def stop_after(*args: Any, **kwargs: Any) -> layer_selection.SearchResult:
@@ -58,7 +60,8 @@ def search_once(task: str, data_seed: int, seed: int, arch_lr: float, steps: int
     finally:
         layer_selection.search_layers = real  # type: ignore[assignment]
     return {"task": task, "shots": shots, "data_seed": data_seed, "seed": seed, "arch_lr": arch_lr, "search_steps": steps,
-            "val_fraction": val_fraction, "budget": budget, "arch_batch": arch_batch, "chosen_layers": found.chosen_layers,
+            "val_fraction": val_fraction, "budget": budget, "arch_batch": arch_batch,
+            "gate": gate, "consistency": consistency, "chosen_layers": found.chosen_layers,
             "final_gates": found.final_gates, "search_best_step": found.best_step,
             "search_dev_curve": found.dev_curve, "gate_trace": found.gate_trace,
             "cpu_seconds": time.process_time() - started, "load_avg_1m": os.getloadavg()[0]}
@@ -76,6 +79,9 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=16, help="K per class; half of the 2K (val-fraction) trains the gates")
     parser.add_argument("--arch-batch", type=int, default=None,
                         help="validation rows per gate step (default: the batch size, 8); 0: the whole validation half")
+    parser.add_argument("--gate", default="sigmoid", help="SPT's gate: sigmoid, straight_through (SPT-DARTS) or normalized")
+    parser.add_argument("--consistency", type=float, default=0.0,
+                        help="weight of the KL term toward the discretised top-K model (SPT-DARTS: 0.5)")
     parser.add_argument("--backbone", default="mpnet-base")
     parser.add_argument("--out", required=True, help="JSON lines file; runs already in it are skipped")
     args = parser.parse_args()
@@ -86,14 +92,14 @@ def main() -> None:
         for line in out.read_text().splitlines():
             r = json.loads(line)
             done.add((r["task"], r.get("shots", 16), r["data_seed"], r["seed"], r["arch_lr"], r["search_steps"],
-                      r["val_fraction"], r.get("arch_batch")))
+                      r["val_fraction"], r.get("arch_batch"), r.get("gate", "sigmoid"), r.get("consistency", 0.0)))
     for arch_lr, seed in itertools.product(args.arch_lr, args.seeds):
         key = (args.task, args.shots, args.data_seed, seed, arch_lr, args.search_steps, args.val_fraction,
-               args.arch_batch)
+               args.arch_batch, args.gate, args.consistency)
         if key in done:
             continue
         r = search_once(args.task, args.data_seed, seed, arch_lr, args.search_steps, args.budget, args.backbone,
-                        args.val_fraction, args.shots, args.arch_batch)
+                        args.val_fraction, args.shots, args.arch_batch, args.gate, args.consistency)
         with out.open("a") as fh:
             fh.write(json.dumps(r) + "\n")
         print(f"{args.task} data seed {args.data_seed} seed {seed} arch_lr {arch_lr}: chose {r['chosen_layers']} "

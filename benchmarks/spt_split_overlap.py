@@ -36,10 +36,11 @@ def settings(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in runs:
         # arch_batch: None (a batch of 8 per gate step, as before the option existed) or 0 (the whole split)
         key = (r["task"], r.get("shots", 16), r["data_seed"], r["arch_lr"], r["search_steps"], r["val_fraction"],
-               -1 if r.get("arch_batch") is None else r["arch_batch"])
+               -1 if r.get("arch_batch") is None else r["arch_batch"], r.get("gate", "sigmoid"), r.get("consistency", 0.0))
         groups[key].append(r)
     out = []
-    for (task, shots, data_seed, arch_lr, steps, val_fraction, arch_batch), members in sorted(groups.items()):
+    for (task, shots, data_seed, arch_lr, steps, val_fraction, arch_batch, gate, consistency), members in sorted(
+            groups.items()):
         val_examples = round(2 * shots * val_fraction)
         k = int(members[0]["budget"])
         layers = len(members[0]["final_gates"])
@@ -47,6 +48,7 @@ def settings(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         last = [top(r["gate_trace"][-1]["gates"], k) for r in members]
         out.append({"task": task, "shots": shots, "data_seed": data_seed, "arch_lr": arch_lr, "steps": steps,
                     "val_examples": val_examples, "k": k, "layers": layers,
+                    "gate": gate if not consistency else f"{gate}, KL {consistency:g}",
                     "gate_batch": val_examples if arch_batch == 0 else (8 if arch_batch == -1 else arch_batch),
                     "split_seeds": [r["seed"] for r in members], "kept_steps": [r["search_best_step"] for r in members],
                     "best": mean_overlap(best), "last": mean_overlap(last), "random": k * k / layers,
@@ -60,11 +62,11 @@ def _cell(value: float | None) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| task | K per class | gate-training examples | per gate step | gate lr | search steps | split seeds | "
+    lines = ["| task | K per class | gate | gate-training examples | per gate step | gate lr | search steps | split seeds | "
              "kept steps | shared layers (best-dev gates) | shared layers (last gates) | random draw | largest last gate |",
-             "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---|"]
+             "|---|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['shots']} | {r['val_examples']} | {r['gate_batch']} | {r['arch_lr']:g} | "
+        lines.append(f"| {r['task']} | {r['shots']} | {r['gate']} | {r['val_examples']} | {r['gate_batch']} | {r['arch_lr']:g} | "
                      f"{r['steps']} | "
                      f"{', '.join(map(str, r['split_seeds']))} | {', '.join(map(str, r['kept_steps']))} | "
                      f"{_cell(r['best'])} | {_cell(r['last'])} | {r['random']:.2f} | "
