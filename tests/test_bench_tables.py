@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from promptlearning.bench.report import claimed_by
 from promptlearning.bench.store import ResultStore
 from promptlearning.bench.suite import load_suite
 from promptlearning.bench.tables import table_module, write_table
@@ -32,7 +33,7 @@ def test_published_tables_regenerate_from_their_stores(path: Path, entry: dict[s
     with ResultStore(tmp_path) as store:
         if adopted:
             store.add_jobs(suite.jobs, suite.name)
-        rows = [r for r in store.rows("done") if r["result"]]
+        rows = claimed_by(suite, [r for r in store.rows("done") if r["result"]])
     published = (path.parent / entry["out"]).resolve()
     (tmp_path / "suites").mkdir()
     for name in SIDECARS.get(entry["table"], []):
@@ -88,3 +89,21 @@ def test_convergence_table_refuses_a_reference_that_is_not_a_start(tmp_path: Pat
     row["result"]["curve"] = [[0, 0.5], [5, 0.75]]
     with pytest.raises(ConfigError, match="reference 'random' is not one of its starts; choose one of: vocab"):
         table_module("meta_convergence").write([row], tmp_path / "c.md", {}, "s")
+
+
+def test_a_row_two_suites_share_is_in_both_suites_tables(tmp_path: Path) -> None:
+    """One store, two suites listing the same job: the row is stored under the suite that ran it first, and
+    the other suite's table still shows it, under its own label."""
+    from promptlearning.bench.suite import load_suite
+
+    common = "store: store\nbackbone: tiny-bert\ntasks: [mr]\nshots: 4\nseeds: [1]\ntrain: {max_steps: 2}\n"
+    (tmp_path / "a.yaml").write_text("name: a\n" + common + "methods: [linear_probe]\n")
+    (tmp_path / "b.yaml").write_text("name: b\n" + common + "methods: [{label: probe, method: linear_probe}]\n")
+    a, b = load_suite(tmp_path / "a.yaml"), load_suite(tmp_path / "b.yaml")
+    assert [j.key for j in a.jobs] == [j.key for j in b.jobs]
+    row = {**_row("linear_probe", "mr", 1, 0.75), "suite": "a", "key": a.jobs[0].key}
+    out = tmp_path / "b.md"
+    table_module("fewshot").write([row], out, {}, "b")
+    assert "no runs" in out.read_text()  # what the table saw before: the row is a's
+    table_module("fewshot").write(claimed_by(b, [row]), out, {}, "b")
+    assert "| probe | 75.0 ± 0.0 (1) |" in out.read_text()

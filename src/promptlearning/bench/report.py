@@ -25,7 +25,7 @@ from promptlearning.bench import plots
 from promptlearning.bench.heldout import heldout_section, is_heldout
 from promptlearning.bench.kinds import kind_of
 from promptlearning.bench.store import ResultStore, store_path
-from promptlearning.bench.suite import load_suite
+from promptlearning.bench.suite import Suite, load_suite
 from promptlearning.bench.tables import write_table
 from promptlearning.bench.tables.tagging import tagging_section
 from promptlearning.errors import ConfigError
@@ -317,8 +317,17 @@ def published_tables(rows: list[dict[str, Any]], meta: dict[str, Any], only: Any
         load_suite(entry["file"]) for entry in meta.get("suites", {}).values() if Path(entry.get("file", "")).is_file()]
     for suite in suites:
         for item in suite.raw.get("report") or []:
-            written += write_table(item, done, suite.path, suite.name)
+            written += write_table(item, claimed_by(suite, done), suite.path, suite.name)
     return written
+
+
+def claimed_by(suite: Suite, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with the suite's own jobs' rows marked as its own, under the labels it gives them.
+
+    A row two suites share (fine-tuning under two tables of one store) is stored under the suite
+    that registered it first; without this the other suite's tables would leave it out."""
+    labels = {job.key: job.label for job in suite.jobs}
+    return [dict(r, suite=suite.name, label=labels[r["key"]]) if r["key"] in labels else r for r in rows]
 
 
 def build_report(directory: str | Path, *, command: str | None = None) -> Path:
