@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -142,6 +142,34 @@ def backbone_for(method: str, backbone: Backbone) -> Backbone:
     return copy.deepcopy(backbone) if get_method(method).trains_backbone else backbone
 
 
+def _choose_layers(model: PromptModel, with_layers: Callable[[list[int]], PromptModel], cfg: ExperimentConfig,
+                   train_items: list[Any], dev_items: list[Any], out: Path | None, resume: bool,
+                   log: Callable[[str], None]) -> dict[str, Any]:
+    """SPT's layer choice, as result fields: the gate search on the supernet ``model`` (search scorer
+    ``gates``), or successive halving over layer sets each trained alone (``retrain``; it reruns whole
+    on resume, and is deterministic, so a resumed run chooses the same layers)."""
+    from promptlearning.methods.protocols import layer_gates_of
+
+    if cfg.search.scorer == "retrain":
+        from promptlearning.training.halving_search import halving_search
+
+        layers = layer_gates_of(model.method, "the layer search").candidate_layers
+        halved = halving_search(with_layers, layers, cfg.train, cfg.search, train_items, len(model.labels), log)
+        log(f"successive halving chose layers {halved['chosen_layers']} in {halved['seconds']:.1f} s "
+            f"({halved['steps']} training steps over {halved['sets']} sets)")
+        return {"chosen_layers": halved["chosen_layers"], "search_seconds": halved["seconds"],
+                "search_steps": halved["steps"], "search_rungs": halved["rungs"]}
+    from promptlearning.training.layer_selection import search_layers
+
+    found = search_layers(model, cfg.train, cfg.search, train_items, dev_items, out, resume)
+    log(f"search chose layers {found.chosen_layers} (gate probabilities "
+        f"{[round(p, 3) for p in found.final_gates]}) in {found.search_seconds:.1f} s")
+    return {"chosen_layers": found.chosen_layers, "search_seconds": found.search_seconds,
+            "search_steps": found.search_steps, "final_gates": found.final_gates,
+            "gate_history": found.gate_history, "gate_trace": found.gate_trace,
+            "search_best_step": found.best_step, "search_dev_curve": found.dev_curve}
+
+
 def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Backbone | None = None,
                    baseline: bool = True, log: Any = print,
                    callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
@@ -192,24 +220,18 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
     strategy = select_strategy(sections, several_tasks=False, method=model.method)
     searched = strategy.searches_architecture
     if searched:
-        # a searchable method (SPT): search the layers, then rebuild and retrain the fixed model plainly
-        from promptlearning.training.layer_selection import search_layers
+        # a searchable method (SPT): choose the layers, then rebuild and retrain the fixed model plainly
+        def with_layers(layers: list[int]) -> PromptModel:
+            return PromptModel.build(backbone, cfg.method, data.labels,
+                                     method_options={**cfg.method_options, "selected_layers": layers}, head=cfg.head,
+                                     task=data.name, max_length=cfg.max_length, template=cfg.template,
+                                     truncation=cfg.truncation)
 
-        found = search_layers(model, cfg.train, cfg.search, train_items, dev_items, out, resume)
-        log(f"search chose layers {found.chosen_layers} (gate probabilities "
-            f"{[round(p, 3) for p in found.final_gates]}) in {found.search_seconds:.1f} s")
-        options = {**cfg.method_options, "selected_layers": found.chosen_layers}
-        model = PromptModel.build(backbone, cfg.method, data.labels, method_options=options, head=cfg.head,
-                                  task=data.name, max_length=cfg.max_length, template=cfg.template,
-                                  truncation=cfg.truncation)
+        found = _choose_layers(model, with_layers, cfg, train_items, dev_items, out, resume, log)
+        model = with_layers(found["chosen_layers"])
         trainable = model.num_trainable()
-        run_info.update({"chosen_layers": found.chosen_layers, "gate_history": found.gate_history,
-                         "search_seconds": found.search_seconds})
-        result.update({"chosen_layers": found.chosen_layers, "search_seconds": found.search_seconds,
-                       "search_steps": found.search_steps, "final_gates": found.final_gates,
-                       "gate_history": found.gate_history, "gate_trace": found.gate_trace,
-                       "search_best_step": found.best_step, "search_dev_curve": found.dev_curve,
-                       "trainable_params": trainable, "trainable_share": trainable / total,
+        run_info.update({k: found[k] for k in ("chosen_layers", "gate_history", "search_seconds") if k in found})
+        result.update({**found, "trainable_params": trainable, "trainable_share": trainable / total,
                        "prompt_layers": model.method.prompt_layers})
         if out is not None and (out / "gates.png").is_file():
             log(f"gate plot written to {out / 'gates.png'}")

@@ -48,6 +48,10 @@ class SearchConfig:
                                           "whole validation split every step, the gradient without batch noise")
     gates_from: str = option("best", "which search step's gates choose the layers: best (the best-on-dev step's, "
                                      "restored with the weights) or last (the final step's)")
+    scorer: str = option("gates", "how layer sets are judged: gates (the bi-level gate search) or retrain (successive "
+                                  "halving: random K-layer sets each trained alone, the better half trained again)")
+    candidates: int = option(8, "scorer retrain: how many random K-layer sets the first rung trains")
+    rung_steps: int = option(10, "scorer retrain: training steps per set in the first rung (doubled each rung)")
 
     def __post_init__(self) -> None:
         if self.budget < 1:
@@ -62,6 +66,12 @@ class SearchConfig:
             raise ConfigError(f"arch_batch must be >= 0 (0: the whole validation split; got {self.arch_batch})")
         if self.gates_from not in ("best", "last"):
             raise ConfigError(f"gates_from must be best or last (got {self.gates_from!r})")
+        if self.scorer not in ("gates", "retrain"):
+            raise ConfigError(f"scorer must be gates or retrain (got {self.scorer!r})")
+        if self.candidates < 1 or self.rung_steps < 1:
+            raise ConfigError(f"candidates and rung_steps must be >= 1 (got {self.candidates}, {self.rung_steps})")
+        if self.scorer == "retrain" and self.threshold is not None:
+            raise ConfigError("threshold reads gate probabilities; with scorer retrain give the budget (K) alone")
 
 
 def split_for_search(items: list[Encoded], fraction: float, num_labels: int, seed: int
