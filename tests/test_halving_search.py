@@ -105,3 +105,15 @@ def test_train_with_retrain_scorer_retrains_the_halving_winner(tmp_path: Path) -
     assert results[1]["search_rungs"] == first["search_rungs"]  # seeded: the same choice twice
     config = json.loads((tmp_path / "a" / "best" / "adapter_config.json").read_text())
     assert json.dumps(best["layers"]) in json.dumps(config)
+
+
+@pytest.mark.parametrize("extra", [["--method", "prompt_tuning", "--layer-budget", "2"],
+                                   ["--method", "spt", "--option", "selected_layers=[1]", "--layer-scorer", "retrain"]])
+def test_search_options_on_a_run_that_does_not_search_are_refused(tmp_path: Path, extra: list[str]) -> None:
+    write_delimited(tmp_path / "train.csv", _rows())
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["train", "--train-file", str(tmp_path / "train.csv"), "--backbone", "tiny-bert", *extra,
+                     "--shots", "4", "--max-steps", "2", "--quiet", "--output", str(tmp_path / "run")])
+    assert code != 0 and "acts only on SPT's layer search" in err.getvalue()
+    assert len(err.getvalue().strip().splitlines()) == 1 and not (tmp_path / "run").exists()

@@ -36,6 +36,7 @@ from promptlearning.training.meta_learning import MetaConfig
 from promptlearning.training.metrics import evaluate, majority_accuracy
 from promptlearning.training.multitask import MultiTaskConfig
 from promptlearning.training.strategies import (
+    BILEVEL,
     PLAIN,
     TrainerInputs,
     check_requests,
@@ -142,6 +143,18 @@ def backbone_for(method: str, backbone: Backbone) -> Backbone:
     return copy.deepcopy(backbone) if get_method(method).trains_backbone else backbone
 
 
+def refuse_unused_search_options(search: SearchConfig, method: str, options: dict[str, Any]) -> None:
+    """Layer-search options on a run that does not search (a method without layer gates, or SPT with its
+    layers fixed) would be ignored; a user who set ``--layer-budget 2`` on prompt tuning expects it to act."""
+    changed = [f.name for f in dataclasses.fields(SearchConfig) if getattr(search, f.name) != f.default]
+    if changed:
+        flags = ", ".join("--" + BILEVEL.flag_names.get(name, name).replace("_", "-") for name in changed)
+        fixed = " with fixed layers" if {"selected_layers", "random_layers"} & set(options) else ""
+        verb = "acts" if len(changed) == 1 else "act"
+        raise ConfigError(f"{flags} {verb} only on SPT's layer search, which this run ({method}{fixed}) does not "
+                          "make; drop it, or use --method spt without fixed layers")
+
+
 def _choose_layers(model: PromptModel, with_layers: Callable[[list[int]], PromptModel], cfg: ExperimentConfig,
                    train_items: list[Any], dev_items: list[Any], out: Path | None, resume: bool,
                    log: Callable[[str], None]) -> dict[str, Any]:
@@ -188,6 +201,8 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
                               head=cfg.head, task=data.name, max_length=cfg.max_length, template=cfg.template,
                               truncation=cfg.truncation)
     refuse_untrainable_head(model)
+    if not select_strategy(sections, several_tasks=False, method=model.method).searches_architecture:
+        refuse_unused_search_options(cfg.search, cfg.method, cfg.method_options)  # before anything trains or evaluates
     counts = {part: TruncationCount() for part in ("train", "dev", "test")}
     train_items, dev_items, test_items = (model.encode(rows, count=counts[part]) for part, rows in
                                           (("train", split.train), ("dev", split.dev), ("test", split.test)))
