@@ -1,9 +1,9 @@
 """SPT's second way to choose the layers: judge candidate layer sets the way they will be used, alone.
 
 The gate search scores each layer by its use inside a supernet in which every candidate layer's
-generator trains at once. On all-mpnet-base-v2 the layers the gates leaned to were the ones whose
-generators retrain worst on their own (benchmarks/results/mpnet_spt.md, "Thirteenth and fourteenth
-sessions"): the supernet's preference does not predict the retrained model's accuracy. Successive
+generator trains at once. On all-mpnet-base-v2 the layers the gates leaned to came from the block of
+four whose generators retrain worst on their own (benchmarks/results/mpnet_spt.md, "Thirteenth and
+fourteenth sessions"): the supernet's preference need not predict the retrained model's accuracy. Successive
 halving asks the retrained model's question directly. It draws random K-layer sets, trains each one
 alone for a few steps on the weight part of the few-shot data, scores it on the held-out part, keeps
 the better half, and trains the survivors again for twice as many steps, until one set is left. Each
