@@ -81,8 +81,18 @@ def test_scorer_options_are_checked() -> None:
         SearchConfig(scorer="halving")
     with pytest.raises(ConfigError, match="threshold reads gate probabilities"):
         SearchConfig(scorer="retrain", threshold=0.5)
-    with pytest.raises(ConfigError, match="candidates and rung_steps"):
+    with pytest.raises(ConfigError, match="candidates must be >= 1"):
         SearchConfig(scorer="retrain", candidates=0)
+    assert SearchConfig(scorer="retrain", candidates=0, blocks=True).candidates == 0  # the blocks alone
+
+
+def test_blocks_come_first_and_the_random_sets_are_drawn_beside_them() -> None:
+    layers = list(range(12))
+    with_blocks = halving_search.candidate_sets(layers, 4, 8, seed=13, blocks=True)
+    assert with_blocks[:9] == [list(range(i, i + 4)) for i in range(9)]  # first, ..., middle [4-7], ..., last
+    assert len(with_blocks) == 17 and len({tuple(s) for s in with_blocks}) == 17
+    assert halving_search.candidate_sets(layers, 4, 0, seed=13, blocks=True) == with_blocks[:9]
+    assert halving_search.candidate_sets([3, 5, 7], 2, 1, seed=13, blocks=True) == [[3, 5], [5, 7], [3, 7]]
 
 
 def test_train_with_retrain_scorer_retrains_the_halving_winner(tmp_path: Path) -> None:

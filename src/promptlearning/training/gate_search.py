@@ -50,8 +50,11 @@ class SearchConfig:
                                      "restored with the weights) or last (the final step's)")
     scorer: str = option("gates", "how layer sets are judged: gates (the bi-level gate search) or retrain (successive "
                                   "halving: random K-layer sets each trained alone, the better half trained again)")
-    candidates: int = option(8, "scorer retrain: how many random K-layer sets the first rung trains")
+    candidates: int = option(8, "scorer retrain: how many random K-layer sets the first rung trains (0: the "
+                                "blocks alone, with blocks)")
     rung_steps: int = option(10, "scorer retrain: training steps per set in the first rung (doubled each rung)")
+    blocks: bool = option(False, "scorer retrain: the first rung also trains every contiguous block of K candidate "
+                                 "layers (first, middle, last and those between) beside the random sets")
 
     def __post_init__(self) -> None:
         if self.budget < 1:
@@ -68,8 +71,9 @@ class SearchConfig:
             raise ConfigError(f"gates_from must be best or last (got {self.gates_from!r})")
         if self.scorer not in ("gates", "retrain"):
             raise ConfigError(f"scorer must be gates or retrain (got {self.scorer!r})")
-        if self.candidates < 1 or self.rung_steps < 1:
-            raise ConfigError(f"candidates and rung_steps must be >= 1 (got {self.candidates}, {self.rung_steps})")
+        if self.candidates < (0 if self.blocks else 1) or self.rung_steps < 1:
+            raise ConfigError(f"candidates must be >= 1 (>= 0 with blocks) and rung_steps >= 1 (got "
+                              f"{self.candidates}, {self.rung_steps})")
         if self.scorer == "retrain" and self.threshold is not None:
             raise ConfigError("threshold reads gate probabilities; with scorer retrain give the budget (K) alone")
 

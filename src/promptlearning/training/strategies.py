@@ -158,7 +158,8 @@ BILEVEL = TrainerStrategy(
     "bilevel", BilevelTrainer, "SPT's gate search: gates on held-out data, weights on the rest; then the "
     "chosen layers are retrained plainly", SearchConfig, "search", applies=_has_gates, searches_architecture=True,
     flag_group="layer search (bi-level, methods with gates, e.g. spt)",
-    flag_names={"budget": "layer_budget", "scorer": "layer_scorer", "candidates": "layer_candidates"},
+    flag_names={"budget": "layer_budget", "scorer": "layer_scorer", "candidates": "layer_candidates",
+                "blocks": "layer_blocks"},
     build=_build_bilevel)
 MULTI_TASK = TrainerStrategy(
     "multi_task", MultiTaskTrainer, "several tasks: the plain trainer with batches drawn across tasks",
