@@ -14,7 +14,7 @@ import torch
 from promptlearning.backbones import Backbone
 from promptlearning.cli.main import main
 from promptlearning.data.batching import batches, encode
-from promptlearning.errors import ConfigError
+from promptlearning.errors import ConfigError, TrainingError
 from promptlearning.model import PromptModel
 from promptlearning.training import TrainConfig, halving_search
 from promptlearning.training.gate_search import SearchConfig
@@ -127,3 +127,29 @@ def test_search_options_on_a_run_that_does_not_search_are_refused(tmp_path: Path
                      "--shots", "4", "--max-steps", "2", "--quiet", "--output", str(tmp_path / "run")])
     assert code != 0 and "acts only on SPT's layer search" in err.getvalue()
     assert len(err.getvalue().strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+class _DivergingTrainer(_FakeTrainer):
+    """A set holding layer 11 diverges, as the last block did on mpnet-base."""
+
+    def fit(self) -> None:
+        if 11 in self.model:
+            raise TrainingError("the training loss exploded; lower --lr")
+        super().fit()
+
+
+def test_a_diverging_set_loses_and_the_search_goes_on(bert: Backbone, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(halving_search, "Trainer", _DivergingTrainer)
+    # layer 11 would win on score: the known ranking favours high layers
+    monkeypatch.setattr(halving_search, "validation_score", lambda model, items, bs: (sum(model) / 100, 1.0))
+    items = encode(bert.tokenizer, toy_examples(8, 0), 32)
+    lines: list[str] = []
+    found = halving_search.halving_search(lambda layers: layers, list(range(12)), TrainConfig(seed=13),  # type: ignore[arg-type, return-value]
+                                          SearchConfig(budget=4, scorer="retrain", candidates=0, blocks=True),
+                                          items, 2, log=lines.append)
+    assert found["chosen_layers"] == [7, 8, 9, 10]  # the best block without layer 11
+    first = {tuple(s["layers"]): s for s in found["rungs"][0]["sets"]}
+    assert first[(8, 9, 10, 11)]["diverged"] and first[(8, 9, 10, 11)]["val_loss"] is None
+    assert not first[(7, 8, 9, 10)]["diverged"]
+    assert any("[8, 9, 10, 11] dropped" in line for line in lines)
+    json.dumps(found)  # the record stays plain JSON

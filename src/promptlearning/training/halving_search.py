@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from promptlearning.data.batching import Encoded, batches
+from promptlearning.errors import TrainingError
 from promptlearning.model import PromptModel
 from promptlearning.seeding import seed_everything
 from promptlearning.training.config import TrainConfig
@@ -36,7 +37,8 @@ class ScoredSet:
 
     layers: list[int]
     val_accuracy: float
-    val_loss: float
+    val_loss: float | None  # None: diverged
+    diverged: bool = False  # its training loss exploded: ranked last whatever its score
 
 
 def candidate_sets(layers: Sequence[int], budget: int, count: int, seed: int, blocks: bool = False) -> list[list[int]]:
@@ -98,15 +100,21 @@ def halving_search(build: Callable[[list[int]], PromptModel], layers: Sequence[i
             seed_everything(train_cfg.seed)  # every set starts from the same draw of its generators' seed
             model = build(chosen)
             cfg = dataclasses.replace(train_cfg, max_steps=steps, eval_every=steps, quiet=True)
-            Trainer(model, cfg, weights_part, []).fit()
-            acc, loss = validation_score(model, val_part, train_cfg.eval_batch_size)
-            scored.append(ScoredSet(chosen, acc, loss))
+            try:
+                Trainer(model, cfg, weights_part, []).fit()
+            except TrainingError as exc:  # a set whose training diverges loses; the search goes on
+                log(f"halving: layers {chosen} dropped at {steps} steps ({exc})")
+                scored.append(ScoredSet(chosen, 0.0, None, diverged=True))
+            else:
+                acc, loss = validation_score(model, val_part, train_cfg.eval_batch_size)
+                scored.append(ScoredSet(chosen, acc, loss))
             spent += steps
             del model
-        ranked = sorted(scored, key=lambda s: (-s.val_accuracy, s.val_loss))  # stable: ties keep draw order
+        ranked = sorted(scored, key=lambda s: (s.diverged, -s.val_accuracy, s.val_loss or 0.0))  # stable: ties keep draw order
         rungs.append({"steps": steps, "sets": [dataclasses.asdict(s) for s in scored]})
         log(f"halving rung of {steps} steps (layers: held-out accuracy / loss): " + ", ".join(
-            f"{s.layers} {s.val_accuracy:.3f}/{s.val_loss:.3f}" for s in ranked))
+            f"{s.layers} diverged" if s.val_loss is None else f"{s.layers} {s.val_accuracy:.3f}/{s.val_loss:.3f}"
+            for s in ranked))
         sets = [s.layers for s in ranked[: (len(ranked) + 1) // 2]]
         steps *= 2
     drawn = len(rungs[0]["sets"]) if rungs else 1
