@@ -77,11 +77,11 @@ def test_validation_score_is_accuracy_and_mean_loss(bert: Backbone) -> None:
 
 
 def test_scorer_options_are_checked() -> None:
-    with pytest.raises(ConfigError, match="scorer must be gates or retrain"):
+    with pytest.raises(ConfigError, match="must be gates or retrain"):
         SearchConfig(scorer="halving")
-    with pytest.raises(ConfigError, match="threshold reads gate probabilities"):
+    with pytest.raises(ConfigError, match="--threshold reads gate probabilities"):
         SearchConfig(scorer="retrain", threshold=0.5)
-    with pytest.raises(ConfigError, match="candidates must be >= 1"):
+    with pytest.raises(ConfigError, match="--layer-candidates must be >= 1"):
         SearchConfig(scorer="retrain", candidates=0)
     assert SearchConfig(scorer="retrain", candidates=0, blocks=True).candidates == 0  # the blocks alone
 

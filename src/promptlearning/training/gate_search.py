@@ -70,12 +70,12 @@ class SearchConfig:
         if self.gates_from not in ("best", "last"):
             raise ConfigError(f"gates_from must be best or last (got {self.gates_from!r})")
         if self.scorer not in ("gates", "retrain"):
-            raise ConfigError(f"scorer must be gates or retrain (got {self.scorer!r})")
+            raise ConfigError(f"--layer-scorer (search option scorer) must be gates or retrain (got {self.scorer!r})")
         if self.candidates < (0 if self.blocks else 1) or self.rung_steps < 1:
-            raise ConfigError(f"candidates must be >= 1 (>= 0 with blocks) and rung_steps >= 1 (got "
-                              f"{self.candidates}, {self.rung_steps})")
+            raise ConfigError(f"--layer-candidates must be >= 1 (>= 0 with --layer-blocks) and --rung-steps >= 1 "
+                              f"(search options candidates, rung_steps; got {self.candidates}, {self.rung_steps})")
         if self.scorer == "retrain" and self.threshold is not None:
-            raise ConfigError("threshold reads gate probabilities; with scorer retrain give the budget (K) alone")
+            raise ConfigError("--threshold reads gate probabilities; with --layer-scorer retrain give --layer-budget alone")
 
 
 def split_for_search(items: list[Encoded], fraction: float, num_labels: int, seed: int
