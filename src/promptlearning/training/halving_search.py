@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from promptlearning.data.batching import Encoded, batches
 from promptlearning.errors import TrainingError
@@ -64,8 +63,8 @@ def candidate_sets(layers: Sequence[int], budget: int, count: int, seed: int, bl
 
 @torch.no_grad()
 def validation_score(model: PromptModel, items: Sequence[Encoded], batch_size: int) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy on ``items``; the loss breaks accuracy ties, which are common on a
-    validation part of 16 examples."""
+    """Accuracy and mean loss (the head's own training loss) on ``items``; the loss breaks accuracy ties,
+    which are common on a validation part of 16 examples."""
     was_training = model.training
     model.eval()
     right, loss_sum = 0, 0.0
@@ -73,10 +72,10 @@ def validation_score(model: PromptModel, items: Sequence[Encoded], batch_size: i
         batch = batch.to(model.device)
         gold = batch.labels
         assert gold is not None
-        batch.labels = None
-        logits = model(batch).logits.float()
-        right += int((logits.argmax(-1) == gold).sum())
-        loss_sum += float(F.cross_entropy(logits, gold, reduction="sum"))
+        out = model(batch)
+        assert out.loss is not None
+        right += int((out.logits.argmax(-1) == gold).sum())
+        loss_sum += float(out.loss) * len(gold)  # the head's loss is a batch mean
     model.train(was_training)
     return right / len(items), loss_sum / len(items)
 
@@ -91,6 +90,7 @@ def halving_search(build: Callable[[list[int]], PromptModel], layers: Sequence[i
     how many sets were drawn and the seconds taken."""
     weights_part, val_part = split_for_search(train, search.val_fraction, num_labels, train_cfg.seed)
     sets = candidate_sets(layers, search.budget, search.candidates, train_cfg.seed, search.blocks)
+    drawn = len(sets)
     started = time.perf_counter()
     steps, spent = search.rung_steps, 0
     rungs: list[dict[str, Any]] = []
@@ -117,6 +117,5 @@ def halving_search(build: Callable[[list[int]], PromptModel], layers: Sequence[i
             for s in ranked))
         sets = [s.layers for s in ranked[: (len(ranked) + 1) // 2]]
         steps *= 2
-    drawn = len(rungs[0]["sets"]) if rungs else 1
     return {"chosen_layers": sets[0], "rungs": rungs, "steps": spent, "sets": drawn,
             "seconds": time.perf_counter() - started}
