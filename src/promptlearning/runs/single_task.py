@@ -201,7 +201,9 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
                               head=cfg.head, task=data.name, max_length=cfg.max_length, template=cfg.template,
                               truncation=cfg.truncation)
     refuse_untrainable_head(model)
-    if not select_strategy(sections, several_tasks=False, method=model.method).searches_architecture:
+    strategy = select_strategy(sections, several_tasks=False, method=model.method)
+    searched = strategy.searches_architecture
+    if not searched:
         refuse_unused_search_options(cfg.search, cfg.method, cfg.method_options)  # before anything trains or evaluates
     counts = {part: TruncationCount() for part in ("train", "dev", "test")}
     train_items, dev_items, test_items = (model.encode(rows, count=counts[part]) for part, rows in
@@ -232,8 +234,6 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
             f"(majority class {result['majority_test_accuracy']:.4f})")
     out = Path(cfg.output_dir) if cfg.output_dir else None
     run_info: dict[str, Any] = {"task": data.name, "shots": cfg.data.shots, "data_seed": cfg.data.data_seed}
-    strategy = select_strategy(sections, several_tasks=False, method=model.method)
-    searched = strategy.searches_architecture
     if searched:
         # a searchable method (SPT): choose the layers, then rebuild and retrain the fixed model plainly
         def with_layers(layers: list[int]) -> PromptModel:
