@@ -97,8 +97,6 @@ def test_convergence_table_refuses_a_reference_that_is_not_a_start(tmp_path: Pat
 def test_a_row_two_suites_share_is_in_both_suites_tables(tmp_path: Path) -> None:
     """One store, two suites listing the same job: the row is stored under the suite that ran it first, and
     the other suite's table still shows it, under its own label."""
-    from promptlearning.bench.suite import load_suite
-
     common = "store: store\nbackbone: tiny-bert\ntasks: [mr]\nshots: 4\nseeds: [1]\ntrain: {max_steps: 2}\n"
     (tmp_path / "a.yaml").write_text("name: a\n" + common + "methods: [linear_probe]\n")
     (tmp_path / "b.yaml").write_text("name: b\n" + common + "methods: [{label: probe, method: linear_probe}]\n")
