@@ -185,6 +185,32 @@ def test_bench_runs_records_measurements_and_skips_done_jobs(tmp_path: Path,
     assert bench.run_bench(suite, tmp_path / "store", threads=1, log=lambda _: None)["done"] == 4
 
 
+def test_latency_repeats_changes_how_a_job_is_timed_not_which_job_it_is(tmp_path: Path) -> None:
+    """A suite may time fewer forwards (a 1.5B backbone on a CPU): the rows already stored still answer its jobs,
+    and at 0 a job records no latency at all (the tables show a blank, not a made-up number)."""
+    plain = load_suite(write_suite(tmp_path))
+    path = tmp_path / "suite.yaml"
+    path.write_text(path.read_text() + "latency_repeats: 0\n")
+    quiet = load_suite(path)
+    assert [j.key for j in quiet.jobs] == [j.key for j in plain.jobs]
+    assert all(j.config["latency_repeats"] == 0 for j in quiet.jobs)
+    assert "latency_repeats" not in plain.jobs[0].config  # absent at the default: the stored configs are unchanged
+    counts = bench.run_bench(quiet, tmp_path / "store", threads=1, log=lambda _: None)
+    assert counts["done"] == 4
+    with ResultStore(tmp_path / "store") as store:
+        result = store.rows("done")[0]["result"]
+    assert result["test_accuracy"] is not None
+    assert not [k for k in result if k.startswith("latency_")]
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "true"])
+def test_a_bad_latency_repeats_is_refused_with_the_fix(tmp_path: Path, value: str) -> None:
+    path = write_suite(tmp_path)
+    path.write_text(path.read_text() + f"latency_repeats: {value}\n")
+    with pytest.raises(ConfigError, match="latency_repeats must be an integer >= 0"):
+        load_suite(path)
+
+
 def test_a_sweep_leaves_the_callers_torch_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--threads is for the sweep: run from Python, it must not change later work in the process (tests)."""
     import torch

@@ -95,6 +95,7 @@ def test_more_seeds_add_jobs_and_keep_the_finished_ones(tmp_path: Path) -> None:
     (("cross_domain: [{name: other_domain, test_file: other.conll}]", "cross_domain: [{file: x}]"), ConfigError,
      "each cross_domain entry"),
     (("  - finetune\n", "  - finetune\nhead: {kind: classification}\n"), ConfigError, "token_classification"),
+    (("  - finetune\n", "  - finetune\nlatency_repeats: 1\n"), ConfigError, "unknown key.*latency_repeats"),
 ])
 def test_bad_tagging_suites_are_one_line_errors(tmp_path: Path, change: tuple[str, str], error: type[Exception],
                                                 expected: str) -> None:

@@ -19,6 +19,8 @@ from promptlearning.errors import ConfigError, UnknownNameError
 
 # Settings that change how a job is shown or logged, never its numbers: kept out of the hash.
 _NOT_HASHED_TRAIN = ("quiet",)
+#: Top-level job fields that say how a job is measured, not what it computes: a changed value finds the same row.
+_NOT_HASHED = ("latency_repeats",)
 TASK_FILE_KEYS = ("name", "train_file", "test_file", "text_column", "text_b_column", "label_column", "description")
 
 #: The learning rate each method trained at when a job left ``train.lr`` unset, frozen as it was for
@@ -59,6 +61,8 @@ def job_key(config: dict[str, Any]) -> str:
     hashed = json.loads(canonical_json(config))
     for name in _NOT_HASHED_TRAIN:
         hashed.get("train", {}).pop(name, None)
+    for name in _NOT_HASHED:
+        hashed.pop(name, None)
     return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:24]
 
 

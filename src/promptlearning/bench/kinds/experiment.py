@@ -32,7 +32,10 @@ from promptlearning.bench.measure import machine_info, measure_latency, peak_mem
 from promptlearning.errors import PromptLearningError
 
 SUITE_KEYS = ("name", "description", "store", "kind", "report", "backbone", "tasks", "shots", "dev_shots", "seeds",
-              "max_test", "max_length", "head", "train", "methods")
+              "max_test", "max_length", "head", "train", "methods", "latency_repeats")
+#: Timed forwards of the model and of the bare backbone per job (after one warm-up each), unless a suite's
+#: ``latency_repeats`` says otherwise. How a job is measured, not what it trains: not part of its key.
+DEFAULT_LATENCY_REPEATS = 3
 METHOD_KEYS = ("method", "method_options", "train", "head", "template", "search", "label")
 
 
@@ -161,6 +164,10 @@ def expand_grid(raw: dict[str, Any], path: Path, tasks: list[dict[str, Any]], *,
     max_length = raw.get("max_length", max_length)
     if not isinstance(max_length, int) or max_length < 8:
         raise fail(path, f"max_length must be an integer >= 8 (got {max_length!r})")
+    repeats = raw.get("latency_repeats")
+    if repeats is not None and (not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 0):
+        raise fail(path, f"latency_repeats must be an integer >= 0 (got {repeats!r}); 0 skips the latency measurement")
+    measured = {} if repeats is None else {"latency_repeats": repeats}
     jobs: list[Job] = []
     for backbone in backbones:
         for task in tasks:
@@ -177,7 +184,7 @@ def expand_grid(raw: dict[str, Any], path: Path, tasks: list[dict[str, Any]], *,
                         digests = {key: v for key, v in task.items() if key.endswith("_sha256")}
                         config = {**(fixed or {}), **method, "train": {**method["train"], "seed": seed}, "backbone": backbone,
                                   "max_length": max_length, "data": dataclasses.asdict(data_cfg),
-                                  "data_files": digests, "task_name": task["task_name"]}
+                                  "data_files": digests, "task_name": task["task_name"], **measured}
                         jobs.append(Job(job_key(config), label, config, defaults[label]))
     return jobs
 
@@ -218,8 +225,10 @@ def execute(job: Job, log: Any = lambda _: None, workdir: Path | None = None) ->
     split = make_split(cfg.data, load_data(cfg.data))
     dev = evaluate(model, model.encode(split.dev), cfg.train.eval_batch_size) if split.dev else {}
     result["dev_macro_f1"] = dev.get("macro_f1")
-    test_items = model.encode(split.test[: cfg.train.eval_batch_size])  # the model's own template, if any
-    result.update(measure_latency(model, test_items, cfg.train.eval_batch_size))
+    repeats = int(job.config.get("latency_repeats", DEFAULT_LATENCY_REPEATS))
+    if repeats:  # on a CPU a 1.5B backbone's timed forwards can outlast its training: a suite may ask for fewer
+        test_items = model.encode(split.test[: cfg.train.eval_batch_size])  # the model's own template, if any
+        result.update(measure_latency(model, test_items, cfg.train.eval_batch_size, repeats=repeats))
     result["batch_size"] = cfg.train.batch_size
     result["lr"] = cfg.train.lr
     result["label"] = job.label
