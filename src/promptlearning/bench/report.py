@@ -24,7 +24,7 @@ from typing import Any
 from promptlearning.bench import plots
 from promptlearning.bench.heldout import heldout_section, is_heldout
 from promptlearning.bench.kinds import kind_of
-from promptlearning.bench.store import ResultStore, store_path
+from promptlearning.bench.store import ResultStore, row_identity, store_path, takes_over
 from promptlearning.bench.suite import Suite, load_suite
 from promptlearning.bench.tables import write_table
 from promptlearning.bench.tables.tagging import tagging_section
@@ -325,8 +325,21 @@ def claimed_by(suite: Suite, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     """``rows`` with the suite's own jobs' rows marked as its own, under the labels it gives them.
 
     A row two suites share (fine-tuning under two tables of one store) is stored under the suite
-    that registered it first; without this the other suite's tables would leave it out."""
+    that registered it first; without this the other suite's tables would leave it out. A row stored
+    before the code gained a config field is found too (the one ``bench`` would take over), so a table
+    does not lose rows until the next sweep re-keys them."""
     labels = {job.key: job.label for job in suite.jobs}
+    known = {r["key"] for r in rows}
+    by_identity: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["key"] not in labels:
+            by_identity[row_identity(r["task"], r["config"])].append(r)
+    for job in suite.jobs:  # a row still under the key it had before a field was added: the job's all the same
+        if job.key in known:
+            continue
+        row = next((r for r in by_identity[row_identity(job.task, job.config)] if takes_over(job, r["config"])), None)
+        if row is not None:
+            labels[row["key"]] = job.label
     return [dict(r, suite=suite.name, label=labels[r["key"]]) if r["key"] in labels else r for r in rows]
 
 

@@ -100,6 +100,17 @@ def extends(old: Any, new: Any, defaults: Any) -> bool:
     return bool(old == new)
 
 
+def takes_over(job: Job, old: dict[str, Any]) -> bool:
+    """True when ``job`` is the job a row stored with config ``old`` ran, under the key it had before the code
+    gained a field (at its default) or before jobs carried their learning rate."""
+    return extends(old, job.config, job.defaults) or extends(with_legacy_lr(old), job.config, job.defaults)
+
+
+def row_identity(task: str, config: dict[str, Any]) -> tuple[Any, ...]:
+    """The columns a row must share with a job it could belong to: the index :func:`takes_over` is tried within."""
+    return task, config["method"], config["data"]["shots"], _seed(config), config["backbone"]
+
+
 class ResultStore:
     """Jobs and their results in one SQLite file; safe to share between processes."""
 
@@ -177,8 +188,7 @@ class ResultStore:
         for row in db.execute("SELECT key, config FROM runs WHERE task = ? AND method = ? AND shots = ? AND seed = ? "
                               "AND backbone = ?", (job.task, c["method"], c["data"]["shots"], _seed(c),
                                                    c["backbone"])).fetchall():
-            old = json.loads(row["config"])
-            if extends(old, c, job.defaults) or extends(with_legacy_lr(old), c, job.defaults):
+            if takes_over(job, json.loads(row["config"])):
                 return str(row["key"])
         return None
 
