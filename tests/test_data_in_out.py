@@ -91,6 +91,28 @@ def test_predict_csv_input_keeps_multiline_texts_and_columns(capsys: pytest.Capt
     assert abs(float(rows[0]["p_neg"]) + float(rows[0]["p_pos"]) - 1.0) < 1e-4
 
 
+def test_predict_never_writes_over_its_input_an_adapter_or_an_earlier_file_unasked(
+        capsys: pytest.CaptureFixture[str], adapter: Path, tmp_path: Path) -> None:
+    src = tmp_path / "mails.csv"
+    src.write_text("body\ngood great\n")
+    config = adapter / "adapter_config.json"
+    kept = {p: p.read_bytes() for p in (src, config)}
+    base = ["predict", "--adapter", str(adapter), "--file", str(src), "--text-column", "body"]
+    assert "is the input --file" in fails(capsys, *base, "--output", str(src), "--overwrite")
+    assert "inside the adapter folder" in fails(capsys, *base, "--output", str(config), "--output-format", "jsonl",
+                                                "--overwrite")
+    assert "is a folder; give a file name" in fails(capsys, *base, "--output", str(tmp_path), "--output-format", "csv")
+    assert all(p.read_bytes() == before for p, before in kept.items())
+    out = tmp_path / "pred.csv"
+    ok(capsys, *base, "--output", str(out))
+    first = out.read_bytes()
+    out.write_text("my notes\n")
+    assert "exists; add --overwrite" in fails(capsys, *base, "--output", str(out))
+    assert out.read_text() == "my notes\n"
+    ok(capsys, *base, "--output", str(out), "--overwrite")
+    assert out.read_bytes() == first
+
+
 def test_predict_jsonl_output_by_format(capsys: pytest.CaptureFixture[str], adapter: Path, tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"text": "good great", "k": 7}) + "\n")

@@ -40,6 +40,10 @@ def test_train_evaluate_predict_generate(capsys: pytest.CaptureFixture[str], tmp
     assert set(row) == {"text", "answer"} and row["text"] == "a film"
     printed = ok(capsys, "generate", "--adapter", str(adapter), "the film was", "--max-new-tokens", "3")
     assert printed.startswith("the film was")
+    rows = [json.loads(x) for x in ok(capsys, "generate", "--adapter", str(adapter), "the film was", "a plot",
+                                      "--max-new-tokens", "3", "--json").splitlines()]
+    assert [r["text"] for r in rows] == ["the film was", "a plot"]
+    assert printed.rstrip("\n") == "the film was" + rows[0]["continuation"]  # the same greedy continuation
 
 
 def test_the_fixed_prompt_baselines_train_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -45,6 +45,15 @@ def test_a_hub_id_not_in_the_cache_fails_at_once_naming_the_fix(tmp_path: Path, 
         load_backbone("distilbert-base-uncased")
 
 
+@pytest.mark.parametrize("typo, meant", [("minilm-l7", "minilm-l6"), ("mpnet-bse", "mpnet-base")])
+def test_a_misspelt_packaged_backbone_gets_the_likely_name(typo: str, meant: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    _use_hub_cache(monkeypatch, tmp_path / "empty")
+    with pytest.raises(BackboneError, match=f"did you mean {meant}\\?") as info:
+        load_backbone(typo)
+    assert "hf download" not in str(info.value)
+
+
 def test_a_path_like_name_is_not_a_hub_id() -> None:
     with pytest.raises(UnknownNameError, match="unknown backbone"):
         load_backbone("../not/a/model")

@@ -103,6 +103,8 @@ def test_an_unknown_method_names_both_ways_to_add_one() -> None:
 
     with pytest.raises(UnknownNameError, match=f"import its module first or declare it .* {ENTRY_POINT_GROUP}"):
         get_method("not_a_method_anywhere")
+    with pytest.raises(UnknownNameError, match=r"unknown method 'ptuning_v2' \(did you mean p_tuning_v2\?\)"):
+        get_method("ptuning_v2")
 
 
 def test_a_broken_plugin_is_skipped_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

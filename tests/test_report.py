@@ -73,6 +73,21 @@ def test_report_tables_metrics_and_plots(tmp_path: Path) -> None:
     assert not (tmp_path / "accuracy_vs_shots.png").exists()  # one K only
 
 
+def test_a_job_that_skipped_the_latency_timing_shows_a_blank_not_zero(tmp_path: Path) -> None:
+    """latency_repeats: 0 stores no latency: the compute table must not print it as 0.00x / 0.0 ms."""
+    make_store(tmp_path, ["linear_probe", "prompt_tuning"], [16])
+    with ResultStore(tmp_path) as store:
+        for row in store.rows("done"):
+            if row["config"]["method"] == "prompt_tuning":
+                result = {k: v for k, v in row["result"].items() if not k.startswith("latency_")}
+                store.finish(row["key"], "me", result)
+    text = build_report(tmp_path).read_text()
+    probe = next(line for line in text.splitlines() if line.startswith("| linear_probe | 770 "))
+    prompt = next(line for line in text.splitlines() if line.startswith("| prompt_tuning | 8,450 "))
+    assert "| 1.20× | 12.0 |" in probe
+    assert "| – | – |" in prompt and "0.00×" not in prompt
+
+
 def test_fixed_prompt_gain_is_paired_by_seed(tmp_path: Path) -> None:
     make_store(tmp_path, ["fixed_prompt", "prompt_tuning"], [16])
     text = build_report(tmp_path).read_text()

@@ -27,12 +27,12 @@ def _sha(folder: Path) -> str:
 
 
 @pytest.mark.parametrize(("change", "named"), [
-    (["--data-seed", "99"], "data_digest"),
-    (["--max-length", "32"], "model.max_length"),
-    (["--head-dropout", "0.3"], "model.head.dropout"),
-    (["--backbone", "tiny-llama"], "model.backbone"),
-    (["--lr", "0.5"], "train.lr"),
-    (["--other-file"], "data_digest"),
+    (["--data-seed", "99"], "--data-seed 13 -> 99"),
+    (["--max-length", "32"], "--max-length 64 -> 32"),
+    (["--head-dropout", "0.3"], "--head-dropout 0.1 -> 0.3"),
+    (["--backbone", "tiny-llama"], "--backbone tiny-bert -> tiny-llama"),
+    (["--lr", "0.5"], "--lr "),
+    (["--other-file"], "the data (task or file"),
 ])
 def test_a_changed_setting_is_refused_and_named(finished: tuple[Path, Path], tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str], change: list[str],
@@ -54,3 +54,26 @@ def test_the_same_settings_resume(finished: tuple[Path, Path], tmp_path: Path) -
     data, run = finished
     run = Path(shutil.copytree(run, tmp_path / "run"))
     assert main(["train", "--train-file", str(data), *BASE, "--output", str(run), "--resume"]) == 0
+
+
+def test_a_fresh_run_into_an_earlier_runs_folder_is_refused_and_keeps_it(finished: tuple[Path, Path],
+                                                                          tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Forgetting --resume after a long killed run used to start afresh and overwrite its checkpoint and adapter."""
+    data, run = finished
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = _sha(copy)
+    capsys.readouterr()
+    assert main(["train", "--train-file", str(data), *BASE, "--lr", "0.5", "--output", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already holds a run" in err and "--resume" in err and "--overwrite" in err and "\n" not in err
+    assert _sha(copy) == before
+    assert main(["train", "--train-file", str(data), *BASE, "--output", str(copy), "--resume", "--overwrite"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    assert _sha(copy) == before
+    assert main(["train", "--train-file", str(data), *BASE, "--lr", "0.5", "--output", str(copy), "--overwrite"]) == 0
+    assert _sha(copy) != before  # asked for: the earlier run is replaced
+    fresh = tmp_path / "empty"
+    fresh.mkdir()  # an existing but empty folder is free to use
+    assert main(["train", "--train-file", str(data), *BASE, "--output", str(fresh)]) == 0

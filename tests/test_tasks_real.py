@@ -11,7 +11,7 @@ import pytest
 
 from promptlearning.data import Example, few_shot_split, get_task, list_tasks, load_task
 from promptlearning.data.corpora import split_sentences
-from promptlearning.errors import UnknownNameError
+from promptlearning.errors import ConfigError, UnknownNameError
 
 # name: (pool counts per label, test counts per label), labels in registry order
 EXPECTED: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -37,6 +37,13 @@ def test_registry_lists_every_task_and_rejects_unknown() -> None:
     assert [t.name for t in list_tasks()] == sorted(EXPECTED)
     with pytest.raises(UnknownNameError, match=r"unknown task 'mrr'; choose one of: cr, (digits, )?drugs3, .*promptlearning tasks"):
         get_task("mrr")
+
+
+@pytest.mark.parametrize("name, kind", [("pos_wsj", "tagging task"), ("trivia_qa", "generation task")])
+def test_a_registered_task_of_another_kind_is_named_as_such_not_unknown(name: str, kind: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name} is a {kind}") as info:
+        get_task(name)
+    assert not isinstance(info.value, UnknownNameError) and "\n" not in str(info.value)
 
 
 def test_sentence_splitter_keeps_abbreviations_and_initials() -> None:

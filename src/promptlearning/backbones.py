@@ -330,6 +330,12 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
 def _hub_missing(name: str) -> BackboneError:
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), [*ZOO, *ALIASES], n=1, cutoff=0.75)
+    if close and "/" not in name:  # a misspelt packaged name, not a hub id: the likely fix first
+        return BackboneError(f"unknown backbone {name!r}: did you mean {close[0]}? (packaged ones: "
+                             f"{', '.join(sorted(ZOO))}; `promptlearning backbones` lists them)")
     return BackboneError(
         f"{name!r} is neither a packaged backbone nor a model in the Hugging Face cache, and models are never "
         f"downloaded at run time; on a machine with network run `hf download {name}` and copy its cache "

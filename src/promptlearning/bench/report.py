@@ -195,7 +195,8 @@ def _compute(grid: Grid) -> list[str]:
 
     kinds = sorted({str(r.get("peak_memory_kind")) for lab in grid.labels for r in grid.runs_of(lab)})
     lines = ["Medians over runs. Latency: one forward of an eval batch through the model against the bare backbone "
-             "`backbone.model(input_ids, attention_mask)` on the same batch (median of 3 interleaved repeats after a warm-up). "
+             "`backbone.model(input_ids, attention_mask)` on the same batch (the median of the suite's `latency_repeats` "
+             "interleaved repeats, 3 unless set, after a warm-up; – where a suite skipped the timing). "
              f"Peak memory: {'; '.join(kinds)}. "
              + (f"Relative to full fine-tuning (`{ft}`) in brackets." if ft else
                 "No `finetune` runs in this suite, so nothing is relative to full fine-tuning."), "",
@@ -207,7 +208,8 @@ def _compute(grid: Grid) -> list[str]:
         share, lat = _median(runs, "trainable_share"), _median(runs, "latency_overhead")
         ms, mem = _median(runs, "latency_model_ms"), _median(runs, "peak_memory_mb")
         lines.append(f"| {label} | {params or 0:,.0f}{rel(params, 'trainable_params')} | {100 * (share or 0):.3f}% | "
-                     f"{sps or 0:.3f}{rel(sps, 'seconds_per_step')} | {lat or 0:.2f}× | {ms or 0:.1f} | "
+                     f"{sps or 0:.3f}{rel(sps, 'seconds_per_step')} | {'–' if lat is None else f'{lat:.2f}×'} | "
+                     f"{'–' if ms is None else f'{ms:.1f}'} | "
                      f"{mem or 0:,.0f}{rel(mem, 'peak_memory_mb')} |")
     lines += ["", "Step time is not compared with a bare-backbone training step here (the bench does not time one); "
               "see `benchmarks/results/step_time.md` for that floor."]

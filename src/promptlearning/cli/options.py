@@ -24,7 +24,7 @@ import yaml
 from promptlearning.errors import ConfigError
 
 # flags that steer a command but are no option of its config
-NOT_OPTIONS = frozenset({"command", "config", "func", "resume", "option", "strategy"})
+NOT_OPTIONS = frozenset({"command", "config", "func", "resume", "overwrite", "option", "strategy"})
 
 
 # ---------------------------------------------------------------------------- parsing values
@@ -214,7 +214,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser | Any, cls: Any, skip: S
         allowed = (choices or {}).get(f.name)
         parser.add_argument(option, dest=f.name, type=_flag_type(f.type), default=argparse.SUPPRESS, choices=allowed,
                             metavar=None if allowed else option[2:].replace("-", "_").upper(),
-                            help=help_text if "(default" in help_text else f"{help_text} (default: {default})")
+                            help=help_text if "(default" in help_text or "no default" in help_text else f"{help_text} (default: {default})")
 
 
 class DeprecatedFlag(argparse.Action):

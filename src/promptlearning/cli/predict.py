@@ -89,6 +89,9 @@ def render(records: list[Any], labels: list[str], probs: list[list[float]], fmt:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     fmt = output_format(args)
+    from promptlearning.cli.output_file import check_output_file
+
+    check_output_file(args.output, input_file=args.file, adapter=args.adapter, overwrite=args.overwrite)
     records = _inputs(args)
     model = load_model(args.adapter, args.backbone, dtype=args.dtype, ensembles=True)
     if model.head.output == "token_labels":  # a tagger: word/TAG per word (cli.tag)
@@ -127,6 +130,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--text-column", help="column of --file with the text (default: text)")
     p.add_argument("--text-b-column", help="column of --file with the second text of sentence pairs")
     p.add_argument("--output", metavar="FILE", help="write the predictions here (format from the extension)")
+    p.add_argument("--overwrite", action="store_true", help="replace an --output file that exists (refused without it)")
     p.add_argument("--output-format", choices=FORMATS,
                    help="tsv (default: label, probability, input), csv or jsonl (with every label's probability)")
     p.add_argument("--json", action="store_true", help="same as --output-format jsonl")

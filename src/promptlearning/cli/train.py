@@ -15,6 +15,7 @@ from promptlearning.cli.options import (
     experiment_flag,
     experiment_values,
 )
+from promptlearning.cli.run_dir import check_output_dir
 from promptlearning.errors import ConfigError
 
 
@@ -24,6 +25,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = experiment_config(experiment_values(args, skip=("no_baseline",)))
     if args.resume and not cfg.output_dir:
         raise ConfigError("--resume needs --output, the directory of the run to continue")
+    check_output_dir(cfg.output_dir, resume=args.resume, overwrite=args.overwrite)
     from promptlearning.cli.generation import generation_run, train_generation
     from promptlearning.cli.tag import tagging_run, train_tagging
 
@@ -157,6 +159,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "in-context prompt (with --method fixed_prompt: the baseline with demonstrations)")
     p.add_argument("--output", default=argparse.SUPPRESS, help="run directory: best adapter, checkpoint, metrics")
     p.add_argument("--resume", action="store_true", help="continue the killed run in --output exactly")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --output that holds an earlier run, replacing its adapter and checkpoint "
+                        "(without it such a folder is refused)")
     p.add_argument("--no-baseline", action="store_true", help="skip the untrained-baseline evaluation")
     p.add_argument("--ensemble", type=int, default=argparse.SUPPRESS, metavar="N",
                    help="train N >= 2 prompts (seed + i, init_seed + i) and save them as one adapter that answers "

@@ -51,6 +51,16 @@ def get_task(name: str) -> TaskSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
+        from promptlearning.data.tagging import is_tagged_task
+        from promptlearning.data.text_pairs import GENERATION_TASKS
+
+        if is_tagged_task(name):  # registered, but not as a task with one label per text
+            raise ConfigError(f"{name} is a tagging task (a tag per word), not a text classification task: use it with "
+                              "a tagging adapter or `--head token_classification` (docs/tagging.md)") from None
+        if name in GENERATION_TASKS:
+            raise ConfigError(f"{name} is a generation task (input -> target text), not a text classification task: "
+                              "use it with a generation adapter or `--head language_modeling` (docs/generation.md)"
+                              ) from None
         raise UnknownNameError(
             f"unknown task '{name}'; choose one of: {', '.join(sorted(_REGISTRY))} (see `promptlearning tasks`)"
         ) from None

@@ -202,8 +202,12 @@ def get_method(name: str) -> type[PromptMethod]:
 
         load_entry_points(ENTRY_POINT_GROUP, again=True)  # a plugin installed since the first look
     if key not in METHODS:
+        import difflib
+
+        close = difflib.get_close_matches(key.lower(), list(METHODS), n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
         raise UnknownNameError(
-            f"unknown method {name!r}; choose one of: {', '.join(sorted(METHODS))} (see `promptlearning methods`); "
+            f"unknown method {name!r}{hint}; choose one of: {', '.join(sorted(METHODS))} (see `promptlearning methods`); "
             f"a method of your own: import its module first or declare it under the entry-point group "
             f"{ENTRY_POINT_GROUP}"
         )

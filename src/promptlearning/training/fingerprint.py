@@ -26,6 +26,46 @@ def changed_settings(saved: dict[str, Any], now: dict[str, Any], prefix: str = "
     return out
 
 
+def _flag(name: str) -> str:
+    """The option a user sets for a fingerprint entry (``train.lr`` -> ``--lr``), else a plain description."""
+    parts = name.split(".")
+    if parts[0] == "data_digest" or name in ("n_train", "n_dev"):
+        return "the data (task or file, its content, --shots, --data-seed)"
+    if parts[0] == "method":
+        return "--method"
+    if parts[0] == "method_config" or parts[:2] == ["model", "method_config"]:
+        return f"--option {parts[-1]}"
+    if parts[0] in ("train", "run") and len(parts) == 2:
+        return "--" + parts[1].replace("_", "-")
+    if parts[0] == "model" and len(parts) == 2:
+        return "--" + parts[1].replace("_", "-")
+    if parts[:2] == ["model", "backbone"]:  # its name, size, fingerprint...: one flag chose them all
+        return "--backbone"
+    if parts[:2] == ["model", "head"] and len(parts) == 3:
+        return "--head" if parts[2] == "kind" else f"--head-{parts[2].replace('_', '-')}"
+    return "the " + " ".join(parts[1:] if parts[0] == "model" else parts)
+
+
+def _value(tree: Any, name: str) -> Any:
+    for part in name.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def describe_changes(saved: dict[str, Any], now: dict[str, Any]) -> str:
+    """The differing settings as a user set them: ``--lr 0.3 -> 0.5, --backbone tiny-bert -> tiny-llama``."""
+    out: dict[str, str] = {}
+    for name in changed_settings(saved, now):
+        flag = _flag(name)
+        old, new = _value(saved, name), _value(now, name)
+        short = all(isinstance(v, str | int | float | bool) or v is None for v in (old, new)) \
+            and len(f"{old}{new}") < 60 and not name.startswith("data_digest") \
+            and (flag != "--backbone" or name.endswith(".name"))  # the backbone by its name, not its hash
+        described = f"{flag} {old} -> {new}" if short else flag
+        out[flag] = max(out.get(flag, ""), described, key=len)
+    return ", ".join(out.values())
+
+
 def digest_rows(items: list[Encoded]) -> str:
     """sha256 of tokenised rows (ids, segment ids, label, task, template slots), in order."""
     h = hashlib.sha256()

@@ -45,6 +45,7 @@ from promptlearning.training.distributed import DataParallel, rank_seed
 from promptlearning.training.fingerprint import (  # noqa: F401  (changed_settings: its old home)
     RUN_IDENTITY,
     changed_settings,
+    describe_changes,
     digest_rows,
 )
 from promptlearning.training.metrics import evaluate, stderr_is_terminal
@@ -434,10 +435,10 @@ class Trainer:
         if saved.keys() < now.keys():  # made by a version that fingerprinted less: compare what it kept
             now = {k: v for k, v in now.items() if k in saved}
         if saved != now:
-            differ = changed_settings(saved, now)
             raise TrainingError(f"the checkpoint in {self.output_dir} was made with other settings "
-                                f"({', '.join(differ) or 'unknown'} differ); "
-                                "resume with the same options or choose a new --output")
+                                f"({describe_changes(saved, now) or 'unknown'}); "
+                                "resume with the same options, choose a new --output, or add --overwrite "
+                                "(without --resume) to start afresh there")
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         load_state_into(self.model, model_state, set(self.model.trainable_state()), self.output_dir / CHECKPOINT_DIR)
         restore_optimizer(optimizer, tensors, meta["optimizer"])

@@ -1,0 +1,35 @@
+"""The run directory a `train` writes to: never replace an earlier run's adapter or checkpoint unasked.
+
+A killed long run is continued with ``--resume``; a rerun that forgot the flag used to start afresh in
+the same folder and overwrite the best adapter and the checkpoint it could have resumed from. Now that
+needs ``--overwrite``, and anything else is a one-line error naming the three ways on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from promptlearning.errors import ConfigError
+
+#: what a finished or killed run leaves in its directory (a folder holding none of them is free to use)
+RUN_FILES = ("best", "checkpoint", "results.json", "metrics.jsonl")
+
+
+def earlier_run(output: str | Path) -> list[str]:
+    """The files of an earlier run in ``output`` (empty when there is none)."""
+    path = Path(output)
+    return [name for name in RUN_FILES if (path / name).exists()]
+
+
+def check_output_dir(output: str | Path | None, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a fresh run over an earlier one unless ``overwrite``; ``--resume`` continues it."""
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in --output and --overwrite replaces it: give one of them")
+    if not output or resume or overwrite:
+        return
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--output {path} is a file; give a directory for the run")
+    found = earlier_run(path)
+    if found:
+        raise ConfigError(f"{path} already holds a run ({', '.join(found)}): continue it with --resume, choose "
+                          "another --output, or add --overwrite to replace it")
