@@ -148,6 +148,11 @@ def test_backbones_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:
     out = ok(capsys, "backbones")
     for name in ("minilm-l6", "tiny-bert", "tiny-llama"):
         assert re.search(rf"^{name}\s", out, re.M), name
+    lines = [line for line in out.splitlines() if line and not line.startswith("Any ")]
+    # where the text after the name (or after the indent of a facts line) begins
+    starts = {len(line) - len(line[len(line) - len(line.lstrip()) or len(line.split()[0]):].lstrip()) for line in lines}
+    assert len(starts) == 1, "every description starts in the same column"
+    assert "0.0 GiB" not in out and "float32 87 MiB" in out  # minilm-l6's 23M weights, not "0.0 GiB"
 
 
 def test_methods_lists_methods_and_their_options(capsys: pytest.CaptureFixture[str]) -> None:

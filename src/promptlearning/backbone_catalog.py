@@ -85,11 +85,16 @@ def aliases_of(name: str) -> list[str]:
     return [alias for alias, target in ALIASES.items() if target == name]
 
 
+def _bytes(n: float) -> str:
+    """A weight size a reader can compare: MiB below one GiB (a 5M model is not "0.0 GiB")."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
+
+
 def facts_line(name: str) -> str:
     """Size, licence and provenance of a packaged backbone, on one line."""
     facts = FACTS[name]
     if not facts.params:
         return f"{facts.provenance}; {facts.licence}"
-    size = f"{facts.params / 1e6:,.0f}M params (float32 {facts.params * 4 / 2**30:.1f} GiB, " \
-           f"bfloat16 {facts.params * 2 / 2**30:.1f} GiB), download {facts.download_mb} MB"
+    size = f"{facts.params / 1e6:,.0f}M params (float32 {_bytes(facts.params * 4)}, " \
+           f"bfloat16 {_bytes(facts.params * 2)}), download {facts.download_mb} MB"
     return f"{size}; licence: {facts.licence}; from {facts.provenance}"

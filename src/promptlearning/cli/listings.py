@@ -61,10 +61,11 @@ def _print_generation_tasks(sizes: bool) -> None:
 def cmd_backbones(args: argparse.Namespace) -> int:
     from promptlearning.backbone_catalog import PACKAGED, aliases_of, facts_line
 
+    width = max(map(len, PACKAGED))  # the longest name sets the column, so every description lines up
     for name in sorted(PACKAGED):
         aliases = aliases_of(name)
-        print(f"{name:12s} {PACKAGED[name]}" + (f" (aliases: {', '.join(aliases)})" if aliases else ""))
-        print(f"{'':12s} {facts_line(name)}")
+        print(f"{name:{width}s} {PACKAGED[name]}" + (f" (aliases: {', '.join(aliases)})" if aliases else ""))
+        print(f"{'':{width}s} {facts_line(name)}")
     print("Any Hugging Face encoder (BERT, RoBERTa, DistilBERT, ELECTRA) or decoder (Llama, Mistral, Qwen, "
           "GPT-2) directory or hub id works too, and so does an image model's: ViT, DeiT or CLIP.")
     return 0
