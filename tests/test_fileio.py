@@ -93,6 +93,26 @@ def test_an_empty_folder_and_an_earlier_save_are_replaced(tmp_path: Path) -> Non
     assert (target / "marker.json").read_text() == "v2"
 
 
+def test_saved_files_get_the_modes_a_plain_write_would(tmp_path: Path) -> None:
+    """mkdtemp/mkstemp make private files; a saved adapter must be readable by whoever could read a plain file
+    (another user serving it), as its config always was."""
+    from promptlearning.fileio import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "adapter"
+        with atomic_directory(target) as tmp:
+            (tmp / "weights.bin").write_bytes(b"x")
+            fd = os.open(tmp / "private.bin", os.O_CREAT | os.O_WRONLY, 0o600)  # as safetensors' writer may
+            os.close(fd)
+        write_text_atomic(tmp_path / "index.json", "{}")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (target, target / "weights.bin", target / "private.bin",
+                                                        tmp_path / "index.json")}
+    assert modes == {"adapter": 0o755, "weights.bin": 0o644, "private.bin": 0o644, "index.json": 0o644}
+
+
 def test_killed_at_random_instants_a_complete_copy_always_survives(tmp_path: Path) -> None:
     """SIGKILL a process that saves in a loop; after each kill the folder (recovered) is whole."""
     target = tmp_path / "best"

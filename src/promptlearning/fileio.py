@@ -140,6 +140,7 @@ def atomic_directory(target: Path, marker_files: Sequence[str] = ()) -> Iterator
         raise ConfigError(f"cannot write in {target.parent} ({exc.strerror}); choose a writable output path") from None
     try:
         yield tmp
+        _open_permissions(tmp)
         _fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -150,6 +151,22 @@ def atomic_directory(target: Path, marker_files: Sequence[str] = ()) -> Iterator
     os.replace(tmp, target)  # a kill before this line leaves `old`, which recover_directory restores
     _fsync_dir(target.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _open_permissions(tree: Path) -> None:
+    """Give a finished temporary tree the modes a plain mkdir/open would (mkdtemp and mkstemp make them private),
+    so an adapter saved by one user can be served or read by another as any file of theirs could."""
+    mask = _umask()
+    for path in [tree, *tree.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -165,6 +182,7 @@ def write_text_atomic(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the result is a plain file like any other
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
