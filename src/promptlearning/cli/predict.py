@@ -71,7 +71,7 @@ def render(records: list[Any], labels: list[str], probs: list[list[float]], fmt:
         best = max(range(len(row)), key=row.__getitem__)
         carried = {(f"input_{k}" if k in PREDICTED else str(k)): v for k, v in record.fields.items()}
         rows.append(({"label": labels[best], "probability": round(row[best], 6)}, carried,
-                     dict(zip(labels, row, strict=True))))
+                     dict(zip(labels, (round(p, 6) for p in row), strict=True))))  # one precision for both
     out = io.StringIO()
     if fmt == "jsonl":
         for predicted, carried, each in rows:

@@ -54,7 +54,9 @@ class TrainConfig:
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device must be auto, cpu or cuda (got {self.device!r})")
+            hint = "; to train on GPU N set CUDA_VISIBLE_DEVICES=N with --device cuda" \
+                if self.device.startswith("cuda:") else ""
+            raise ConfigError(f"device must be auto, cpu or cuda (got {self.device!r}){hint}")
         if self.patience < 0 or self.checkpoint_every < 0:
             raise ConfigError("patience and checkpoint_every must be >= 0")
         if self.report_to is not None and self.report_to not in TRACKERS:
