@@ -77,3 +77,13 @@ def test_a_fresh_run_into_an_earlier_runs_folder_is_refused_and_keeps_it(finishe
     fresh = tmp_path / "empty"
     fresh.mkdir()  # an existing but empty folder is free to use
     assert main(["train", "--train-file", str(data), *BASE, "--output", str(fresh)]) == 0
+
+
+def test_resume_into_a_folder_that_does_not_exist_is_refused_at_once(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    data = toy_csv(tmp_path / "train.csv")
+    capsys.readouterr()
+    assert main(["train", "--train-file", str(data), *BASE, "--output", str(tmp_path / "never"), "--resume"]) == 2
+    captured = capsys.readouterr()
+    assert "does not exist, so it holds no checkpoint; drop --resume" in captured.err and captured.out == ""  # nothing loaded or trained first
+    assert not (tmp_path / "never").exists()

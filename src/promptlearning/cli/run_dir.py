@@ -24,6 +24,9 @@ def check_output_dir(output: str | Path | None, *, resume: bool, overwrite: bool
     """Refuse to start a fresh run over an earlier one unless ``overwrite``; ``--resume`` continues it."""
     if resume and overwrite:
         raise ConfigError("--resume continues the run in --output and --overwrite replaces it: give one of them")
+    if resume and output and not Path(output).is_dir():  # before the backbone loads: nothing there to continue
+        raise ConfigError(f"--resume given but {output} does not exist, so it holds no checkpoint; drop --resume "
+                          "to start the run there")
     if not output or resume or overwrite:
         return
     path = Path(output)
