@@ -492,6 +492,9 @@ def test_a_diverging_run_keeps_the_saved_adapter(capsys: pytest.CaptureFixture[s
     checkpoint = _snapshot(run_copy / "checkpoint")
     msg = fails(capsys, "train", "--train-file", str(data / "train.csv"), *FAST, "--output", str(run_copy),
                 "--lr", "1e30")
+    assert "already holds a run" in msg  # refused before anything runs
+    msg = fails(capsys, "train", "--train-file", str(data / "train.csv"), *FAST, "--output", str(run_copy),
+                "--lr", "1e30", "--overwrite")  # asked to replace it, but the new run diverges: the old one stays
     assert "--lr" in msg
     assert (run_copy / "best/adapter_model.safetensors").read_bytes() == best
     assert _snapshot(run_copy / "checkpoint") == checkpoint
