@@ -27,7 +27,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         return evaluate_generation(model, args)
     values = experiment_values(args, skip=("adapter", "backbone", "split", "dtype"))
+    if values.get("tasks"):
+        raise ConfigError("evaluate scores one task at a time: give --task NAME (once per task) instead of --tasks")
     data_values = values["data"]
+    served = [t.name for t in model.tasks]
+    if len(served) > 1 and data_values.get("task") not in served:  # a multi-task adapter answers for one task
+        told = f"--task {data_values['task']} is not one of them" if data_values.get("task") else "pass --task NAME"
+        raise ConfigError(f"this adapter serves {len(served)} tasks ({', '.join(served)}): {told}")
+    task_id = served.index(data_values["task"]) if len(served) > 1 else 0
+    labels = model.tasks[task_id].labels
     if "test_file" in data_values and not {"task", "train_file"} & set(data_values):
         return _evaluate_file(model, args.split, data_values)
     trained_on = read_adapter_config(Path(args.adapter)).get("extra") or {}
@@ -43,13 +51,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         values["data"]["task"] = model.task
     cfg = experiment_config(values)
     data = load_data(cfg.data)
-    if data.labels != model.labels:
-        raise ConfigError(f"the adapter predicts {model.labels} but task {data.name} has labels {data.labels}; "
+    if data.labels != labels:
+        raise ConfigError(f"the adapter predicts {labels} but task {data.name} has labels {data.labels}; "
                           "evaluate on a task with the same labels")
     examples = data.test if args.split == "test" else getattr(make_split(cfg.data, data), args.split)
     if cfg.data.max_test is not None and args.split == "test":
         examples = test_subset(examples, cfg.data.max_test)
-    scores = evaluate(model, model.encode(examples), progress=True)
+    scores = evaluate(model, model.encode(examples, task_id), progress=True)
     print(json.dumps({"task": data.name, "split": args.split, **scores, **_memory(model)}))
     return 0
 

@@ -87,6 +87,17 @@ def render(records: list[Any], labels: list[str], probs: list[list[float]], fmt:
     return out.getvalue()
 
 
+def _served_task(model: Any, task: str | None) -> tuple[str | None, list[str]]:
+    """The task to answer for: ``task`` if the adapter serves it; with an adapter that serves several, one must
+    be named (it used to answer as the first task, silently, whatever the texts were)."""
+    served = [t.name for t in getattr(model, "tasks", [])]
+    if task is not None and task not in served:
+        raise ConfigError(f"this adapter does not serve task {task!r}; it serves {', '.join(served)}")
+    if task is None and len(served) > 1:
+        raise ConfigError(f"this adapter serves {len(served)} tasks ({', '.join(served)}): pass --task NAME")
+    return task, list(model.tasks[served.index(task)].labels if task is not None else model.labels)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     fmt = output_format(args)
     from promptlearning.cli.output_file import check_output_file
@@ -102,15 +113,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from promptlearning.cli.generation import predict_generation
 
         return predict_generation(model, records, args.adapter, fmt, args.output)
+    task, labels = _served_task(model, args.task)
     texts = [(r.text, r.text_b) if r.text_b is not None else r.text for r in records]
     from promptlearning.data.truncation import TruncationCount
 
     cut = TruncationCount()
-    probs = model.predict_proba(texts, count=cut).tolist()
+    probs = model.predict_proba(texts, task=task, count=cut).tolist()
     if cut.cut:
         print(f"note: {cut.cut} of {cut.inputs} inputs ({cut.dropped:,} tokens dropped) were longer than the adapter's max_length {model.max_length} and cut, "
               f"keeping the {model.truncation}", file=sys.stderr)
-    table = render(records, list(model.labels), probs, fmt)
+    table = render(records, labels, probs, fmt)
     if args.output:
         from promptlearning.fileio import write_text_atomic
 
@@ -127,6 +139,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_adapter_flags(p, required=True)
     p.add_argument("texts", nargs="*", help="texts to classify (else --file or stdin)")
     p.add_argument("--file", help="CSV, TSV or JSONL file (one input per row) or text file (one per line)")
+    p.add_argument("--task", help="which task to answer for, with an adapter that serves several (multitask_prompt, "
+                                  "adapt, hyperprompt...); the labels are that task's")
     p.add_argument("--text-column", help="column of --file with the text (default: text)")
     p.add_argument("--text-b-column", help="column of --file with the second text of sentence pairs")
     p.add_argument("--output", metavar="FILE", help="write the predictions here (format from the extension)")
