@@ -79,6 +79,20 @@ def test_a_text_method_on_an_image_backbone_names_the_image_methods(images: Path
     assert "prompts text backbones and tiny-vit reads images" in line and "vpt" in line
 
 
+@pytest.mark.parametrize("backbone, task, method, said", [
+    ("tiny-bert", "digits", "prompt_tuning", "digits is an image task and tiny-bert is a text backbone"),
+    ("tiny-vit", "mr", "vpt", "mr is a text task and tiny-vit is an image backbone"),
+])
+def test_a_registered_task_on_a_backbone_of_the_other_modality_is_refused(backbone: str, task: str, method: str,
+                                                                          said: str, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A text backbone used to tokenise the digits' data URIs as words and train on them without a word."""
+    line = fails(capsys, "train", "--backbone", backbone, "--task", task, "--method", method, *FAST,
+                 "--output", str(tmp_path / "run"))
+    assert said in line
+    assert not (tmp_path / "run").exists()
+
+
 def test_bench_and_report_run_image_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: vision\nbackbone: tiny-vit\ntasks: [digits]\nshots: 1\nseeds: [13]\nmax_test: 20\n"

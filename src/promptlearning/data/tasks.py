@@ -66,6 +66,20 @@ def get_task(name: str) -> TaskSpec:
         ) from None
 
 
+def check_task_modality(name: str | None, backbone_modality: str, backbone_name: str) -> None:
+    """Refuse a registered task whose inputs the backbone cannot read: a text backbone tokenised an image task's
+    data URIs as words and trained on them without a word; an image backbone looked for a file named after each
+    sentence. ``name`` None (the user's own file) is not checked: its rows say what they are."""
+    if name is None or name not in _REGISTRY:
+        return
+    modality = _REGISTRY[name].modality
+    if modality != backbone_modality:
+        other = "an image backbone (tiny-vit, efficientnet-lite0, a ViT or CLIP folder)" if modality == "image" else \
+            "a text backbone (minilm-l6, mpnet-base, smollm2-135m, ...)"
+        raise ConfigError(f"{name} is {'an image' if modality == 'image' else 'a text'} task and {backbone_name} "
+                          f"is {'an image' if backbone_modality == 'image' else 'a text'} backbone; use {other}")
+
+
 def list_tasks(modality: str | None = "text") -> list[TaskSpec]:
     """The registered tasks of one modality ("text" by default: what "all tasks" means to a text backbone's
     suites and held-out protocols; "image"), or every one (None), sorted by name."""

@@ -62,6 +62,10 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print,
     splits = [make_split(data_cfg, d) for data_cfg, d in zip(per_task, datas, strict=True)]
     infos = [task_info(d) for d in datas]
     backbone = shared_backbone(cfg.backbone, cfg.dtype)
+    from promptlearning.data.tasks import check_task_modality
+
+    for name in names:
+        check_task_modality(name, str(getattr(backbone.info, "modality", "text")), cfg.backbone)
     seed_everything(cfg.train.seed)
     head = cross_task_head(cfg.head, log)
     model = PromptModel.build(backbone, cfg.method, infos[0].labels, method_options=cfg.method_options, head=head,

@@ -19,6 +19,7 @@ import torch
 from promptlearning.backbones import DEFAULT_BACKBONE, Backbone, shared_backbone  # noqa: F401
 from promptlearning.data.batching import batches
 from promptlearning.data.loading import DataConfig, load_data, make_split, test_subset  # noqa: F401  (re-exported)
+from promptlearning.data.tasks import check_task_modality
 from promptlearning.data.truncation import TruncationCount
 from promptlearning.devices import resolve_device
 from promptlearning.errors import ConfigError, PromptLearningError
@@ -197,6 +198,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
     backbone = backbone or shared_backbone(cfg.backbone, cfg.dtype)
     seed_everything(cfg.train.seed)
     backbone = backbone_for(cfg.method, backbone)
+    check_task_modality(cfg.data.task, str(getattr(backbone.info, "modality", "text")), cfg.backbone)
     model = PromptModel.build(backbone, cfg.method, data.labels, method_options=cfg.method_options,
                               head=cfg.head, task=data.name, max_length=cfg.max_length, template=cfg.template,
                               truncation=cfg.truncation)
