@@ -86,6 +86,10 @@ def test_search_runs_saves_the_best_prompt_and_lists_the_best(capsys: pytest.Cap
     assert code == 0, err
     again = json.loads((out_dir / "results.json").read_text())["results"]
     assert again["best_prompt"] == results["best_prompt"] and again["forwards"] == results["forwards"]
+    journal = (out_dir / "journal.jsonl").read_bytes()
+    code, _, err = run(capsys, *argv)  # the same command without --resume: the finished search is kept
+    assert code == 2 and "already holds a run" in err and "--overwrite" in err
+    assert (out_dir / "journal.jsonl").read_bytes() == journal
 
 
 def test_search_prints_the_best_prompts(capsys: pytest.CaptureFixture[str], toy_file: Path) -> None:

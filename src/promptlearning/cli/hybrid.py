@@ -89,6 +89,9 @@ def cmd_hybrid(args: argparse.Namespace) -> int:
     values["head"].setdefault("kind", "verbalizer")
     values.setdefault("max_length", 96)
     cfg = experiment_config(values)
+    from promptlearning.cli.run_dir import check_output_dir
+
+    check_output_dir(cfg.output_dir, resume=args.resume, overwrite=args.overwrite)
     backbone = shared_backbone(cfg.backbone, cfg.dtype)
     cfg = hybrid_experiment(cfg, str(prompt), backbone.tokenizer, args.init)  # dev scored at step 0 too
     print(f"discrete prompt {prompt!r} -> soft template {cfg.template!r} ({args.init} init)")

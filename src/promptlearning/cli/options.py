@@ -274,6 +274,8 @@ def add_search_flags(p: argparse.ArgumentParser, quiet: bool = True) -> None:
     p.add_argument("--output", default=argparse.SUPPRESS, help="run directory: journal, best adapter, results")
     p.add_argument("--resume", action="store_true", help="continue the killed (or finished) search in --output "
                                                            "exactly; --max-forward-passes may be raised to search further")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --output that holds an earlier search or run (refused without it)")
     if quiet:
         p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar or log lines")
     add_data_flags(p)

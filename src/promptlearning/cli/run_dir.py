@@ -12,15 +12,18 @@ from promptlearning.errors import ConfigError
 
 #: what a finished or killed run leaves in its directory (a folder holding none of them is free to use)
 RUN_FILES = ("best", "checkpoint", "results.json", "metrics.jsonl")
+#: what a prompt search leaves (its journal is the evaluations a resume replays)
+SEARCH_FILES = ("best", "journal.jsonl", "search_config.json", "results.json")
 
 
-def earlier_run(output: str | Path) -> list[str]:
+def earlier_run(output: str | Path, files: tuple[str, ...] = RUN_FILES) -> list[str]:
     """The files of an earlier run in ``output`` (empty when there is none)."""
     path = Path(output)
-    return [name for name in RUN_FILES if (path / name).exists()]
+    return [name for name in files if (path / name).exists()]
 
 
-def check_output_dir(output: str | Path | None, *, resume: bool, overwrite: bool) -> None:
+def check_output_dir(output: str | Path | None, *, resume: bool, overwrite: bool,
+                     files: tuple[str, ...] = RUN_FILES) -> None:
     """Refuse to start a fresh run over an earlier one unless ``overwrite``; ``--resume`` continues it."""
     if resume and overwrite:
         raise ConfigError("--resume continues the run in --output and --overwrite replaces it: give one of them")
@@ -32,7 +35,7 @@ def check_output_dir(output: str | Path | None, *, resume: bool, overwrite: bool
     path = Path(output)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--output {path} is a file; give a directory for the run")
-    found = earlier_run(path)
+    found = earlier_run(path, files)
     if found:
         raise ConfigError(f"{path} already holds a run ({', '.join(found)}): continue it with --resume, choose "
                           "another --output, or add --overwrite to replace it")

@@ -90,9 +90,12 @@ def search_config_from(args: argparse.Namespace) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from promptlearning.cli.run_dir import SEARCH_FILES, check_output_dir
     from promptlearning.search.runner import run_search
 
-    run_search(search_config_from(args), resume=args.resume)
+    config = search_config_from(args)
+    check_output_dir(config.output_dir, resume=args.resume, overwrite=args.overwrite, files=SEARCH_FILES)
+    run_search(config, resume=args.resume)
     return 0
 
 
