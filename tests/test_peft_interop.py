@@ -121,6 +121,15 @@ def test_the_cli_exports_and_imports(bert: Backbone, tmp_path: Path, monkeypatch
                  "--backbone", "tiny-bert", "--output", str(tmp_path / "back")]) == 0
     back = PromptModel.from_pretrained(tmp_path / "back", backbone=bert)
     assert back.labels == ["no", "yes"] and type(back.method).name == "prompt_tuning"
+    assert "untrained parameters" in capsys.readouterr().err  # the default classification head: random weights
+    assert main(["export", "--adapter", str(tmp_path / "p"), "--to", "promptlearning", "--labels", "no,yes",
+                 "--backbone", "tiny-bert", "--head", "label_description", "--output", str(tmp_path / "back2")]) == 0
+    assert "untrained" not in capsys.readouterr().err
+    weights = (tmp_path / "ours" / "adapter_model.safetensors").read_bytes()
+    for output in (tmp_path / "ours", tmp_path / "ours" / "peft"):  # over, or into, the adapter it converts
+        assert main(["export", "--adapter", str(tmp_path / "ours"), "--to", "peft", "--output", str(output)]) == 2
+        assert "would overwrite the adapter it converts" in capsys.readouterr().err
+    assert (tmp_path / "ours" / "adapter_model.safetensors").read_bytes() == weights
     (tmp_path / "export.yaml").write_text(f"adapter: {tmp_path / 'ours'}\nto: peft\n")
     assert main(["export", "--config", str(tmp_path / "export.yaml"), "--output", str(tmp_path / "p2")]) == 0
     assert (tmp_path / "p2" / "adapter_model.safetensors").is_file()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 from promptlearning.errors import ConfigError
@@ -42,6 +44,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from promptlearning.runs.peft_interop import export_adapter, import_peft
 
     args = _merged(args)
+    source, target = Path(args.adapter).resolve(), Path(args.output).resolve()
+    if target == source or target.is_relative_to(source) or source.is_relative_to(target):
+        raise ConfigError(f"--output {args.output} would overwrite the adapter it converts ({args.adapter}); "
+                          "write the converted adapter to another folder")
     if args.to == "peft":
         if args.labels or args.head:
             raise ConfigError("--labels and --head are for --to promptlearning; an export to PEFT keeps the adapter's")
@@ -63,6 +69,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     model.save_pretrained(args.output)
     print(f"wrote promptlearning adapter {args.output} ({type(model.method).name}, head "
           f"{model.head.config.to_dict().get('kind')}, labels {', '.join(labels)})")
+    untrained = sum(p.numel() for p in model.head.parameters() if p.requires_grad)
+    if untrained:  # a PEFT adapter holds a prompt and no head: this one's weights are random
+        print(f"note: its {model.head.config.to_dict().get('kind')} head has {untrained:,} untrained parameters (a PEFT "
+              "adapter holds none), so its answers are chance until the head is trained; --head verbalizer (a causal "
+              "LM) or --head label_description answers with no trained head", file=sys.stderr)
     return 0
 
 
