@@ -112,6 +112,9 @@ def test_every_bad_request_gets_its_4xx(bert: Backbone, tmp_path: Path) -> None:
         huge = client.post("/v1/classify", content=b" " * (limits.max_body_bytes() + 1),
                            headers={"content-type": "application/json"})
         assert huge.status_code == 413 and huge.json()["error"]["limit"] == "max_body"
+        form = client.post("/v1/classify", content=b'{"adapter": "pt", "texts": ["x"]}',  # what `curl -d` sends
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+        assert form.status_code == 422 and "Content-Type: application/json" in form.json()["error"]["message"]
         assert client.get("/health").json()["status"] == "ok"  # still up after all of them
         ok = client.post("/v1/classify", json={"adapter": "pt", "texts": ["fine"]})
         assert ok.status_code == 200

@@ -131,10 +131,13 @@ def create_app(server: PromptServer, api_key: str | None = None, metrics: Metric
         return _error(_status_of(exc), str(exc), getattr(exc, "limit", None))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(422, f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}; see /docs")
+        kind = request.headers.get("content-type", "")
+        hint = "" if "json" in kind.lower() else (  # curl -d sends form encoding unless told otherwise
+            f"; the body was sent as {kind or 'no content type'}: add the header 'Content-Type: application/json'")
+        return _error(422, f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}{hint}; see /docs")
 
     @app.post("/v1/classify", response_model=ClassifyResponse)
     async def classify(body: ClassifyRequest) -> dict[str, Any]:
