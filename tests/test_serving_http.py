@@ -4,6 +4,7 @@ shutdown drains. Every request is bounded by a client timeout."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -250,3 +251,12 @@ def test_cli_refusals_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     config.write_text("backbone: tiny-bert\nmax_batch_size: many\n")
     assert main(["serve", "--config", str(config)]) == 2
     assert "max_batch_size" in capsys.readouterr().err
+    assert main(["serve", "--backbone", "tiny-bert", "--adapters-dir", str(tmp_path), "--port", "99999"]) == 2
+    assert "--port must be from 1 to 65535" in capsys.readouterr().err
+    with socket.socket() as held:  # a port in use: one line and status 2, not uvicorn's status 3
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        assert main(["serve", "--backbone", "tiny-bert", "--adapters-dir", str(tmp_path), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "\n" not in err

@@ -93,12 +93,39 @@ def build(config: ServeConfig) -> tuple[Any, Any]:
     return server, create_app(server, api_key=api_key)
 
 
+def check_port(port: int) -> None:
+    """uvicorn answered --port 99999 with an asyncio traceback; checked before anything loads."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be from 1 to 65535, or 0 for any free port (got {port})")
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse an address that cannot be bound (a port in use: uvicorn's own exit status 3) in one line."""
+    import socket
+
+    check_port(port)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host} is not an address this machine can bind ({exc.strerror}); "
+                          "use 127.0.0.1 (the default)") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port, or stop what "
+                              "holds it") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     config, _ = flat_config(ServeConfig, args)
+    check_port(config.port)
     server, app = build(config)
     import uvicorn
 
     try:
+        check_address(config.host, config.port)
         uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level)
     finally:
         server.close()
