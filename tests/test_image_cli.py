@@ -3,6 +3,7 @@ one-line errors for a bad folder or an unreadable image (tiny random ViT and CLI
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,10 @@ def test_an_unreadable_image_is_a_one_line_error(tmp_path: Path, capsys: pytest.
     assert "cannot read image" in line and "broken.png" in line
     ok(capsys, "train", "--backbone", "tiny-vit", "--train-file", str(images), "--method", "linear_probe", *FAST,
        "--output", str(tmp_path / "good"))
+    assert "a folder with one sub-folder of images per label" in fails(capsys, "evaluate", "--adapter",
+                                                                      str(tmp_path / "good" / "best"))
+    scores = json.loads(ok(capsys, "evaluate", "--adapter", str(tmp_path / "good" / "best"), "--test-file", str(images)))
+    assert scores["n"] == sum(1 for p in images.rglob("*.png"))  # every image of the folder, scored
     for path, what in [(root / "dark" / "broken.png", "cannot read image"), (tmp_path / "missing.png", "does not exist")]:
         line = fails(capsys, "predict", "--adapter", str(tmp_path / "good" / "best"), str(path))
         assert what in line

@@ -47,7 +47,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         if model.task not in {spec.name for spec in list_tasks(None)}:
             raise ConfigError(f"the adapter was trained on your own data (task {model.task!r}); "
-                              "pass --test-file FILE (labelled rows) to evaluate it, or --task NAME")
+                              "pass --test-file FILE (labelled rows; for an image adapter, a folder with one sub-folder of "
+                              "images per label) to evaluate it, or --task NAME")
         values["data"]["task"] = model.task
     cfg = experiment_config(values)
     data = load_data(cfg.data)
@@ -71,9 +72,14 @@ def _evaluate_file(model: Any, split: str, data: dict[str, Any]) -> int:
     if split != "test":
         raise ConfigError(f"--split {split} is drawn from the training data; add --train-file (the file the "
                           "adapter was trained on) or --task NAME, or drop --split to score --test-file")
-    examples = load_labelled_file(data["test_file"], model.labels, text_column=data.get("text_column", "text"),
-                                  label_column=data.get("label_column", "label"),
-                                  text_b_column=data.get("text_b_column"))
+    if Path(str(data["test_file"])).is_dir():  # an image adapter's test images, one sub-folder per label
+        from promptlearning.data.images import labelled_image_folder
+
+        examples = labelled_image_folder(data["test_file"], model.labels)
+    else:
+        examples = load_labelled_file(data["test_file"], model.labels, text_column=data.get("text_column", "text"),
+                                      label_column=data.get("label_column", "label"),
+                                      text_b_column=data.get("text_b_column"))
     if data.get("max_test") is not None:
         if int(data["max_test"]) < 1:
             raise ConfigError(f"max_test must be >= 1 (got {data['max_test']}); omit --max-test to use the whole file")

@@ -100,6 +100,12 @@ def load_image_folder(train_dir: str | Path, test_dir: str | Path | None = None,
     return TaskData(name, labels, text, train, test)
 
 
+def labelled_image_folder(root: str | Path, labels: Sequence[str]) -> list[Example]:
+    """The images of a folder with one sub-folder per label, under a saved adapter's label names: what
+    ``evaluate --test-file FOLDER`` scores an image adapter on."""
+    return _folder_examples(Path(root), list(labels))[0]
+
+
 def _folder_examples(root: Path, labels: list[str] | None) -> tuple[list[Example], list[str]]:
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; give a folder with one sub-folder of images per label")
