@@ -142,8 +142,10 @@ def test_tune_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert _tune(tmp_path, "--workers", "2") == 2  # a Ray option without --executor ray
     assert _tune(tmp_path, "--n-trials", "0") == 2
     assert main(["tune", "--method", "fixed_prompt", "--output", str(tmp_path / "x")]) == 2
+    assert main(["tune", "--method", "prompt_tuning", "--option", "num_tokens=abc", "--output", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("error:") == 4
+    assert "Traceback" not in err and err.count("error:") == 5
+    assert "num_tokens must be an integer" in err and not (tmp_path / "y").exists()  # before any trial or study
     assert "another configuration" in err and "several `promptlearning tune`" in err
 
 

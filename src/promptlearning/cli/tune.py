@@ -69,6 +69,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     for key in ("output_dir",):
         values.pop(key, None)  # trials save nothing; the study's folder is --output
     base = experiment_config(copy.deepcopy(values))  # it fills in what it resolves; `values` stays as given
+    from promptlearning.methods import make_config
+
+    make_config(base.method, dict(base.method_options))  # a bad --option fails here, not once per trial
     output = Path(args.tune_output) if args.tune_output else Path("runs") / "tune" / base.method
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output} is a file; give a folder for the study and best.yaml")
