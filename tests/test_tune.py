@@ -80,9 +80,10 @@ def test_a_resumed_study_continues_its_trial_numbering(tmp_path: Path, monkeypat
 
 
 def test_the_written_yaml_trains_and_fixed_options_are_not_searched(tmp_path: Path) -> None:
-    assert _tune(tmp_path, "--n-trials", "2", "--option", "num_tokens=3", "--seeds", "5,6") == 0
+    assert _tune(tmp_path, "--n-trials", "2", "--option", "num_tokens=3", "--seeds", "5,6", "--quiet") == 0
     best = tmp_path / "study" / "best.yaml"
     values = yaml.safe_load(best.read_text())
+    assert "quiet" not in values["train"]  # how the study printed is not carried into the run it recommends
     assert values["method_options"]["num_tokens"] == 3 and values["train"]["seed"] == 5
     assert {"lr", "max_steps"} <= set(values["train"]) and "reparam" in values["method_options"]
     study = optuna.load_study(study_name="tune", storage=f"sqlite:///{tmp_path / 'study' / 'study.sqlite3'}")

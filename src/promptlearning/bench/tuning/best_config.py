@@ -32,6 +32,7 @@ def best_values(cfg: TuneConfig, params: dict[str, Any]) -> dict[str, Any]:
         values.setdefault("train", {})["seed"] = seed
     if values.get("train", {}).get("lr", 0) is None:  # the method's own rate (a method with nothing of its own)
         del values["train"]["lr"]
+    values.get("train", {}).pop("quiet", None)  # how the study printed, not how the best run should
     values.setdefault("method", cfg.base.method)
     out: dict[str, Any] = dict(values.pop("data", {}))
     out.update({k: values.pop(k) for k in ORDER if k in values})
