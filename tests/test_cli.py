@@ -507,5 +507,8 @@ def test_run_directory_instead_of_adapter_and_task_with_file(tmp_path: Path,
     (tmp_path / "run" / "best" / "adapter_config.json").write_text("{}")
     assert main(["predict", "--adapter", str(tmp_path / "run"), "hello"]) == 2
     assert "its adapter is" in capsys.readouterr().err
+    (tmp_path / "run" / "metrics.jsonl").write_text("{}\n")
+    assert main(["predict", "--adapter", str(tmp_path / "run" / "metrics.jsonl"), "hello"]) == 2
+    assert "is a file; give the adapter's folder" in capsys.readouterr().err
     assert main(["train", "--task", "mr", "--train-file", str(tmp_path / "x.csv")]) == 2
     assert "not both" in capsys.readouterr().err

@@ -240,10 +240,11 @@ def test_methods_and_heads_refuse_backbones_they_cannot_prompt(vit: ImageBackbon
 def test_unreadable_or_missing_images_are_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.png").write_text("not an image")
     for ref, match in [(str(tmp_path / "bad.png"), "cannot read image"), (str(tmp_path / "none.png"), "does not exist"),
-                       ("data:image/png;base64,@@@", "not valid base64")]:
+                       ("data:image/png;base64,@@@", "not valid base64"),
+                       ("data:image/png;base64,bm90IGFuIGltYWdl", "an in-memory image \\(not an image format")]:
         with pytest.raises(DataError, match=match) as caught:
             open_image(ref)
-        assert "\n" not in str(caught.value)
+        assert "\n" not in str(caught.value) and "object at 0x" not in str(caught.value)
 
 
 def test_text_backbones_are_not_image_backbones() -> None:

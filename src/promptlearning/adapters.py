@@ -94,6 +94,9 @@ def save_adapter(model: PromptModel, directory: Path, extra: dict[str, Any] | No
 
 def read_adapter_config(directory: Path) -> dict[str, Any]:
     recover_directory(directory)  # a save killed between its two renames left the previous adapter aside
+    if directory.is_file():
+        raise AdapterError(f"{directory} is a file; give the adapter's folder (the best/ folder that train --output "
+                           "wrote, e.g. runs/mr/best)")
     if not directory.is_dir():
         raise AdapterError(f"adapter directory {directory} does not exist; give the folder that train --output wrote")
     if not (directory / CONFIG_FILE).is_file() and (directory / "best" / CONFIG_FILE).is_file():

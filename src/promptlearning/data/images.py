@@ -63,7 +63,10 @@ def open_image(ref: str) -> Any:
         with Image.open(source) as image:
             image.load()
             return image.copy()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:  # its message names the stream object (<_io.BytesIO object at 0x...>)
+        raise DataError(f"cannot read image {describe_ref(ref)} (not an image format Pillow reads); give a PNG, "
+                        "JPEG, BMP, GIF, WebP or TIFF file") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"cannot read image {describe_ref(ref)} ({why}); give a PNG, JPEG, BMP, GIF, WebP or TIFF "
                         "file") from None
