@@ -82,6 +82,7 @@ def test_a_text_method_on_an_image_backbone_names_the_image_methods(images: Path
     line = fails(capsys, "train", "--backbone", "tiny-vit", "--train-file", str(images), "--method", "prompt_tuning",
                  *FAST)
     assert "prompts text backbones and tiny-vit reads images" in line and "vpt" in line
+    assert "coop" not in line  # CoOp and CoCoOp prompt a CLIP text tower, which tiny-vit has not
 
 
 @pytest.mark.parametrize("backbone, task, method, said", [

@@ -69,6 +69,8 @@ class PromptMethod(nn.Module):
     default_lr: ClassVar[float] = 1e-2
     #: the kinds of backbone input this method can prompt: "text" (token embeddings), "image" (pixels, patches)
     input_kinds: ClassVar[frozenset[str]] = frozenset({"text"})
+    #: prompts a CLIP text tower (CoOp, CoCoOp): not offered for an image backbone without one
+    needs_text_tower: ClassVar[bool] = False
     #: what `promptlearning tune` varies besides train.lr (methods.search_space: option name -> dimension)
     search_space: ClassVar[dict[str, Dimension]] = {}
 
@@ -173,7 +175,8 @@ def check_input_kind(cls: type[PromptMethod], info: BackboneInfo) -> None:
     from promptlearning.methods import _ensure_registered
 
     _ensure_registered()
-    fitting = sorted(c.name for c in METHODS.values() if kind in c.input_kinds)
+    tower = bool(getattr(info, "has_text_tower", False))
+    fitting = sorted(c.name for c in METHODS.values() if kind in c.input_kinds and (tower or not c.needs_text_tower))
     raise ConfigError(f"method {cls.name} prompts {'/'.join(sorted(cls.input_kinds))} backbones and {info.name} reads "
                       f"{kind}s; use --method {', '.join(fitting) or 'linear_probe'}")
 

@@ -38,6 +38,7 @@ class ConditionalContextOptimization(PromptMethod):
     summary = "CoCoOp: CoOp's context plus a per-image shift from a meta-network on CLIP's image features"
     default_lr = 2e-3
     input_kinds = frozenset({"image"})
+    needs_text_tower = True
 
     def __init__(self, config: CocoopConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)

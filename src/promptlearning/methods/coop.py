@@ -58,6 +58,7 @@ class ContextOptimization(PromptMethod):
     summary = "CoOp: learned context words before the class names in CLIP's text prompts (CLIP backbones)"
     default_lr = 2e-3
     input_kinds = frozenset({"image"})
+    needs_text_tower = True
 
     def __init__(self, config: CoopConfig, backbone: Backbone) -> None:
         super().__init__(config, backbone)
