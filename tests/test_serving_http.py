@@ -134,6 +134,9 @@ def test_api_key_guards_every_endpoint_and_admin(bert: Backbone, tmp_path: Path)
         assert client.post("/v1/adapters/deep", json={"path": "deep"}, headers={"Authorization": ""}).status_code == 401
         loaded = client.post("/v1/adapters/deep", json={"path": "deep"}, headers={"X-API-Key": KEY})
         assert loaded.status_code == 200 and loaded.json()["method"] == "p_tuning_v2"
+        assert loaded.json()["replaced"] is None
+        swapped = client.post("/v1/adapters/deep", json={"path": "deep"}, headers={"X-API-Key": KEY})
+        assert swapped.status_code == 200 and swapped.json()["replaced"] == loaded.json()["path"]  # a hot swap, said
         escape = client.post("/v1/adapters/x", json={"path": "../"})
         assert escape.status_code == 403 and escape.json()["error"]["limit"] == "adapters_dir"
         row = client.post("/v1/classify", json={"adapter": "deep", "texts": ["fun"]}).json()["results"][0]

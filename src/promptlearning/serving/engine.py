@@ -138,11 +138,13 @@ class PromptServer:
             model = load_predictor(directory, backbone=self.backbone).eval()  # one prompt or an ensemble
         entry = Loaded(name, f"{name}#{next(self._serial)}", model, str(directory))
         with self._lock:
+            replaced = self._loaded.get(name)
             table = {**self._loaded, name: entry}
             self._families = AdapterFamilies({e.key: e.model for e in table.values()})
             self._loaded = table
             self._gauge()
-        return entry.describe()
+        # a hot swap is allowed, but the caller is told what it replaced (it used to look like a first load)
+        return {**entry.describe(), "replaced": replaced.path if replaced is not None else None}
 
     def unload(self, name: str) -> None:
         """Stop serving ``name``; requests already queued for it are still answered by it."""
