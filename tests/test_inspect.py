@@ -112,6 +112,8 @@ def test_inspect_command_prints_a_table_and_json(bert: Backbone, tmp_path: Path,
     record = json.loads(capsys.readouterr().out)
     assert record["method"] == "prompt_tuning"
     assert [p["nearest"][0]["token"] for p in record["sites"][0]["positions"]] == ["fun", "story"]
+    assert main(["inspect", str(adapter), "--text", "a film"]) == 0  # a learned prompt: the text changes nothing
+    assert "the same prompt before every input" in capsys.readouterr().err
 
 
 def test_inspect_command_reads_texts_from_a_file(bert: Backbone, tmp_path: Path,
@@ -119,8 +121,9 @@ def test_inspect_command_reads_texts_from_a_file(bert: Backbone, tmp_path: Path,
     adapter = _adapter(tmp_path, bert, "generator", layers=[0], num_tokens=1)
     (tmp_path / "in.txt").write_text("great movie\n\nawful film\n")
     assert main(["inspect", str(adapter), "--file", str(tmp_path / "in.txt"), "--json"]) == 0
-    sites = json.loads(capsys.readouterr().out)["sites"]
-    assert [s["input"] for s in sites] == ["great movie", "awful film"]
+    captured = capsys.readouterr()
+    sites = json.loads(captured.out)["sites"]
+    assert [s["input"] for s in sites] == ["great movie", "awful film"] and "same prompt" not in captured.err
 
 
 @pytest.mark.parametrize("extra", [[], ["--file", "missing.txt"], ["--top", "0"]])

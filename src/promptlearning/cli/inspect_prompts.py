@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from promptlearning.cli.loading import load_model
@@ -21,7 +22,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     model = load_model(args.adapter, args.backbone)
     lines = read_text_file(args.file, "--file", "a text file with one input per line").splitlines() if args.file else []
-    reports = inspect_prompts(model, list(args.text or []) + [ln for ln in lines if ln.strip()], k=args.top)
+    texts = list(args.text or []) + [ln for ln in lines if ln.strip()]
+    reports = inspect_prompts(model, texts, k=args.top)
+    if texts and all(r.input is None for r in reports):  # a learned prompt is one for every input
+        print(f"note: {type(model.method).name} places the same prompt before every input; --text/--file change "
+              "nothing here", file=sys.stderr)
     if args.json:
         print(json.dumps({"adapter": str(args.adapter), "method": type(model.method).name,
                           "sites": [r.to_dict() for r in reports]}))

@@ -159,7 +159,7 @@ def inspect_prompts(model: PromptModel, texts: Sequence[str] = (), k: int = 5) -
     probed = capture_prompts(model, list(PROBES))
     if not probed:
         raise ConfigError(f"method {type(model.method).name} places no prompt vectors; nothing to inspect "
-                          "(inspect a prompt_tuning, p_tuning, p_tuning_v2, generator or spt adapter)")
+                          "(inspect a prompt_tuning, prefix_tuning, p_tuning, p_tuning_v2, generator or spt adapter)")
     dependent = {site for site, t in probed.items() if not torch.equal(t[0], t[1])}
     if dependent and not texts:
         raise ConfigError(f"method {type(model.method).name} writes a different prompt for every input "
