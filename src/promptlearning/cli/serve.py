@@ -106,8 +106,9 @@ def check_address(host: str, port: int) -> None:
     check_port(port)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ConfigError(f"--host {host} is not an address this machine can bind ({exc.strerror}); "
+    except (OSError, UnicodeError) as exc:  # gaierror; UnicodeError: a name IDNA cannot encode (a label too long)
+        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"--host {host[:60]} is not an address this machine can bind ({why}); "
                           "use 127.0.0.1 (the default)") from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
