@@ -271,7 +271,7 @@ def test_only_gpu_sized_suites_wait_for_their_first_run() -> None:
 
 
 # sweeps stopped for lack of CPU time in the eighth session; `promptlearning bench <suite>` resumes them
-IN_PROGRESS: set[str] = {"mpnet_classic", "mpnet_spt_seeds", "mpnet_spt_k2"}
+IN_PROGRESS: set[str] = {"mpnet_classic", "mpnet_spt_seeds"}
 
 
 @pytest.mark.parametrize("path", [p for p in SUITES if _has_results(p) and p.stem in IN_PROGRESS],
