@@ -63,9 +63,10 @@ def run_multitask(cfg: Any, *, resume: bool = False, log: Any = print,
     infos = [task_info(d) for d in datas]
     backbone = shared_backbone(cfg.backbone, cfg.dtype)
     from promptlearning.data.tasks import check_task_modality
+    from promptlearning.methods.base import input_kind
 
     for name in names:
-        check_task_modality(name, str(getattr(backbone.info, "modality", "text")), cfg.backbone)
+        check_task_modality(name, input_kind(backbone.info), cfg.backbone)
     seed_everything(cfg.train.seed)
     head = cross_task_head(cfg.head, log)
     model = PromptModel.build(backbone, cfg.method, infos[0].labels, method_options=cfg.method_options, head=head,

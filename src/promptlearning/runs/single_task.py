@@ -27,6 +27,7 @@ from promptlearning.fileio import write_json
 from promptlearning.heads.base import HeadConfig
 from promptlearning.launcher import is_main_process
 from promptlearning.memory import describe_peak, peak_memory
+from promptlearning.methods.base import input_kind
 from promptlearning.model import PromptModel
 from promptlearning.seeding import seed_everything
 from promptlearning.training import TrainConfig, TrainResult
@@ -198,7 +199,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = False, backbone: Bac
     backbone = backbone or shared_backbone(cfg.backbone, cfg.dtype)
     seed_everything(cfg.train.seed)
     backbone = backbone_for(cfg.method, backbone)
-    check_task_modality(cfg.data.task, str(getattr(backbone.info, "modality", "text")), cfg.backbone)
+    check_task_modality(cfg.data.task, input_kind(backbone.info), cfg.backbone)
     model = PromptModel.build(backbone, cfg.method, data.labels, method_options=cfg.method_options,
                               head=cfg.head, task=data.name, max_length=cfg.max_length, template=cfg.template,
                               truncation=cfg.truncation)
