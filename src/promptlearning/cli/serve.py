@@ -100,10 +100,10 @@ def check_port(port: int) -> None:
 
 
 def check_address(host: str, port: int) -> None:
-    """Refuse an address that cannot be bound (a port in use: uvicorn's own exit status 3) in one line."""
+    """Refuse an address that cannot be bound (a port in use: uvicorn's own exit status 3) in one line;
+    ``port`` has passed :func:`check_port` (cmd_serve checks it before anything loads)."""
     import socket
 
-    check_port(port)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:  # gaierror; UnicodeError: a name IDNA cannot encode (a label too long)
