@@ -87,3 +87,28 @@ def test_resume_into_a_folder_that_does_not_exist_is_refused_at_once(tmp_path: P
     captured = capsys.readouterr()
     assert "does not exist, so it holds no checkpoint; drop --resume" in captured.err and captured.out == ""  # nothing loaded or trained first
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (["--lr", "0.5"], "--lr "),
+    (["--max-steps", "6"], "--max-steps 4 -> 6"),
+    (["--method", "prompt_tuning"], "--method p_tuning_v2 -> prompt_tuning"),
+])
+def test_a_changed_flag_is_refused_before_the_backbone_loads(finished: tuple[Path, Path], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str], change: list[str],
+                                                             named: str) -> None:
+    """A 1.5B backbone takes minutes to load: a slip known from the command line is refused first."""
+    import promptlearning.runs.single_task as single_task
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the backbone was loaded before the refusal")
+
+    monkeypatch.setattr(single_task, "shared_backbone", no_loading)
+    data, run = finished
+    run = Path(shutil.copytree(run, tmp_path / "run"))
+    capsys.readouterr()
+    code = main(["train", "--train-file", str(data), *BASE, *change, "--output", str(run), "--resume"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "other settings" in err[0] and named in err[0], err[0]

@@ -6,7 +6,9 @@ needs ``--overwrite``, and anything else is a one-line error naming the three wa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from promptlearning.errors import ConfigError
 
@@ -39,3 +41,27 @@ def check_output_dir(output: str | Path | None, *, resume: bool, overwrite: bool
     if found:
         raise ConfigError(f"{path} already holds a run ({', '.join(found)}): continue it with --resume, choose "
                           "another --output, or add --overwrite to replace it")
+
+
+def check_resume_settings(output: str | Path | None, method: str, train: dict[str, Any]) -> None:
+    """Refuse a ``--resume`` whose method or training settings differ from its checkpoint's, before loading.
+
+    The run itself compares the whole fingerprint once the backbone is loaded (minutes for a large one);
+    a changed ``--lr`` or ``--max-steps`` is the common slip and is known from the command line alone.
+    A missing or unreadable checkpoint is left to the run, which says what is wrong with it.
+    """
+    from promptlearning.training.checkpoint import META_FILE
+    from promptlearning.training.fingerprint import early_changes
+    from promptlearning.training.trainer import CHECKPOINT_DIR
+
+    if not output:
+        return
+    try:
+        saved = json.loads((Path(output) / CHECKPOINT_DIR / META_FILE).read_text()).get("run")
+    except (OSError, ValueError, AttributeError):
+        return
+    changes = early_changes(saved, method, train) if isinstance(saved, dict) else ""
+    if changes:
+        raise ConfigError(f"the checkpoint in {output} was made with other settings ({changes}); resume with the "
+                          "same options, choose a new --output, or add --overwrite (without --resume) to start "
+                          "afresh there")

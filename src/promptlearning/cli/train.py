@@ -15,7 +15,7 @@ from promptlearning.cli.options import (
     experiment_flag,
     experiment_values,
 )
-from promptlearning.cli.run_dir import check_output_dir
+from promptlearning.cli.run_dir import check_output_dir, check_resume_settings
 from promptlearning.errors import ConfigError
 
 
@@ -26,6 +26,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not cfg.output_dir:
         raise ConfigError("--resume needs --output, the directory of the run to continue")
     check_output_dir(cfg.output_dir, resume=args.resume, overwrite=args.overwrite)
+    if args.resume:
+        check_resume_settings(cfg.output_dir, cfg.method, cfg.train.to_dict())
     from promptlearning.cli.generation import generation_run, train_generation
     from promptlearning.cli.tag import tagging_run, train_tagging
 

@@ -66,6 +66,22 @@ def describe_changes(saved: dict[str, Any], now: dict[str, Any]) -> str:
     return ", ".join(out.values())
 
 
+def train_section(train: dict[str, Any]) -> dict[str, Any]:
+    """The training settings as a fingerprint holds them: where a run logs and runs are not what it computes."""
+    return {k: v for k, v in train.items() if k != "report_to"} | {"quiet": None, "device": None}
+
+
+def early_changes(saved_run: dict[str, Any], method: str, train: dict[str, Any]) -> str:
+    """What a resume would refuse, from the settings known before the backbone loads (empty: nothing yet).
+
+    Only the method and the training settings: the rest of the fingerprint (the data digest, the model's
+    config) needs the backbone's tokenizer and weights, so it is compared when the run starts.
+    """
+    saved = {k: saved_run[k] for k in ("method", "train") if k in saved_run}
+    now = {k: v for k, v in (("method", method), ("train", train_section(train))) if k in saved}
+    return describe_changes(saved, now)
+
+
 def digest_rows(items: list[Encoded]) -> str:
     """sha256 of tokenised rows (ids, segment ids, label, task, template slots), in order."""
     h = hashlib.sha256()

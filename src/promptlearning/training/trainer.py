@@ -47,6 +47,7 @@ from promptlearning.training.fingerprint import (  # noqa: F401  (changed_settin
     changed_settings,
     describe_changes,
     digest_rows,
+    train_section,
 )
 from promptlearning.training.metrics import evaluate, stderr_is_terminal
 from promptlearning.training.optimization import (  # noqa: F401  (parameter_groups: its old home, benchmarks import it)
@@ -405,8 +406,7 @@ class Trainer:
 
         model = adapter_config(self.model)
         model.pop("version", None)  # a library upgrade alone does not change the run
-        train = {k: v for k, v in self.config.to_dict().items() if k != "report_to"}  # where it logs, not what
-        return {"train": train | {"quiet": None, "device": None},
+        return {"train": train_section(self.config.to_dict()),
                 "method": type(self.model.method).name, "method_config": self.model.method.config.to_dict(),
                 "n_train": len(self.train_items), "n_dev": len(self.dev_items),
                 "model": model, "run": {k: v for k, v in self.run_info.items() if k in RUN_IDENTITY},
