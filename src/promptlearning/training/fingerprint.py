@@ -77,8 +77,9 @@ def early_changes(saved_run: dict[str, Any], method: str, train: dict[str, Any])
     Only the method and the training settings: the rest of the fingerprint (the data digest, the model's
     config) needs the backbone's tokenizer and weights, so it is compared when the run starts.
     """
-    saved = {k: saved_run[k] for k in ("method", "train") if k in saved_run}
-    now = {k: v for k, v in (("method", method), ("train", train_section(train))) if k in saved}
+    known: dict[str, Any] = {"method": method, "train": train_section(train)}
+    saved: dict[str, Any] = {k: saved_run[k] for k in known if k in saved_run}
+    now = {k: known[k] for k in saved}
     return describe_changes(saved, now)
 
 
