@@ -14,8 +14,9 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import NoReturn
+from typing import ClassVar, NoReturn
 
+from promptlearning.cli.arg_hints import bare_path_hint
 from promptlearning.cli.commands import COMMANDS
 from promptlearning.cli.options import experiment_from  # noqa: F401  (its old home: scripts import it from here)
 from promptlearning.errors import PromptLearningError
@@ -36,8 +37,11 @@ class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose refusals are one line naming the fix, like every other error of the CLI
     (argparse's own print the usage block first). Sub-commands' parsers inherit the class."""
 
+    #: the command line being parsed, for :func:`~promptlearning.cli.arg_hints.bare_path_hint`
+    words: ClassVar[list[str]] = []
+
     def error(self, message: str) -> NoReturn:
-        text = " ".join(message.split())
+        text = " ".join(message.split()) + bare_path_hint(self, message, self.words)
         self.exit(2, f"error: {text}; see `{self.prog} --help`\n")
 
 
@@ -90,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _strict_stdin()
     parser = build_parser(only=_command_named(arguments))
+    OneLineParser.words = arguments
     args = parser.parse_args(arguments)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -29,6 +29,10 @@ def _inputs(args: argparse.Namespace) -> list[Any]:
     from promptlearning.data.user_files import InputRecord, read_inputs
 
     records = [InputRecord(t, None, {"text": t}) for t in args.texts]
+    for text in args.texts:  # `predict --adapter A reviews.csv` classifies the words "reviews.csv": say so
+        if " " not in text and Path(text).is_file():
+            print(f"note: {text!r} was classified as a text; it is also a file, whose lines --file {text} "
+                  "classifies", file=sys.stderr)
     if args.file:
         if Path(args.file).is_dir():
             raise ConfigError(f"--file {args.file} is a folder; give a CSV, TSV, JSONL or text file")
