@@ -112,3 +112,32 @@ def test_a_changed_flag_is_refused_before_the_backbone_loads(finished: tuple[Pat
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "other settings" in err[0] and named in err[0], err[0]
+
+
+@pytest.mark.parametrize("damage", ["no_state", "no_optimizer_tensors", "no_second_moments", "empty_optimizer_meta"])
+def test_a_damaged_checkpoint_is_one_line_naming_overwrite(finished: tuple[Path, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str], damage: str) -> None:
+    """A hand-edited or half-copied checkpoint used to end the resume in a KeyError traceback."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    data, run = finished
+    run = Path(shutil.copytree(run, tmp_path / "run"))
+    meta_path, state_path = run / "checkpoint" / "trainer_state.json", run / "checkpoint" / "training_state.safetensors"
+    meta = json.loads(meta_path.read_text())
+    if damage == "no_state":
+        meta_path.write_text(json.dumps({"step": 1}))
+    elif damage == "empty_optimizer_meta":
+        meta_path.write_text(json.dumps({**meta, "optimizer": {}}))
+    else:
+        dropped = "optim" if damage == "no_optimizer_tensors" else "exp_avg_sq"
+        tensors = load_file(str(state_path))
+        save_file({k: v for k, v in tensors.items() if dropped not in k}, str(state_path))
+    before = _sha(run / "best")
+    capsys.readouterr()
+    code = main(["train", "--train-file", str(data), *BASE, "--output", str(run), "--resume"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "damaged" in err[0] and "--overwrite in place of --resume" in err[0], err[0]
+    assert _sha(run / "best") == before

@@ -290,7 +290,7 @@ def test_a_journal_line_this_version_cannot_replay_is_refused_in_one_line(tmp_pa
     journal = tmp_path / "run" / "journal.jsonl"
     journal.write_text(journal.read_text().splitlines()[0] + "\n" + '{"key": "Review: {text_a} It was"}\n')
     with pytest.raises(TrainingError, match="line 2 of .* is not a search evaluation this version can replay; "
-                                            "drop --resume"):
+                                            "start afresh with --overwrite in place of --resume"):
         run_search(cfg, resume=True, backbone=llama, log=lambda _: None)
 
 

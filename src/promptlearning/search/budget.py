@@ -153,7 +153,7 @@ def _lines(entries: list[dict[str, Any]]) -> str:
 
 def _read_journal(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
-        raise TrainingError(f"--resume given but {path.parent} holds no search journal; drop --resume to start afresh")
+        raise TrainingError(f"--resume given but {path.parent} holds no search journal; drop --resume to start afresh, or add --overwrite if it holds an earlier search")
     entries = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
@@ -162,6 +162,6 @@ def _read_journal(path: Path) -> list[dict[str, Any]]:
             break  # a line cut short by the kill: everything before it stands
         if not isinstance(entry, dict) or not entry.keys() >= ENTRY_FIELDS:
             raise TrainingError(f"line {number} of {path} is not a search evaluation this version can replay; "
-                                "drop --resume (or choose a new --output) to start afresh")
+                                "start afresh with --overwrite in place of --resume, or choose a new --output")
         entries.append(entry)
     return entries

@@ -40,15 +40,32 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+ADAM_STATE = frozenset({"step", "exp_avg", "exp_avg_sq"})
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
+                      steps_taken: int = 0) -> None:
+    """Load the saved optimizer state; a state cut short raises KeyError (the caller names the damage).
+
+    Every parameter of one optimizer holds the same state entries, and Adam's exist after its first step:
+    a checkpoint missing them would resume with fresh moments and silently compute another run.
+    """
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
         if name.startswith("optim."):
             _, idx, key = name.split(".", 2)
             state.setdefault(int(idx), {})[key] = value
+    with_tensors = set(state)
     for name, value in meta["scalars"].items():
         idx, key = name.split(".", 1)
         state.setdefault(int(idx), {})[key] = value
+    if set(state) - with_tensors:  # a step count without its moments: the optimizer would fail at its next step
+        raise KeyError(f"optimizer moments of parameter {min(set(state) - with_tensors)}")
+    if len({frozenset(entries) for entries in state.values()}) > 1:
+        raise KeyError("optimizer state entries differ between parameters")
+    adam = any("betas" in group for group in meta["param_groups"])  # Adam, AdamW: what their step reads
+    if adam and ((not state and steps_taken > 0) or any(not entries.keys() >= ADAM_STATE for entries in state.values())):
+        raise KeyError("Adam's moments")
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
@@ -82,17 +99,33 @@ def save_checkpoint(directory: Path, model_state: dict[str, torch.Tensor], optim
         write_json(tmp / META_FILE, {**meta, "optimizer": optim_meta})
 
 
+#: how on after a checkpoint that cannot be resumed: the folder holds a run, so a plain rerun is refused too
+AFRESH = "start afresh there with --overwrite in place of --resume, or choose a new --output"
+
+
+def damaged(directory: Path, why: str) -> TrainingError:
+    """The one-line refusal of a checkpoint that is there but cannot be resumed from."""
+    return TrainingError(f"checkpoint {directory} is damaged ({why}); {AFRESH}")
+
+
 def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The checkpoint's tensors and metadata, checked for what a resume reads (a hand-edited or cut file
+    fails here in one line, not as a KeyError deep in the restore)."""
     recover_directory(directory)  # a save killed between its two renames left the previous checkpoint aside
     if not (directory / META_FILE).is_file():
-        raise TrainingError(f"--resume given but {directory} holds no checkpoint; drop --resume to start afresh")
-    meta = read_json(directory / META_FILE,
-                     lambda why: TrainingError(f"checkpoint unreadable: {why}; drop --resume to start afresh"))
+        raise TrainingError(f"--resume given but {directory} holds no checkpoint; {AFRESH}")
+    meta = read_json(directory / META_FILE, lambda why: TrainingError(f"checkpoint unreadable: {why}; {AFRESH}"))
     try:
         tensors = load_file(str(directory / STATE_FILE))
     except Exception as exc:  # safetensors raises several types for a damaged file
-        raise TrainingError(f"checkpoint {directory / STATE_FILE} is corrupt ({type(exc).__name__}); "
-                            "drop --resume to start afresh") from exc
+        raise TrainingError(f"checkpoint {directory / STATE_FILE} is corrupt ({type(exc).__name__}); {AFRESH}") \
+            from exc
+    state = meta.get("state") if isinstance(meta, dict) else None
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int) \
+            or not isinstance(meta.get("optimizer"), dict):
+        raise damaged(directory / META_FILE, "no training state or optimizer state in it")
+    if "rng.torch" not in tensors and not any(k.startswith("rng.rank") for k in tensors):
+        raise damaged(directory / STATE_FILE, "no random-number state in it")
     return tensors, meta
 
 

@@ -33,6 +33,7 @@ from promptlearning.model import PromptModel
 from promptlearning.seeding import seed_everything
 from promptlearning.training.callbacks import TrainerCallback, TrainingProgress
 from promptlearning.training.checkpoint import (
+    damaged,
     load_checkpoint,
     restore_optimizer,
     restore_rng,
@@ -441,10 +442,13 @@ class Trainer:
                                 "(without --resume) to start afresh there")
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         load_state_into(self.model, model_state, set(self.model.trainable_state()), self.output_dir / CHECKPOINT_DIR)
-        restore_optimizer(optimizer, tensors, meta["optimizer"])
-        restore_rng(tensors, self.parallel.rank, self.parallel.world_size)
-        self.load_strategy_state({k[len("strategy."):]: v for k, v in tensors.items() if k.startswith("strategy.")},
-                                 meta.get("strategy", {}))
+        try:  # the file was checked for what every checkpoint holds; these parts follow the optimizer and strategy
+            restore_optimizer(optimizer, tensors, meta["optimizer"], meta["state"]["step"])
+            restore_rng(tensors, self.parallel.rank, self.parallel.world_size)
+            self.load_strategy_state({k[len("strategy."):]: v for k, v in tensors.items()
+                                      if k.startswith("strategy.")}, meta.get("strategy", {}))
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+            raise damaged(self.output_dir / CHECKPOINT_DIR, f"{type(exc).__name__}: {exc}".splitlines()[0]) from exc
         state = meta["state"]
         # drop log lines written after the checkpoint by the run that was killed
         path = self._metrics_path()
