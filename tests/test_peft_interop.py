@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -117,12 +118,15 @@ def test_the_cli_exports_and_imports(bert: Backbone, tmp_path: Path, monkeypatch
         tmp_path / "ours")
     assert main(["export", "--adapter", str(tmp_path / "ours"), "--to", "peft", "--output", str(tmp_path / "p")]) == 0
     assert json.loads((tmp_path / "p" / "adapter_config.json").read_text())["peft_type"] == "PROMPT_TUNING"
-    assert main(["export", "--adapter", str(tmp_path / "p"), "--to", "promptlearning", "--labels", "no,yes",
+    plain = Path(shutil.copytree(tmp_path / "p", tmp_path / "plain"))  # as PEFT alone would have written it
+    for side in ("promptlearning_config.json", "promptlearning_extra.safetensors"):
+        (plain / side).unlink(missing_ok=True)
+    assert main(["export", "--adapter", str(plain), "--to", "promptlearning", "--labels", "no,yes",
                  "--backbone", "tiny-bert", "--output", str(tmp_path / "back")]) == 0
     back = PromptModel.from_pretrained(tmp_path / "back", backbone=bert)
     assert back.labels == ["no", "yes"] and type(back.method).name == "prompt_tuning"
     assert "untrained parameters" in capsys.readouterr().err  # the default classification head: random weights
-    assert main(["export", "--adapter", str(tmp_path / "p"), "--to", "promptlearning", "--labels", "no,yes",
+    assert main(["export", "--adapter", str(plain), "--to", "promptlearning", "--labels", "no,yes",
                  "--backbone", "tiny-bert", "--head", "label_description", "--output", str(tmp_path / "back2")]) == 0
     assert "untrained" not in capsys.readouterr().err
     weights = (tmp_path / "ours" / "adapter_model.safetensors").read_bytes()
@@ -136,6 +140,45 @@ def test_the_cli_exports_and_imports(bert: Backbone, tmp_path: Path, monkeypatch
     assert main(["export", "--adapter", str(tmp_path / "ours"), "--to", "peft"]) == 2  # no --output: one line
     assert "export needs --output" in capsys.readouterr().err
     capsys.readouterr()
+
+
+def test_export_never_replaces_another_adapter_unasked(bert: Backbone, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("promptlearning.backbones.load_backbone", lambda name: bert)
+    for name in ("ours", "other"):
+        PromptModel.build(bert, "prompt_tuning", ["neg", "pos"], method_options={"num_tokens": 2}).save_pretrained(
+            tmp_path / name)
+    kept = (tmp_path / "other" / "adapter_model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(["export", "--adapter", str(tmp_path / "ours"), "--to", "peft", "--output", str(tmp_path / "other")]) == 2
+    assert "holds an adapter already" in capsys.readouterr().err
+    assert (tmp_path / "other" / "adapter_model.safetensors").read_bytes() == kept
+    assert main(["export", "--adapter", str(tmp_path / "ours"), "--to", "peft", "--output", str(tmp_path / "other"),
+                 "--overwrite"]) == 0
+    assert (tmp_path / "other" / "adapter_model.safetensors").read_bytes() != kept
+
+
+def test_our_peft_export_comes_back_whole(bert: Backbone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Back from PEFT, our own export keeps its labels and trained head (it asked for --labels and lost the head)."""
+    monkeypatch.setattr("promptlearning.backbones.load_backbone", lambda name: bert)
+    model = PromptModel.build(bert, "prompt_tuning", ["neg", "pos"], method_options={"num_tokens": 2})
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.add_(0.5)  # a head no fresh build has
+    model.save_pretrained(tmp_path / "ours")
+    assert main(["export", "--adapter", str(tmp_path / "ours"), "--to", "peft", "--output", str(tmp_path / "p")]) == 0
+    assert main(["export", "--adapter", str(tmp_path / "p"), "--to", "promptlearning",
+                 "--output", str(tmp_path / "back")]) == 0
+    back = PromptModel.from_pretrained(tmp_path / "back", backbone=bert)
+    assert back.labels == ["neg", "pos"]
+    for mine, theirs in zip(model.head.state_dict().values(), back.head.state_dict().values(), strict=True):
+        assert torch.equal(mine, theirs)
+    capsys.readouterr()
+    assert main(["export", "--adapter", str(tmp_path / "p"), "--to", "promptlearning", "--labels", "a,b",
+                 "--output", str(tmp_path / "back2")]) == 2
+    assert "drop --labels" in capsys.readouterr().err
 
 
 def _lora(directory: Path, backbone: Backbone) -> Path:

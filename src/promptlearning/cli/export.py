@@ -18,7 +18,7 @@ EXPORT_EXAMPLES = """examples:
 """
 
 
-OPTIONS = ("adapter", "to", "output", "labels", "head", "backbone")
+OPTIONS = ("adapter", "to", "output", "labels", "head", "backbone", "overwrite")
 
 
 def _merged(args: argparse.Namespace) -> argparse.Namespace:
@@ -41,6 +41,8 @@ def _merged(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from promptlearning.peft_files import CONFIG_FILE as ADAPTER_CONFIG
+    from promptlearning.peft_files import SIDE_CONFIG_FILE as SIDE_CONFIG
     from promptlearning.runs.peft_interop import export_adapter, import_peft
 
     args = _merged(args)
@@ -48,6 +50,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if target == source or target.is_relative_to(source) or source.is_relative_to(target):
         raise ConfigError(f"--output {args.output} would overwrite the adapter it converts ({args.adapter}); "
                           "write the converted adapter to another folder")
+    if (target / ADAPTER_CONFIG).is_file() and not args.overwrite:  # another trained adapter: never replaced unasked
+        raise ConfigError(f"--output {args.output} holds an adapter already; choose another folder, or add "
+                          "--overwrite to replace it")
     if args.to == "peft":
         if args.labels or args.head:
             raise ConfigError("--labels and --head are for --to promptlearning; an export to PEFT keeps the adapter's")
@@ -55,6 +60,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote PEFT adapter {out} (load it with peft.PeftModel.from_pretrained on the base model; "
               "promptlearning reads it back as it is)")
         return 0
+    if (source / SIDE_CONFIG).is_file():  # exported by us: our config and head ride along, so nothing is lost
+        return _export_ours_back(args)
     if not args.labels:
         raise ConfigError("--to promptlearning needs --labels A,B (a PEFT adapter holds no label names)")
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
@@ -77,6 +84,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_ours_back(args: argparse.Namespace) -> int:
+    """A folder `export --to peft` wrote keeps our config, labels and trained head: read it whole and write ours."""
+    from promptlearning.model import PromptModel
+
+    if args.labels or args.head or args.backbone:
+        raise ConfigError(f"{args.adapter} was exported by promptlearning and keeps its labels, head and backbone; "
+                          "drop --labels, --head and --backbone")
+    model = PromptModel.from_pretrained(args.adapter)
+    model.save_pretrained(args.output)
+    print(f"wrote promptlearning adapter {args.output} ({type(model.method).name}, head "
+          f"{model.head.config.to_dict().get('kind')}, labels {', '.join(model.labels)}; read whole from the "
+          "promptlearning config the PEFT export kept)")
+    return 0
+
+
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     from promptlearning.cli.options import add_config_flag
 
@@ -87,7 +109,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                        epilog=EXPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--adapter", help="the adapter folder to convert (required)")
     p.add_argument("--to", choices=["peft", "promptlearning"], help="the format to write (required)")
-    p.add_argument("--output", help="the folder to write, replaced only if it holds an adapter (required)")
+    p.add_argument("--output", help="the folder to write (required); one holding an adapter needs --overwrite")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace the adapter --output holds")
     p.add_argument("--labels", default=None, help="--to promptlearning: the label names, comma-separated")
     p.add_argument("--head", default=None, help="--to promptlearning: the head kind (default: the backbone's "
                                                 "usual one; verbalizer and label_description work untrained)")
