@@ -135,3 +135,22 @@ def test_predict_missing_column_names_the_flag(capsys: pytest.CaptureFixture[str
     src = tmp_path / "in.csv"
     src.write_text("body\ngood\n")
     assert "--text-column" in fails(capsys, "predict", "--adapter", str(adapter), "--file", str(src))
+
+
+def test_predict_never_replaces_a_saved_runs_files_even_with_overwrite(capsys: pytest.CaptureFixture[str],
+                                                                        adapter: Path, tmp_path: Path) -> None:
+    """Only the --adapter folder itself used to be protected: another adapter's config, a checkpoint's state
+    and a run's results.json were replaced by a prediction table under --overwrite."""
+    run = adapter.parent  # the run the adapter fixture trained: best/, results.json, checkpoint/ ...
+    other = tmp_path / "other_best"
+    other.mkdir()
+    (other / "adapter_config.json").write_text("{}")
+    targets = [other / "adapter_config.json", run / "results.json"]
+    targets += [p for p in (run / "checkpoint").glob("*") if p.is_file()][:1]
+    for target in targets:
+        before = target.read_bytes()
+        err = fails(capsys, "predict", "--adapter", str(adapter), "a fine film", "--output", str(target),
+                    "--output-format", "jsonl", "--overwrite")
+        assert "would replace a file of" in err and "\n" not in err.strip(), err
+        assert target.read_bytes() == before
+    ok(capsys, "predict", "--adapter", str(adapter), "a fine film", "--output", str(run / "preds.jsonl"))
