@@ -154,3 +154,13 @@ def test_predict_never_replaces_a_saved_runs_files_even_with_overwrite(capsys: p
         assert "would replace a file of" in err and "\n" not in err.strip(), err
         assert target.read_bytes() == before
     ok(capsys, "predict", "--adapter", str(adapter), "a fine film", "--output", str(run / "preds.jsonl"))
+
+
+def test_evaluate_refuses_a_folder_as_a_text_adapters_test_file(capsys: pytest.CaptureFixture[str],
+                                                                adapter: Path, tmp_path: Path) -> None:
+    """Every folder was read as labelled images: a text adapter scored 0 of 0 and exited 0."""
+    (tmp_path / "data").mkdir()
+    toy_csv(tmp_path / "data" / "test.csv")
+    for folder in (tmp_path / "data", adapter):
+        err = fails(capsys, "evaluate", "--adapter", str(adapter), "--test-file", str(folder))
+        assert "is a folder; a text adapter is scored on a CSV" in err and "\n" not in err.strip()

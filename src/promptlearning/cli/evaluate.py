@@ -72,8 +72,14 @@ def _evaluate_file(model: Any, split: str, data: dict[str, Any]) -> int:
     if split != "test":
         raise ConfigError(f"--split {split} is drawn from the training data; add --train-file (the file the "
                           "adapter was trained on) or --task NAME, or drop --split to score --test-file")
+    from promptlearning.methods.base import input_kind
+
     if Path(str(data["test_file"])).is_dir():  # an image adapter's test images, one sub-folder per label
         from promptlearning.data.images import labelled_image_folder
+
+        if input_kind(model.backbone.info) != "image":  # a text adapter read a folder as zero images, scoring 0 of 0
+            raise ConfigError(f"--test-file {data['test_file']} is a folder; a text adapter is scored on a CSV, TSV "
+                              "or JSONL file with text and label columns")
 
         examples = labelled_image_folder(data["test_file"], model.labels)
     else:
@@ -86,6 +92,8 @@ def _evaluate_file(model: Any, split: str, data: dict[str, Any]) -> int:
         from promptlearning.data.loading import test_subset
 
         examples = test_subset(examples, int(data["max_test"]))
+    if not examples:
+        raise ConfigError(f"--test-file {data['test_file']} holds no labelled examples to score; give a file with rows")
     scores = evaluate(model, model.encode(examples), progress=True)
     print(json.dumps({"task": Path(str(data["test_file"])).stem, "split": "test", **scores, **_memory(model)}))
     return 0

@@ -30,7 +30,7 @@ def _inputs(args: argparse.Namespace) -> list[Any]:
 
     records = [InputRecord(t, None, {"text": t}) for t in args.texts]
     for text in args.texts:  # `predict --adapter A reviews.csv` classifies the words "reviews.csv": say so
-        if " " not in text and Path(text).is_file():
+        if Path(text).suffix.lower() in (*_BY_SUFFIX, ".txt") and Path(text).is_file():  # an image's path is its input
             print(f"note: {text!r} was classified as a text; it is also a file, whose lines --file {text} "
                   "classifies", file=sys.stderr)
     if args.file:
