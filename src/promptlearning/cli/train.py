@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from promptlearning.cli.loading import add_dtype_flag
@@ -18,11 +19,50 @@ from promptlearning.cli.options import (
 from promptlearning.cli.run_dir import check_output_dir, check_resume_settings
 from promptlearning.errors import ConfigError
 
+#: data options that describe a user's own file, which a registered task or a list of them does not read
+FILE_OPTIONS = ("train_file", "test_file", "text_column", "text_b_column", "label_column", "description")
+
+
+def check_data_sources(values: dict[str, Any]) -> None:
+    """Refuse data options the run would ignore: ``--tasks`` with a file or ``--task``, ``--task`` with ``--test-file``.
+
+    Each used to train and score on the registered tasks' own splits with exit 0, while the user believed
+    their file was read.
+    """
+    data = values.get("data") or {}
+    given = [f"--{k.replace('_', '-')}" for k in FILE_OPTIONS if data.get(k)]
+    if values.get("tasks") and (given or data.get("task")):
+        raise ConfigError(f"--tasks trains on registered tasks and reads no {', '.join(given) or '--task'}; drop "
+                          f"{'them' if len(given) > 1 else 'it'}, or train one run per data source")
+    if data.get("task") and data.get("test_file") and not data.get("train_file"):
+        raise ConfigError(f"--task {data['task']} is scored on its own test split, not on --test-file; drop "
+                          "--test-file, then score the adapter on your file with `promptlearning evaluate --adapter "
+                          "RUN/best --test-file FILE`")
+
+
+def _noted(code: int, values: dict[str, Any], cfg: Any) -> int:
+    """After a finished run, say on stderr what it did that nothing on the command line asked for: its
+    default task, no saving (as the last lines, so an error never comes with a note before it)."""
+    from promptlearning.launcher import is_main_process
+
+    if code != 0 or not is_main_process():
+        return code
+    data = values.get("data") or {}
+    if not (data.get("task") or data.get("train_file") or values.get("tasks")):
+        print(f"note: no --task or --train-file was given, so this trained on {cfg.data.task}, the default task",
+              file=sys.stderr)
+    if not cfg.output_dir:
+        print("note: no --output was given, so the adapter was not saved; add --output RUN_DIR to keep it",
+              file=sys.stderr)
+    return code
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     if getattr(args, "continual", None):
         return train_continual(args)
-    cfg = experiment_config(experiment_values(args, skip=("no_baseline",)))
+    values = experiment_values(args, skip=("no_baseline",))
+    check_data_sources(values)
+    cfg = experiment_config(values)
     if args.resume and not cfg.output_dir:
         raise ConfigError("--resume needs --output, the directory of the run to continue")
     check_output_dir(cfg.output_dir, resume=args.resume, overwrite=args.overwrite)
@@ -42,9 +82,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("--ensemble combines label probabilities; a generation task writes text: drop --ensemble")
         result = run_ensemble(cfg, resume=args.resume, baseline=not args.no_baseline)
     elif tagging_run(cfg):  # one tag per word (a tagging task or head): runs.tagging drives it
-        return train_tagging(args)
+        return _noted(train_tagging(args), values, cfg)
     elif generation_run(cfg):  # input -> target text (a generation task or head): runs.generation drives it
-        return train_generation(args)
+        return _noted(train_generation(args), values, cfg)
     elif cfg.tasks:
         from promptlearning.runs.multitask import run_multitask
 
@@ -56,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if cfg.output_dir:
         what = f"ensemble of {cfg.ensemble} prompts (each best on dev)" if cfg.ensemble else "adapter (best on dev)"
         print(f"{what} saved to {result['adapter']}; metrics in {cfg.output_dir}/metrics.jsonl")
-    return 0
+    return _noted(0, values, cfg)
 
 
 # ---------------------------------------------------------------------------- train --continual
