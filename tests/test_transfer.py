@@ -203,3 +203,14 @@ def test_progress_names_each_run_and_estimates_the_second(tmp_path: Path, bert: 
     run_transfer("toy_films", sources, TransferConfig(**FAST), backbone=bert, log=lines.append)  # type: ignore[arg-type]
     runs = [line for line in lines if line.startswith("training toy_films")]
     assert len(runs) == 2 and "run 1 of 2" in runs[0] and "run 2 of 2" in runs[1] and "s left" in runs[1]
+
+
+def test_a_source_exported_to_peft_is_read_as_the_same_prompt(tmp_path: Path, bert: Backbone) -> None:
+    """`export --to peft` keeps our config beside PEFT's files; transfer refused such a folder as promptless."""
+    from promptlearning.runs.peft_interop import export_adapter
+
+    pytest.importorskip("peft")
+    src = _source(tmp_path, bert, "toy_movies", seed=3)
+    exported = export_adapter(src, tmp_path / "exported")
+    ours, theirs = load_sources([src], bert)[0], load_sources([Path(exported)], bert)[0]
+    assert torch.equal(ours.prompt, theirs.prompt)

@@ -77,12 +77,12 @@ class PromptAttentionConfig(MethodConfig):
 
 def load_source_prompt(directory: str | Path, backbone: Backbone) -> tuple[str, torch.Tensor]:
     """A prompt-tuning adapter's task name and prompt (P, H), after checking it fits ``backbone``."""
-    from promptlearning.adapters import WEIGHTS_FILE, check_backbone, load_tensors, read_adapter_config
+    from promptlearning.adapters import check_backbone, load_adapter_state, read_adapter_config
 
     path = Path(directory)
     config = read_adapter_config(path)
     check_backbone(config, backbone, path)
-    prompt = load_tensors(path / WEIGHTS_FILE).get("method.prompt")
+    prompt = load_adapter_state(path).get("method.prompt")  # ours, or our export to PEFT's format
     if prompt is None or prompt.ndim != 2 or prompt.shape[1] != backbone.info.hidden_size:
         raise AdapterError(f"source adapter {path} (method {config.get('method')}) has no input prompt; "
                            "give prompt_tuning adapters as sources")
