@@ -138,6 +138,9 @@ def test_heldout_kind_end_to_end(toy_tasks: list[str], tmp_path: Path,  # noqa: 
     assert "## 2. Generalisation to unseen tasks" in report.read_text()
     summary = (tmp_path / "summary.md").read_text()
     assert "## toy_phones" in summary and "| multitask_prompt |" in summary
+    # a suite running some of the cross-task methods is summarised over those (it used to need all four)
+    assert "## Summary" in summary and "Backbone tiny-bert," in summary
+    assert "Meta methods against" not in summary and "hyperprompt" not in summary  # none ran: no empty rows
 
 
 def test_heldout_curves_from_three_starts_end_to_end(toy_tasks: list[str], tmp_path: Path,  # noqa: F811
@@ -271,7 +274,7 @@ def test_only_gpu_sized_suites_wait_for_their_first_run() -> None:
 
 
 # sweeps stopped for lack of CPU time in the eighth session; `promptlearning bench <suite>` resumes them
-IN_PROGRESS: set[str] = {"mpnet_classic", "mpnet_spt_seeds"}
+IN_PROGRESS: set[str] = {"mpnet_classic", "mpnet_spt_seeds", "mpnet_loto_cpu"}
 
 
 @pytest.mark.parametrize("path", [p for p in SUITES if _has_results(p) and p.stem in IN_PROGRESS],

@@ -38,6 +38,11 @@ class Settings:
     shots: list[int]
     command: str
     machine: str
+    backbone: str = "minilm-l6"
+
+
+#: how the published tables name their backbone (meta_loto.md and meta_cross_domain.md said MiniLM-L6)
+BACKBONE_NAMES = {"minilm-l6": "MiniLM-L6", "mpnet-base": "all-mpnet-base-v2"}
 
 
 def _describe(m: dict[str, Any]) -> str:
@@ -69,7 +74,8 @@ def write(rows: list[dict[str, Any]], out: Path, entry: dict[str, Any], suite: s
                     single_steps=single[0]["train"]["max_steps"] if single else 0,
                     max_test=configs[0]["data"]["max_test"], shots=sorted({int(r["shots"]) for r in mine}),
                     command=str(entry.get("produced_by") or f"promptlearning bench benchmarks/suites/{suite}.yaml"),
-                    machine=machine_text(mine, entry, _describe, fallback=_describe({})))
+                    machine=machine_text(mine, entry, _describe, fallback=_describe({})),
+                    backbone=str(configs[0].get("backbone") or "minilm-l6"))
     write_markdown([legacy_row(r) for r in mine], rows, out, args)
     return [out]
 
@@ -87,11 +93,14 @@ def write_markdown(rows: list[dict[str, Any]], store_rows: list[dict[str, Any]],
         if (r["label"] == "finetune" and r["shots"] == 16 and r["result"] and kind_of(r["config"]) == "experiment"
                 and r["seed"] in seeds_of.get(r["task"], set())):
             cells[(r["task"], "finetune (classification head)", 16)].append(100 * r["result"]["test_accuracy"])
+    finetune_note = (" (fine-tuning rows: the fewshot16 bench's 500-example subset, same seeds)"
+                     if any(m == "finetune (classification head)" for _, m, _ in cells) else "")
     targets = sorted({r["target"] for r in rows})
     methods = ["fixed_prompt", "prompt_tuning_single", TRANSFER, *CROSS_TASK, "finetune (classification head)"]
     ks = sorted({r["K"] for r in rows})
     lines = [f"# {'Cross-domain' if args.cross_domain else 'Leave-one-task-out'}: cross-task methods on unseen tasks", "",
-             f"Machine: {args.machine}. Backbone MiniLM-L6, label-description head everywhere (no per-task weights).",
+             f"Machine: {args.machine}. Backbone {BACKBONE_NAMES.get(args.backbone, args.backbone)}, label-description "
+             "head everywhere (no per-task weights).",
              f"Command: `{args.command}`", "",
              *(["Trained on mr and rt (movie reviews) only; cr, nyt and tweets share their labels but not their "
                 "domain.", ""] if args.cross_domain else []),
@@ -100,7 +109,7 @@ def write_markdown(rows: list[dict[str, Any]], store_rows: list[dict[str, Any]],
              f"{args.single_steps} steps. Prompt transfer: the single-task prompt (K=16, {args.single_steps} steps, "
              "same seed) of the training task whose description encoding is nearest the held-out task's, adapted "
              "exactly like the cross-task methods. Test: a fixed random subset of "
-             f"{args.max_test} examples (fine-tuning rows: the fewshot16 bench's 500-example subset, same seeds). "
+             f"{args.max_test} examples{finetune_note}. "
              "Accuracy in %, mean ± std over seeds (n = number of seeds). Only the seeds and held-out tasks listed "
              "here were run.", "", *summary(rows, wanted_shots(args), args), ""]
     for target in targets:
@@ -132,7 +141,7 @@ def summary(rows: list[dict[str, Any]], ks: list[int], args: Settings) -> list[s
     all from the (task, seed) units that have every method at every K, so no average mixes coverage."""
     acc = {(r["target"], r["method"], r["K"], r["seed"]): 100 * r["accuracy"] for r in rows}
     fixed = {r["target"]: 100 * r["accuracy"] for r in rows if r["method"] == "fixed_prompt"}
-    compared = [TRANSFER, *CROSS_TASK]
+    compared = [m for m in (TRANSFER, *CROSS_TASK) if any(r["method"] == m for r in rows)]  # what the suite ran
     units = sorted({(r["target"], r["seed"]) for r in rows if r["seed"] is not None})
     complete = [(t, s) for t, s in units if t in fixed
                 and all((t, m, k, s) in acc for m in compared for k in ks)
@@ -164,19 +173,21 @@ def summary(rows: list[dict[str, Any]], ks: list[int], args: Settings) -> list[s
                 xs = [v for t, s in group if (v := value(m, t, k, s)) is not None]
                 vals.append(f"{sum(xs) / len(xs):.1f}" if xs else "–")
             out.append(f"| {m} | {name} ({len(group)}) | " + " | ".join(vals) + " |")
-    out += ["", "### Meta methods against plain multi-task training and prompt transfer", "",
-            "Paired on the same unit and K: mean difference in points ± std, and how often the meta method is "
-            "higher / lower.", "", "| meta method | against | " + " | ".join(f"K={k}" for k in ks) + " |",
-            "|---|---|" + "---:|" * len(ks)]
-    for meta in ("hyperprompt", "meta_init_reptile"):
-        for base in ("multitask_prompt", TRANSFER):
-            vals = []
-            for k in ks:
-                d = [acc[(t, meta, k, s)] - acc[(t, base, k, s)] for t, s in complete]
-                t_ = torch.tensor(d)
-                std = f" ± {t_.std().item():.1f}" if len(d) > 1 else ""
-                vals.append(f"{t_.mean().item():+.1f}{std} ({sum(x > 0 for x in d)}/{sum(x < 0 for x in d)})")
-            out.append(f"| {meta} | {base} | " + " | ".join(vals) + " |")
+    metas = [m for m in ("hyperprompt", "meta_init_reptile") if m in compared]
+    if metas:  # a suite without meta methods has nothing to pair
+        out += ["", "### Meta methods against plain multi-task training and prompt transfer", "",
+                "Paired on the same unit and K: mean difference in points ± std, and how often the meta method is "
+                "higher / lower.", "", "| meta method | against | " + " | ".join(f"K={k}" for k in ks) + " |",
+                "|---|---|" + "---:|" * len(ks)]
+        for meta in metas:
+            for base in (m for m in ("multitask_prompt", TRANSFER) if m in compared):
+                vals = []
+                for k in ks:
+                    d = [acc[(t, meta, k, s)] - acc[(t, base, k, s)] for t, s in complete]
+                    t_ = torch.tensor(d)
+                    std = f" ± {t_.std().item():.1f}" if len(d) > 1 else ""
+                    vals.append(f"{t_.mean().item():+.1f}{std} ({sum(x > 0 for x in d)}/{sum(x < 0 for x in d)})")
+                out.append(f"| {meta} | {base} | " + " | ".join(vals) + " |")
     sentiment = [u for u in complete if u[0] in SENTIMENT]
     if 4 in ks and 16 in ks and sentiment:
         mean4 = {m: sum(acc[(t, m, 4, s)] for t, s in sentiment) / len(sentiment) for m in compared}
@@ -194,11 +205,11 @@ def summary(rows: list[dict[str, Any]], ks: list[int], args: Settings) -> list[s
             matched += a >= b
             out.append(f"| {t} | {len(ss)} | {a:.1f} | {b:.1f} | {a - b:+.1f} |")
         out += ["", f"Matched or exceeded on {matched} of {len({u[0] for u in sentiment})} sentiment tasks."]
-    return out + across_seeds(acc, fixed, complete, ks) + overhead(rows, complete, ks)
+    return out + across_seeds(acc, fixed, complete, ks, compared) + overhead(rows, complete, ks)
 
 
 def across_seeds(acc: dict[tuple[str, str, int, int], float], fixed: dict[str, float],
-                 complete: list[tuple[str, int]], ks: list[int]) -> list[str]:
+                 complete: list[tuple[str, int]], ks: list[int], compared: list[str]) -> list[str]:
     """Seed-to-seed spread of the task-averaged accuracy, over the seeds that cover every held-out task
     (a seed missing a task would move its average by the task's difficulty, not by the method)."""
     tasks = sorted({t for t, _ in complete})
@@ -209,7 +220,7 @@ def across_seeds(acc: dict[tuple[str, str, int, int], float], fixed: dict[str, f
            f"Mean over all {len(tasks)} held-out tasks for each seed, then mean ± std over the {len(seeds)} seeds that "
            f"cover every task ({', '.join(map(str, seeds))}).", "",
            "| method | " + " | ".join(f"K={k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
-    for m in ["fixed_prompt", "prompt_tuning_single", TRANSFER, *CROSS_TASK]:
+    for m in ["fixed_prompt", "prompt_tuning_single", *compared]:
         vals = []
         for k in ks:
             if m == "fixed_prompt":
@@ -246,7 +257,7 @@ def overhead(rows: list[dict[str, Any]], complete: list[tuple[str, int]], ks: li
            "run (on its source task; the median of those runs is shown).", "",
            "| method | trainable parameters | one-off training s | " + " | ".join(f"adapt K={k} s" for k in ks if k > 0)
            + " |", "|---|---:|---:|" + "---:|" * len([k for k in ks if k > 0])]
-    for m in ["prompt_tuning_single", TRANSFER, *CROSS_TASK]:
+    for m in (m for m in ["prompt_tuning_single", TRANSFER, *CROSS_TASK] if any(r["method"] == m for r in mine)):
         count = params.get(m, params.get(TRANSFER) if m == "prompt_tuning_single" else None)
         if m in CROSS_TASK:
             one_off = median([r["train_seconds"] for r in mine if r["method"] == m and r["K"] == 0])
